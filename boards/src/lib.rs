@@ -1,0 +1,1 @@
+//! fas-boards: board profiles, cross builds, packages and flashable images.

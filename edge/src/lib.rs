@@ -1,0 +1,1 @@
+//! fas-edge: camera → face → liveness → fail-closed door decision.

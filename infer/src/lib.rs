@@ -1,0 +1,1 @@
+//! fas-infer: everything that runs ONNX through tract — face detectors and bundle scoring.

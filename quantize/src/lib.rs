@@ -1,0 +1,1 @@
+//! fas-quantize: ONNX export, int8 calibration and signed bundles. Never links libtorch.

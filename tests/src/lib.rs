@@ -1,0 +1,1 @@
+//! fas-tests: whole-pipeline tests and benchmarks across crates.

@@ -1,0 +1,1 @@
+//! fas-train: training on tch (libtorch), CUDA when present, CPU otherwise.
