@@ -1,3 +1,6 @@
 //! fas-core: what every fas crate shares — preprocessing, the model IR, the file formats
 //! that cross crate boundaries, presentation-attack-detection metrics and the SynthFAS
 //! generator. No tch, no tract: this crate builds anywhere.
+
+pub mod dataset;
+pub mod preprocess;
