@@ -1,1 +1,3 @@
 //! fas-train: training on tch (libtorch), CUDA when present, CPU otherwise.
+
+pub mod device;

@@ -1,1 +1,118 @@
-fn main() {}
+//! `cargo xtask` — the README's two commands and the set-up they need.
+//!
+//! - `cargo xtask test`: installs what the tests need (Debian packages, the PyPI `torch`
+//!   wheel that the locked `tch` crate expects into `.venv/`, the assets of
+//!   `shared/ASSETS.md` into `assets/`), then runs clippy and every test of the workspace.
+//! - `cargo xtask demo`: the main job, on generated data, without hardware.
+//! - `cargo xtask setup`: only the installation step (idempotent).
+
+mod apt;
+mod assets;
+mod demo;
+mod env;
+mod pyfetch;
+mod venv;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  demo                 run the main job on generated data (no hardware needed)
+  test [--no-clippy] [--no-setup] [-- <cargo test args>]
+                       install what the tests need, then clippy + all tests
+  setup                install Debian packages, the torch venv and the assets only
+  assets               fetch and verify the assets only
+";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<()> {
+    let root = env::workspace_root()?;
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => {
+            eprint!("{USAGE}");
+            bail!("no command given");
+        }
+    };
+    match cmd {
+        "setup" => setup(&root).map(|_| ()),
+        "assets" => {
+            let py = venv::bootstrap_python(&root)?;
+            assets::ensure_all(&root, &py).map(|_| ())
+        }
+        "test" => {
+            let mut clippy = true;
+            let mut do_setup = true;
+            let mut passthrough = Vec::new();
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--no-clippy" => clippy = false,
+                    "--no-setup" => do_setup = false,
+                    "--" => passthrough.extend(it.by_ref().cloned()),
+                    other => bail!("unknown option to `test`: {other}\n{USAGE}"),
+                }
+            }
+            if do_setup {
+                setup(&root)?;
+            }
+            let tenv = env::TestEnv::new(&root)?;
+            if clippy {
+                tenv.cargo(&[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])?;
+            }
+            let mut test_args = vec!["test", "--workspace"];
+            test_args.extend(passthrough.iter().map(String::as_str));
+            tenv.cargo(&test_args)
+        }
+        "demo" => demo::run(&root, rest),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n{USAGE}"),
+    }
+}
+
+/// Everything the tests need, each step reporting whether it had to install anything.
+fn setup(root: &std::path::Path) -> Result<()> {
+    let mut installed = Vec::new();
+    if apt::ensure(apt::PACKAGES)? {
+        installed.push("Debian packages");
+    }
+    if venv::ensure_torch(root)? {
+        installed.push("torch venv");
+    }
+    let py = venv::python(root);
+    if assets::ensure_all(root, &py)? {
+        installed.push("assets");
+    }
+    if installed.is_empty() {
+        println!("xtask: set-up complete, nothing to install");
+    } else {
+        println!(
+            "xtask: set-up complete, installed: {}",
+            installed.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Locations and the environment the workspace's cargo commands run in.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> Result<PathBuf> {
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    Path::new(manifest)
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask's manifest dir has no parent")
+}
+
+/// The cargo that runs us (so `cargo +toolchain xtask` keeps its toolchain).
+pub fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+/// Environment for building and testing the whole workspace: libtorch from the venv's
+/// torch wheel (`LIBTORCH_USE_PYTORCH=1`), found at build and at run time.
+pub struct TestEnv {
+    root: PathBuf,
+    vars: Vec<(String, String)>,
+}
+
+impl TestEnv {
+    pub fn new(root: &Path) -> Result<Self> {
+        let venv = root.join(".venv");
+        let bin = venv.join("bin");
+        if !bin.join("python").exists() {
+            bail!(
+                "no venv at {}: run `cargo xtask setup` first",
+                venv.display()
+            );
+        }
+        let torch_lib = crate::venv::torch_lib_dir(root)?;
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let ld = match std::env::var("LD_LIBRARY_PATH") {
+            Ok(old) if !old.is_empty() => format!("{}:{old}", torch_lib.display()),
+            _ => torch_lib.display().to_string(),
+        };
+        let vars = vec![
+            ("LIBTORCH_USE_PYTORCH".into(), "1".into()),
+            ("VIRTUAL_ENV".into(), venv.display().to_string()),
+            ("PATH".into(), path),
+            ("LD_LIBRARY_PATH".into(), ld),
+            (
+                "FAS_ASSETS".into(),
+                root.join("assets").display().to_string(),
+            ),
+        ];
+        Ok(Self {
+            root: root.to_path_buf(),
+            vars,
+        })
+    }
+
+    /// Runs `cargo <args>` in the workspace root with this environment.
+    pub fn cargo(&self, args: &[&str]) -> Result<()> {
+        let cargo = cargo_bin();
+        println!("xtask: $ cargo {}", args.join(" "));
+        let status = Command::new(&cargo)
+            .args(args)
+            .current_dir(&self.root)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .status()
+            .with_context(|| format!("could not start {cargo}"))?;
+        if !status.success() {
+            bail!("`cargo {}` failed ({status})", args.join(" "));
+        }
+        Ok(())
+    }
+}
