@@ -2,5 +2,6 @@
 //! that cross crate boundaries, presentation-attack-detection metrics and the SynthFAS
 //! generator. No tch, no tract: this crate builds anywhere.
 
+pub mod atomic;
 pub mod dataset;
 pub mod preprocess;
