@@ -3,5 +3,7 @@
 //! generator. No tch, no tract: this crate builds anywhere.
 
 pub mod atomic;
+pub mod audit;
 pub mod dataset;
+pub mod decision;
 pub mod preprocess;
