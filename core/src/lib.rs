@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod audit;
+pub mod bundle;
 pub mod dataset;
 pub mod decision;
 pub mod preprocess;
