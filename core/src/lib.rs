@@ -7,4 +7,5 @@ pub mod audit;
 pub mod bundle;
 pub mod dataset;
 pub mod decision;
+pub mod ir;
 pub mod preprocess;
