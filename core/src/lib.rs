@@ -2,5 +2,10 @@
 //! that cross crate boundaries, presentation-attack-detection metrics and the SynthFAS
 //! generator. No tch, no tract: this crate builds anywhere.
 
+pub mod atomic;
+pub mod audit;
+pub mod bundle;
 pub mod dataset;
+pub mod decision;
+pub mod ir;
 pub mod preprocess;

@@ -1,0 +1,606 @@
+//! The tamper-evident audit log (ARCHITECTURE.md contract 6): one JSON line per decision.
+//!
+//! Chain rule: every record's `prev_hash` is the lowercase sha256 hex of the exact bytes of
+//! the previous line, **without** its trailing `\n`; the first record's `prev_hash` is
+//! [`GENESIS_HASH`] (64 zeros) and `seq` counts up from 0 without gaps. Every line ends in
+//! `\n`. [`verify_chain`] reports the first line where the chain breaks: an edited line is
+//! caught at the next line (its hash no longer matches), a removed, duplicated or
+//! reordered line by `seq`, a torn final write by the missing newline. An edit of the very
+//! last line can only be caught against a head hash kept elsewhere — compare
+//! [`ChainSummary::head`] with it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::decision::{Decision, Reason, Verdict};
+
+pub const AUDIT_VERSION: u32 = 1;
+
+/// `prev_hash` of the first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One line of the audit log. Field order is the serialisation order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    pub v: u32,
+    pub seq: u64,
+    /// Wall-clock time of the decision, milliseconds since the Unix epoch (UTC).
+    pub time_ms: u64,
+    pub decision: Decision,
+    pub reason: Reason,
+    /// Per-frame `p_live` scores that fed the decision.
+    pub scores: Vec<f32>,
+    /// The aggregated score compared with the threshold; `None` when no frame was scored.
+    pub aggregate: Option<f32>,
+    pub threshold: f32,
+    pub frames_used: u32,
+    /// sha256 hex of the `liveness.onnx` that scored the frames.
+    pub model_sha256: String,
+    pub prev_hash: String,
+}
+
+/// What the caller supplies; the writer adds `v`, `seq` and `prev_hash`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub time_ms: u64,
+    pub verdict: Verdict,
+    pub scores: Vec<f32>,
+    pub aggregate: Option<f32>,
+    pub threshold: f32,
+    pub frames_used: u32,
+    pub model_sha256: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{file}: cannot {action}: {source} — check the path, free space and permissions")]
+    Io {
+        file: String,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("audit log line {line}: final line has no newline — a write was cut short (crash or power loss); move the log aside and start a new one")]
+    Truncated { line: u64 },
+    #[error("audit log line {line}: not a valid audit record ({msg}) — the line was edited or corrupted")]
+    Json { line: u64, msg: String },
+    #[error("audit log line {line}: field \"v\": version {found} is newer than this fas reads (up to {supported}) — written by a newer fas; upgrade")]
+    FutureVersion {
+        line: u64,
+        found: u32,
+        supported: u32,
+    },
+    #[error("audit log line {line}: field \"seq\": expected {expected}, found {found} — {}", seq_hint(*expected, *found))]
+    SeqMismatch {
+        line: u64,
+        expected: u64,
+        found: u64,
+    },
+    #[error("audit log line {line}: field \"prev_hash\": {found} does not match {expected}, the sha256 of {} — {}", prev_desc(*line), link_hint(*line))]
+    BrokenLink {
+        line: u64,
+        expected: String,
+        found: String,
+    },
+    #[error("audit log line {line}: field \"decision\": {decision:?} does not follow from reason {reason:?} — the line was edited")]
+    Inconsistent {
+        line: u64,
+        decision: Decision,
+        reason: Reason,
+    },
+    #[error("audit event: field \"{field}\": {problem} — fix the caller")]
+    InvalidEvent {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+fn seq_hint(expected: u64, found: u64) -> String {
+    if found > expected {
+        format!("{} line(s) before it were removed", found - expected)
+    } else {
+        "lines were reordered or duplicated".into()
+    }
+}
+
+fn prev_desc(line: u64) -> String {
+    if line <= 1 {
+        "nothing (genesis)".into()
+    } else {
+        format!("line {}", line - 1)
+    }
+}
+
+fn link_hint(line: u64) -> String {
+    if line <= 1 {
+        "the start of the log was removed".into()
+    } else {
+        format!(
+            "line {} was edited, or lines were inserted or removed",
+            line - 1
+        )
+    }
+}
+
+impl AuditError {
+    /// The 1-based line the error points at, if any.
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            AuditError::Truncated { line }
+            | AuditError::Json { line, .. }
+            | AuditError::FutureVersion { line, .. }
+            | AuditError::SeqMismatch { line, .. }
+            | AuditError::BrokenLink { line, .. }
+            | AuditError::Inconsistent { line, .. } => Some(*line),
+            AuditError::Io { .. } | AuditError::InvalidEvent { .. } => None,
+        }
+    }
+}
+
+/// sha256 hex of one line's bytes (a trailing `\n`, if given, is not hashed).
+pub fn line_hash(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    hex::encode(Sha256::digest(line))
+}
+
+/// Result of a successful verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainSummary {
+    pub records: u64,
+    /// Hash of the last line (the next record's `prev_hash`); genesis for an empty log.
+    pub head: String,
+    pub next_seq: u64,
+}
+
+/// Verify a whole log. Returns the first broken line as a typed error.
+pub fn verify_chain(mut reader: impl BufRead) -> Result<ChainSummary, AuditError> {
+    let mut prev = GENESIS_HASH.to_string();
+    let mut next_seq = 0u64;
+    let mut line_no = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| AuditError::Io {
+                file: "audit log".into(),
+                action: "read",
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if buf.last() != Some(&b'\n') {
+            return Err(AuditError::Truncated { line: line_no });
+        }
+        let rec: AuditRecord =
+            serde_json::from_slice(&buf[..buf.len() - 1]).map_err(|e| AuditError::Json {
+                line: line_no,
+                msg: e.to_string(),
+            })?;
+        if rec.v > AUDIT_VERSION {
+            return Err(AuditError::FutureVersion {
+                line: line_no,
+                found: rec.v,
+                supported: AUDIT_VERSION,
+            });
+        }
+        if rec.seq != next_seq {
+            return Err(AuditError::SeqMismatch {
+                line: line_no,
+                expected: next_seq,
+                found: rec.seq,
+            });
+        }
+        if rec.prev_hash != prev {
+            return Err(AuditError::BrokenLink {
+                line: line_no,
+                expected: prev,
+                found: rec.prev_hash,
+            });
+        }
+        if rec.reason.decision() != rec.decision {
+            return Err(AuditError::Inconsistent {
+                line: line_no,
+                decision: rec.decision,
+                reason: rec.reason,
+            });
+        }
+        prev = line_hash(&buf);
+        next_seq += 1;
+    }
+    Ok(ChainSummary {
+        records: line_no,
+        head: prev,
+        next_seq,
+    })
+}
+
+/// Verify a log file; see [`verify_chain`].
+pub fn verify_file(path: impl AsRef<Path>) -> Result<ChainSummary, AuditError> {
+    let path = path.as_ref();
+    let f = File::open(path).map_err(|source| AuditError::Io {
+        file: path.display().to_string(),
+        action: "open",
+        source,
+    })?;
+    verify_chain(io::BufReader::new(f))
+}
+
+/// When the writer forces records to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// `fdatasync` after every record: a granted door is on disk before it opens.
+    EveryRecord,
+    /// Leave flushing to the OS (tests, SD cards with a UPS).
+    Never,
+}
+
+/// Appends chained records to a log file.
+#[derive(Debug)]
+pub struct AuditWriter {
+    file: File,
+    path: PathBuf,
+    policy: FsyncPolicy,
+    head: String,
+    next_seq: u64,
+}
+
+impl AuditWriter {
+    /// Open (or create) a log for appending. An existing log is verified first and the chain
+    /// continues from its last line; a broken log is refused with the verification error.
+    pub fn open(path: impl AsRef<Path>, policy: FsyncPolicy) -> Result<AuditWriter, AuditError> {
+        let path = path.as_ref().to_path_buf();
+        let io_err = |action: &'static str| {
+            let file = path.display().to_string();
+            move |source| AuditError::Io {
+                file,
+                action,
+                source,
+            }
+        };
+        let existed = path.exists();
+        let summary = if existed {
+            verify_file(&path)?
+        } else {
+            ChainSummary {
+                records: 0,
+                head: GENESIS_HASH.into(),
+                next_seq: 0,
+            }
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err("open"))?;
+        if !existed && policy == FsyncPolicy::EveryRecord {
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            crate::atomic::sync_dir(dir).map_err(io_err("sync the directory of"))?;
+        }
+        Ok(AuditWriter {
+            file,
+            path,
+            policy,
+            head: summary.head,
+            next_seq: summary.next_seq,
+        })
+    }
+
+    /// Hash of the last written line (genesis if none).
+    pub fn head(&self) -> &str {
+        &self.head
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Append one decision. Scores must be finite (record a failed inference with reason
+    /// `InferenceError` and only the finite scores), `model_sha256` 64 hex digits.
+    pub fn append(&mut self, event: &AuditEvent) -> Result<AuditRecord, AuditError> {
+        let invalid = |field, problem: String| AuditError::InvalidEvent { field, problem };
+        if !event.verdict.is_consistent() {
+            return Err(invalid(
+                "decision",
+                format!(
+                    "{:?} does not follow from reason {:?}",
+                    event.verdict.decision, event.verdict.reason
+                ),
+            ));
+        }
+        if let Some(s) = event.scores.iter().find(|s| !s.is_finite()) {
+            return Err(invalid("scores", format!("{s} is not finite")));
+        }
+        if event.aggregate.is_some_and(|a| !a.is_finite()) {
+            return Err(invalid("aggregate", "is not finite".into()));
+        }
+        if !event.threshold.is_finite() {
+            return Err(invalid("threshold", "is not finite".into()));
+        }
+        if !is_sha256_hex(&event.model_sha256) {
+            return Err(invalid(
+                "model_sha256",
+                format!("{:?} is not 64 lowercase hex digits", event.model_sha256),
+            ));
+        }
+        let rec = AuditRecord {
+            v: AUDIT_VERSION,
+            seq: self.next_seq,
+            time_ms: event.time_ms,
+            decision: event.verdict.decision,
+            reason: event.verdict.reason,
+            scores: event.scores.clone(),
+            aggregate: event.aggregate,
+            threshold: event.threshold,
+            frames_used: event.frames_used,
+            model_sha256: event.model_sha256.clone(),
+            prev_hash: self.head.clone(),
+        };
+        let mut line = serde_json::to_vec(&rec).expect("an audit record always serialises");
+        let hash = line_hash(&line);
+        line.push(b'\n');
+        let file = self.path.display().to_string();
+        self.file
+            .write_all(&line)
+            .map_err(|source| AuditError::Io {
+                file: file.clone(),
+                action: "append to",
+                source,
+            })?;
+        if self.policy == FsyncPolicy::EveryRecord {
+            self.file.sync_data().map_err(|source| AuditError::Io {
+                file,
+                action: "fsync",
+                source,
+            })?;
+        }
+        self.head = hash;
+        self.next_seq += 1;
+        Ok(rec)
+    }
+}
+
+/// True for 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn event(i: u64) -> AuditEvent {
+        let reason = match i % 3 {
+            0 => Reason::AboveThreshold,
+            1 => Reason::BelowThreshold,
+            _ => Reason::NoFace,
+        };
+        AuditEvent {
+            time_ms: 1_700_000_000_000 + i,
+            verdict: Verdict::from_reason(reason),
+            scores: vec![0.25, 0.5 + i as f32 / 100.0],
+            aggregate: if reason == Reason::NoFace {
+                None
+            } else {
+                Some(0.6)
+            },
+            threshold: 0.5,
+            frames_used: 2,
+            model_sha256: "ab".repeat(32),
+        }
+    }
+
+    /// A 5-record log as lines (each with its newline).
+    fn log5() -> Vec<Vec<u8>> {
+        let d = crate::atomic::tempdir("audit5");
+        let p = d.join("audit.jsonl");
+        let mut w = AuditWriter::open(&p, FsyncPolicy::Never).unwrap();
+        for i in 0..5 {
+            w.append(&event(i)).unwrap();
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::remove_dir_all(d).unwrap();
+        bytes
+            .split_inclusive(|&b| b == b'\n')
+            .map(|l| l.to_vec())
+            .collect()
+    }
+
+    fn verify(lines: &[Vec<u8>]) -> Result<ChainSummary, AuditError> {
+        verify_chain(&lines.concat()[..])
+    }
+
+    #[test]
+    fn intact_log_verifies_and_reopens() {
+        let d = crate::atomic::tempdir("audit");
+        let p = d.join("audit.jsonl");
+        let mut w = AuditWriter::open(&p, FsyncPolicy::EveryRecord).unwrap();
+        let r0 = w.append(&event(0)).unwrap();
+        assert_eq!(r0.prev_hash, GENESIS_HASH);
+        w.append(&event(1)).unwrap();
+        let head = w.head().to_string();
+        drop(w);
+        let mut w = AuditWriter::open(&p, FsyncPolicy::Never).unwrap();
+        assert_eq!(w.next_seq(), 2);
+        let r2 = w.append(&event(2)).unwrap();
+        assert_eq!(r2.prev_hash, head);
+        let s = verify_file(&p).unwrap();
+        assert_eq!(s.records, 3);
+        assert_eq!(s.head, w.head());
+        let text = std::fs::read_to_string(&p).unwrap();
+        let first: AuditRecord = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first, r0);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn empty_log_is_genesis() {
+        let s = verify_chain(&b""[..]).unwrap();
+        assert_eq!(s.head, GENESIS_HASH);
+        assert_eq!(s.next_seq, 0);
+    }
+
+    #[test]
+    fn edited_line_is_caught_at_next_line() {
+        let mut lines = log5();
+        let edited = String::from_utf8(lines[1].clone())
+            .unwrap()
+            .replace("0.25", "0.95");
+        lines[1] = edited.into_bytes();
+        let e = verify(&lines).unwrap_err();
+        assert_eq!(e.line(), Some(3));
+        assert!(matches!(e, AuditError::BrokenLink { .. }));
+        let msg = e.to_string();
+        assert!(msg.contains("line 3: field \"prev_hash\""), "{msg}");
+        assert!(msg.contains("line 2 was edited"), "{msg}");
+    }
+
+    #[test]
+    fn edited_decision_is_caught_on_its_line() {
+        let mut lines = log5();
+        // line 2 is below_threshold → deny; flip it to grant.
+        let edited = String::from_utf8(lines[1].clone())
+            .unwrap()
+            .replace("\"deny\"", "\"grant\"");
+        lines[1] = edited.into_bytes();
+        let e = verify(&lines).unwrap_err();
+        assert!(matches!(e, AuditError::Inconsistent { line: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn removed_line_is_caught() {
+        let mut lines = log5();
+        lines.remove(2);
+        let e = verify(&lines).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::SeqMismatch {
+                    line: 3,
+                    expected: 2,
+                    found: 3
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("removed"), "{e}");
+        let mut lines = log5();
+        lines.remove(0);
+        assert_eq!(verify(&lines).unwrap_err().line(), Some(1));
+    }
+
+    #[test]
+    fn reordered_lines_are_caught() {
+        let mut lines = log5();
+        lines.swap(1, 2);
+        let e = verify(&lines).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::SeqMismatch {
+                    line: 2,
+                    expected: 1,
+                    found: 2
+                }
+            ),
+            "{e}"
+        );
+        let mut lines = log5();
+        lines.swap(3, 4);
+        assert_eq!(verify(&lines).unwrap_err().line(), Some(4));
+    }
+
+    #[test]
+    fn forged_seq_still_breaks_link() {
+        // Remove a line and renumber the rest: the hash chain still breaks.
+        let mut lines = log5();
+        lines.remove(2);
+        for (i, l) in lines.iter_mut().enumerate().skip(2) {
+            let s = String::from_utf8(l.clone()).unwrap();
+            *l = s
+                .replace(&format!("\"seq\":{}", i + 1), &format!("\"seq\":{i}"))
+                .into_bytes();
+        }
+        let e = verify(&lines).unwrap_err();
+        assert!(matches!(e, AuditError::BrokenLink { line: 3, .. }), "{e}");
+    }
+
+    #[test]
+    fn truncated_final_line_is_caught() {
+        let mut lines = log5();
+        let last = lines.last_mut().unwrap();
+        last.truncate(last.len() / 2);
+        let e = verify(&lines).unwrap_err();
+        assert!(matches!(e, AuditError::Truncated { line: 5 }), "{e}");
+        // Only the newline missing is still a torn write.
+        let mut lines = log5();
+        lines.last_mut().unwrap().pop();
+        assert!(matches!(
+            verify(&lines),
+            Err(AuditError::Truncated { line: 5 })
+        ));
+        // The writer refuses to continue a broken log.
+        let d = crate::atomic::tempdir("audit-trunc");
+        let p = d.join("audit.jsonl");
+        std::fs::write(&p, lines.concat()).unwrap();
+        assert!(AuditWriter::open(&p, FsyncPolicy::Never).is_err());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_events() {
+        let d = crate::atomic::tempdir("audit-bad");
+        let mut w = AuditWriter::open(d.join("a.jsonl"), FsyncPolicy::Never).unwrap();
+        let mut e = event(0);
+        e.scores.push(f32::NAN);
+        assert!(w
+            .append(&e)
+            .unwrap_err()
+            .to_string()
+            .contains("field \"scores\""));
+        let mut e = event(0);
+        e.model_sha256 = "xyz".into();
+        assert!(w.append(&e).is_err());
+        let mut e = event(0);
+        e.verdict.decision = Decision::Grant;
+        e.verdict.reason = Reason::CameraLost;
+        assert!(w.append(&e).is_err());
+        assert_eq!(w.next_seq(), 0);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    proptest! {
+        #[test]
+        fn chain_of_random_events_verifies(
+            scores in prop::collection::vec(prop::collection::vec(0.0f32..=1.0, 0..5), 1..8),
+        ) {
+            let d = crate::atomic::tempdir("audit-prop");
+            let p = d.join("audit.jsonl");
+            let mut w = AuditWriter::open(&p, FsyncPolicy::Never).unwrap();
+            for (i, s) in scores.iter().enumerate() {
+                let mut e = event(i as u64);
+                e.scores = s.clone();
+                let rec = w.append(&e).unwrap();
+                let back: AuditRecord = serde_json::from_str(&serde_json::to_string(&rec).unwrap()).unwrap();
+                prop_assert_eq!(back, rec);
+            }
+            let s = verify_file(&p).unwrap();
+            prop_assert_eq!(s.records, scores.len() as u64);
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+}
