@@ -2,7 +2,8 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fas_core::synthfas::{
-    sample_sheet, write_dataset, DomainSpec, ImageFormat, Presentation, SynthConfig,
+    sample_sheet, video_strip, write_dataset, DomainSpec, ImageFormat, Presentation, SynthConfig,
+    SyntheticCamera,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,24 @@ enum Cmd {
         /// Cell size in pixels.
         #[arg(long, default_value_t = 160)]
         size: u32,
+        /// Instead of the sheet: a video strip of this domain (index 0..3; rows =
+        /// presentations, columns = frames).
+        #[arg(long)]
+        video: Option<usize>,
+        #[arg(long, default_value_t = 8)]
+        frames: u32,
+    },
+    /// Write frames of the 640×480 synthetic camera (what `--camera synthetic:SEED` shows).
+    Camera {
+        /// Output directory (frames `frame-NNNNN.png`).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[arg(long, default_value_t = 1)]
+        count: u64,
     },
 }
 
@@ -137,10 +156,36 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 out.display()
             );
         }
-        Cmd::Sheet { out, seed, size } => {
-            let img = sample_sheet(seed, size)?;
+        Cmd::Sheet {
+            out,
+            seed,
+            size,
+            video,
+            frames,
+        } => {
+            let img = match video {
+                Some(d) => video_strip(seed, d, frames, size)?,
+                None => sample_sheet(seed, size)?,
+            };
             img.save(&out)?;
             eprintln!("wrote {}", out.display());
+        }
+        Cmd::Camera {
+            out,
+            seed,
+            start,
+            count,
+        } => {
+            std::fs::create_dir_all(&out)?;
+            let cam = SyntheticCamera::new(seed);
+            for i in start..start + count {
+                let f = cam.frame(i);
+                f.rgb.save(out.join(format!("frame-{i:05}.png")))?;
+                println!(
+                    "{}",
+                    serde_json::json!({"frame": i, "label": f.meta.label, "attack": f.meta.presentation, "domain": f.meta.domain, "subject": f.meta.subject, "bbox": f.face.bbox, "landmarks": f.face.landmarks})
+                );
+            }
         }
     }
     Ok(())

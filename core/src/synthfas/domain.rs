@@ -134,7 +134,7 @@ impl DomainSpec {
                 },
                 replay: ReplayStyle {
                     pixel_pitch: (0.9, 1.2),
-                    grid_strength: (0.45, 0.6),
+                    grid_strength: (0.3, 0.45),
                     gamma: (1.15, 1.35),
                     white_point: [0.9, 0.97, 1.12],
                     brightness: (0.8, 0.95),

@@ -282,25 +282,11 @@ pub fn shade_head(
         intensity: light.intensity * 0.55,
         ..*light
     };
-    // Shirt / shoulders.
-    let shoulder = smoothstep(1.15 - aa, 1.15 + aa, y)
-        * (1.0 - smoothstep(1.9 - aa, 1.9 + aa, x.abs() - (y - 1.15) * 1.2));
-    if shoulder > 0.0 {
-        let n = [x.signum() * 0.3 * smoothstep(0.6, 1.6, x.abs()), -0.4, 0.85];
-        over(
-            &mut rgb,
-            &mut alpha,
-            shade(n, light, &Material::SKIN, id.shirt, 0.2),
-            shoulder,
-        );
-    }
     // Neck.
-    let neck_w = id.aspect * 0.48;
-    let neck = (1.0 - smoothstep(neck_w - aa, neck_w + aa, x.abs()))
-        * smoothstep(0.4, 0.45, y)
-        * (1.0 - smoothstep(1.3 - aa, 1.3 + aa, y - 0.15 * (x / neck_w).powi(2)));
+    let neck_w = id.aspect * 0.45;
+    let neck = (1.0 - smoothstep(neck_w - aa, neck_w + aa, x.abs())) * smoothstep(0.4, 0.45, y);
     if neck > 0.0 {
-        let n = [x / neck_w * 0.6, 0.0, 0.8];
+        let n = norm3([x / neck_w * 0.6, 0.0, 0.8]);
         over(
             &mut rgb,
             &mut alpha,
@@ -308,18 +294,30 @@ pub fn shade_head(
             neck,
         );
     }
+    // Shirt / shoulders with a rounded neckline.
+    let top = 1.12 + 0.2 * (-(x / (neck_w * 0.9)).powi(2)).exp();
+    let reach = 0.75 + ((y - 1.05).max(0.0) * 3.0).sqrt();
+    let shoulder =
+        smoothstep(top - aa, top + aa, y) * (1.0 - smoothstep(reach - aa, reach + aa, x.abs()));
+    if shoulder > 0.0 {
+        let n = norm3([x.signum() * 0.5 * smoothstep(0.5, 1.6, x.abs()), -0.5, 0.8]);
+        over(
+            &mut rgb,
+            &mut alpha,
+            shade(n, light, &Material::SKIN, id.shirt, 0.2),
+            shoulder,
+        );
+    }
     // Back hair.
     let hv = id.hair_volume;
     let back = ell(x, y, 0.0, -0.12, id.aspect * 1.1 + hv, 1.08 + hv, aa);
     let mut hair_a = back * (1.0 - smoothstep(0.05, 0.1, y));
     if id.long_hair {
-        let sides =
-            (1.0 - smoothstep(
-                id.aspect * 1.15 + hv - aa,
-                id.aspect * 1.15 + hv + aa,
-                x.abs(),
-            )) * (1.0 - smoothstep(0.95, 1.0, y))
-                * smoothstep(-0.3, -0.2, y);
+        let hw = (id.aspect * 1.12 + hv) * (1.0 - 0.25 * smoothstep(0.2, 1.0, y));
+        let bottom = 0.95 - 0.25 * (x / hw).powi(2);
+        let sides = (1.0 - smoothstep(hw - aa, hw + aa, x.abs()))
+            * (1.0 - smoothstep(bottom - aa, bottom + aa, y))
+            * smoothstep(-0.3, -0.2, y);
         hair_a = hair_a.max(sides);
     }
     if hair_a > 0.0 {

@@ -729,6 +729,48 @@ pub fn sample_sheet(seed: u64, cell: u32) -> Result<RgbImage, SynthError> {
     Ok(sheet)
 }
 
+/// A video strip of one domain: rows = live / print / replay / mask, columns = the
+/// `frames` frames of one video each (`cell` px each).
+pub fn video_strip(
+    seed: u64,
+    domain: usize,
+    frames: u32,
+    cell: u32,
+) -> Result<RgbImage, SynthError> {
+    let cfg = SynthConfig {
+        seed,
+        image_size: cell,
+        subjects_per_domain: 4,
+        frames_per_video: frames,
+        write_depth: false,
+        ..SynthConfig::default()
+    };
+    let gen = Generator::new(cfg)?;
+    if domain >= gen.cfg.domains.len() {
+        return Err(SynthError::Config(format!("no domain {domain}")));
+    }
+    let mut strip = RgbImage::new(cell * frames, cell * 4);
+    for (row, p) in Presentation::ALL.iter().enumerate() {
+        for frame in 0..frames {
+            let spec = SampleSpec {
+                domain,
+                subject: 1,
+                presentation: *p,
+                video: 0,
+                frame,
+            };
+            let r = gen.render(&spec);
+            image::imageops::replace(
+                &mut strip,
+                &r.rgb,
+                (frame * cell) as i64,
+                (row as u32 * cell) as i64,
+            );
+        }
+    }
+    Ok(strip)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
