@@ -597,3 +597,80 @@ pub fn annotate(id: &Identity, p: &Placement, expr: &Expression) -> ([f32; 4], [
     }
     (bb, lm)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::util::rng;
+    use super::*;
+
+    #[test]
+    fn identities_are_seeded_and_distinct() {
+        let a = Identity::sample(&mut rng(1, &[0]));
+        let b = Identity::sample(&mut rng(1, &[0]));
+        let c = Identity::sample(&mut rng(1, &[1]));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert_ne!(format!("{a:?}"), format!("{c:?}"));
+    }
+
+    #[test]
+    fn placement_round_trips() {
+        let p = Placement {
+            cx: 60.0,
+            cy: 70.0,
+            scale: 40.0,
+            roll: 0.2,
+            yaw: 0.1,
+        };
+        let (px, py) = to_pixel(&p, 0.3, -0.4);
+        let (x, y) = from_pixel(&p, px, py);
+        assert!((x - 0.3).abs() < 1e-5 && (y + 0.4).abs() < 1e-5);
+    }
+
+    #[test]
+    fn yaw_turns_the_nose() {
+        let id = Identity::sample(&mut rng(2, &[0]));
+        let p = Placement {
+            cx: 0.0,
+            cy: 0.0,
+            scale: 1.0,
+            roll: 0.0,
+            yaw: 0.0,
+        };
+        let (_, lm0) = annotate(&id, &p, &Expression::default());
+        let (_, lm1) = annotate(&id, &Placement { yaw: 0.2, ..p }, &Expression::default());
+        // Turning shifts the nose (high on the surface) more than the eyes' midpoint.
+        let shift_nose = lm1[2][0] - lm0[2][0];
+        let shift_eyes = (lm1[0][0] + lm1[1][0] - lm0[0][0] - lm0[1][0]) / 2.0;
+        assert!(shift_nose > shift_eyes && shift_nose > 0.0);
+    }
+
+    #[test]
+    fn mask_material_removes_skin_texture_variation() {
+        let id = Identity::sample(&mut rng(4, &[0]));
+        let light = Light {
+            dir: [0.0, 0.0, 1.0],
+            color: [1.0; 3],
+            ambient: 0.3,
+            intensity: 0.8,
+        };
+        let mask = Material {
+            texture_mul: 0.0,
+            tint: [0.8, 0.7, 0.6],
+            tint_mix: 0.3,
+            blush_mul: 0.0,
+            eye_hole: 1.0,
+            ..Material::SKIN
+        };
+        // High-frequency roughness along a cheek line: mean |difference| of neighbours.
+        let var = |m: &Material| {
+            let v: Vec<f32> = (0..200)
+                .map(|i| {
+                    let x = 0.25 + i as f32 * 1e-3;
+                    shade_head(&id, x, 0.3, 0.0, &Expression::default(), &light, m, 0.01).rgb[1]
+                })
+                .collect();
+            v.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f32>() / v.len() as f32
+        };
+        assert!(var(&Material::SKIN) > 2.0 * var(&mask));
+    }
+}

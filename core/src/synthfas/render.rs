@@ -496,3 +496,70 @@ pub fn render_scene(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::util::rng;
+    use super::*;
+
+    #[test]
+    fn sheet_maps_round_trip() {
+        let s = Sheet {
+            cx: 50.0,
+            cy: 40.0,
+            cos: 0.1f32.cos(),
+            sin: 0.1f32.sin(),
+            kx: 1.05,
+            ky: 0.95,
+            half: 64.0,
+        };
+        let (qx, qy) = s.to_sheet(33.0, 71.0);
+        let (x, y) = s.to_scene(qx, qy);
+        assert!((x - 33.0).abs() < 1e-3 && (y - 71.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn live_blinks_and_attacks_do_not_change_expression() {
+        let m = Motion::sample(&mut rng(0, &[1]), 8);
+        let mut min_open = 1.0f32;
+        for t in 0..80 {
+            let e = m.expression(t as f32 * 0.1, false);
+            assert_eq!(e.eye_open, 1.0);
+            min_open = min_open.min(m.expression(t as f32 * 0.1, true).eye_open);
+        }
+        if m.blink_at.is_some() {
+            assert!(min_open < 0.2);
+        }
+        let f = Frame {
+            w: 64,
+            h: 64,
+            cx: 32.0,
+            cy: 32.0,
+            scale: 20.0,
+        };
+        assert_eq!(m.placement(&f, 3.0, true).yaw, 0.0);
+    }
+
+    #[test]
+    fn only_live_scenes_carry_depth() {
+        let id = Identity::sample(&mut rng(1, &[0]));
+        let d = &DomainSpec::defaults()[1];
+        let f = Frame {
+            w: 64,
+            h: 64,
+            cx: 32.0,
+            cy: 33.0,
+            scale: 19.0,
+        };
+        for p in Presentation::ALL {
+            let out = render_scene(&id, d, p, 77, 0, 4, &f);
+            assert_eq!(out.depth.is_some(), p == Presentation::Live);
+            assert_eq!(out.radiance.px.len(), 64 * 64);
+            assert!(out
+                .radiance
+                .px
+                .iter()
+                .all(|p| p.iter().all(|v| v.is_finite() && *v >= 0.0)));
+        }
+    }
+}

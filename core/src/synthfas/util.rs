@@ -190,3 +190,44 @@ impl FImage {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_seeds_are_distinct_and_stable() {
+        assert_eq!(derive(1, &[2, 3]), derive(1, &[2, 3]));
+        assert_ne!(derive(1, &[2, 3]), derive(1, &[3, 2]));
+        assert_ne!(derive(1, &[2, 3]), derive(2, &[2, 3]));
+        let mut a = rng(5, &[1]);
+        let mut b = rng(5, &[1]);
+        assert_eq!(uni(&mut a, 0.0, 1.0), uni(&mut b, 0.0, 1.0));
+    }
+
+    #[test]
+    fn noise_is_bounded_and_smooth() {
+        for i in 0..500 {
+            let (x, y) = (i as f32 * 0.37, i as f32 * 0.11);
+            let v = fbm(x, y, 3, 4);
+            assert!((0.0..=1.0).contains(&v));
+            assert!((vnoise(x, y, 9) - vnoise(x + 1e-3, y, 9)).abs() < 0.01);
+        }
+    }
+
+    #[test]
+    fn blur_and_resize_preserve_flat_images() {
+        let mut img = FImage::new(20, 12);
+        img.px.iter_mut().for_each(|p| *p = [0.25, 0.5, 0.75]);
+        img.blur(1.5);
+        let small = img.resize(7, 5);
+        let big = small.resize(33, 21);
+        for p in big.px.iter().chain(img.px.iter()) {
+            assert!(
+                (p[0] - 0.25).abs() < 1e-4
+                    && (p[1] - 0.5).abs() < 1e-4
+                    && (p[2] - 0.75).abs() < 1e-4
+            );
+        }
+    }
+}
