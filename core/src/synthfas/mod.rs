@@ -665,6 +665,20 @@ impl SyntheticCamera {
         }
     }
 
+    /// Parses a camera spec `synthetic` or `synthetic:SEED` (seed 0 when absent); `None`
+    /// for anything else.
+    pub fn from_spec(spec: &str) -> Option<SyntheticCamera> {
+        match spec.strip_prefix("synthetic") {
+            Some("") => Some(SyntheticCamera::new(0)),
+            Some(rest) => rest
+                .strip_prefix(':')?
+                .parse()
+                .ok()
+                .map(SyntheticCamera::new),
+            None => None,
+        }
+    }
+
     /// Renders frame `index` (random access; the iterator just counts up).
     pub fn frame(&self, index: u64) -> CameraFrame {
         let seg = index / self.segment_frames as u64;
@@ -1033,6 +1047,17 @@ mod tests {
             labels.insert(cam.frame(seg * cam.segment_frames as u64).meta.label);
         }
         assert_eq!(labels.len(), 2);
+        assert_eq!(
+            SyntheticCamera::from_spec("synthetic:42")
+                .unwrap()
+                .frame(3)
+                .rgb
+                .as_raw(),
+            cam.frame(3).rgb.as_raw()
+        );
+        assert!(SyntheticCamera::from_spec("synthetic").is_some());
+        assert!(SyntheticCamera::from_spec("synthetic:x").is_none());
+        assert!(SyntheticCamera::from_spec("/dev/video0").is_none());
     }
 
     /// Simple image statistics: mean RGB, luminance std, saturation, high-frequency energy.
