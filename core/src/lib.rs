@@ -9,3 +9,4 @@ pub mod dataset;
 pub mod decision;
 pub mod ir;
 pub mod preprocess;
+pub mod synthfas;
