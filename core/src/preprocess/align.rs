@@ -7,9 +7,11 @@
 //!   INTER_LINEAR, BORDER_CONSTANT, 0)` with `M` the least-squares similarity from the
 //!   landmarks to [`aligned_template`].
 //! * The bbox uses the continuous (edge) convention: `[0, 0, W, H]` is the whole frame.
-//!   For an integer box the box crop equals `cv2.resize(frame[y1:y2, x1:x2], (W, H),
-//!   INTER_LINEAR)` (half-pixel centres), except that what falls outside the frame is
-//!   black rather than replicated.
+//!   The box crop resizes the square with half-pixel centres: for an integer box it
+//!   equals `cv2.resize(frame[y1:y2, x1:x2], (W, H), INTER_LINEAR)` wherever the samples
+//!   fall inside the slice (always when downscaling). At the slice border it samples
+//!   the real neighbouring frame pixels (black outside the frame) instead of
+//!   replicating the slice edge.
 
 use super::{CropSpec, Face, PreprocessError, RgbImage};
 
