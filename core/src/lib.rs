@@ -3,4 +3,5 @@
 //! generator. No tch, no tract: this crate builds anywhere.
 
 pub mod dataset;
+pub mod metrics;
 pub mod preprocess;
