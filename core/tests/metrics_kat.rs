@@ -3,8 +3,8 @@
 
 use fas_core::dataset::Label;
 use fas_core::metrics::{
-    acer, apcer_per_attack, auc, bpcer_at_apcer, eer, operating_point, roc_curve, tpr_at_fpr,
-    Report, Threshold,
+    acer, aggregate_videos, apcer_per_attack, auc, bpcer_at_apcer, columns, eer, operating_point,
+    roc_curve, tpr_at_fpr, FrameScore, Report, Threshold,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -14,6 +14,27 @@ const TOL: f64 = 1e-9;
 #[derive(Deserialize)]
 struct Fixture {
     sets: Vec<Set>,
+    video: VideoFixture,
+}
+
+#[derive(Deserialize)]
+struct VideoFixture {
+    frames: Vec<FrameScore>,
+    videos: Vec<VideoRef>,
+    auc: f64,
+    eer: f64,
+    eer_threshold: f64,
+    frame_auc: f64,
+    frame_eer: f64,
+}
+
+#[derive(Deserialize)]
+struct VideoRef {
+    video: String,
+    label: Label,
+    attack: String,
+    score: f64,
+    frames: usize,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +59,8 @@ struct RocRef {
     fpr: Vec<f64>,
     tpr: Vec<f64>,
     thresholds_after_inf: Vec<f64>,
+    accepted_attacks: Vec<usize>,
+    accepted_bona_fide: Vec<usize>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +127,8 @@ fn roc_matches_sklearn_exactly() {
         );
         assert_eq!(roc.fpr(), s.roc.fpr, "{}", s.name);
         assert_eq!(roc.tpr(), s.roc.tpr, "{}", s.name);
+        assert_eq!(roc.accepted_attacks(), &s.roc.accepted_attacks[..]);
+        assert_eq!(roc.accepted_bona_fide(), &s.roc.accepted_bona_fide[..]);
     }
 }
 
@@ -194,4 +219,27 @@ fn report_agrees_and_serializes() {
             assert!(json.get(key).is_some(), "{key} missing from report json");
         }
     }
+}
+
+#[test]
+fn video_level_matches() {
+    let v = fixture().video;
+    let videos = aggregate_videos(&v.frames).unwrap();
+    assert_eq!(videos.len(), v.videos.len());
+    for (got, want) in videos.iter().zip(&v.videos) {
+        assert_eq!(got.video, want.video);
+        assert_eq!(got.label, want.label);
+        assert_eq!(got.attack, want.attack);
+        assert_eq!(got.frames, want.frames);
+        close(&want.video, "mean score", got.score, want.score);
+    }
+    let (scores, labels, _) = columns(&videos);
+    close("video", "auc", auc(&scores, &labels).unwrap(), v.auc);
+    let e = eer(&scores, &labels).unwrap();
+    close("video", "eer", e.eer, v.eer);
+    close("video", "eer threshold", e.threshold, v.eer_threshold);
+    let fs: Vec<f64> = v.frames.iter().map(|f| f.score).collect();
+    let fl: Vec<Label> = v.frames.iter().map(|f| f.label).collect();
+    close("frames", "auc", auc(&fs, &fl).unwrap(), v.frame_auc);
+    close("frames", "eer", eer(&fs, &fl).unwrap().eer, v.frame_eer);
 }
