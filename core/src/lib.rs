@@ -8,5 +8,6 @@ pub mod bundle;
 pub mod dataset;
 pub mod decision;
 pub mod ir;
+pub mod metrics;
 pub mod preprocess;
 pub mod synthfas;
