@@ -1,1 +1,3 @@
 //! fas-edge: camera → face → liveness → fail-closed door decision.
+
+pub mod crop;

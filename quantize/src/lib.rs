@@ -1,1 +1,3 @@
 //! fas-quantize: ONNX export, int8 calibration and signed bundles. Never links libtorch.
+
+pub mod calibrate;

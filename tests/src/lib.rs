@@ -1,1 +1,1 @@
-//! fas-tests: whole-pipeline tests and benchmarks across crates.
+//! fas-tests: whole-pipeline tests and benchmarks across crates (see `tests/`).

@@ -1,3 +1,4 @@
 //! fas-train: training on tch (libtorch), CUDA when present, CPU otherwise.
 
+pub mod data;
 pub mod device;

@@ -249,6 +249,17 @@ pub struct FaceAnnotation {
     pub landmarks: [[f32; 2]; 5],
 }
 
+impl From<FaceAnnotation> for crate::preprocess::Face {
+    /// The ground-truth face as a detection with confidence 1.
+    fn from(a: FaceAnnotation) -> Self {
+        crate::preprocess::Face {
+            bbox: a.bbox,
+            landmarks: a.landmarks,
+            score: 1.0,
+        }
+    }
+}
+
 /// Descriptive metadata of a rendered sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderMeta {

@@ -1,0 +1,3 @@
+//! Post-training calibration: the inputs it feeds the model.
+
+pub mod input;

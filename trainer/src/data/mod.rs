@@ -1,0 +1,3 @@
+//! Turning dataset samples into training tensors.
+
+pub mod tensor;
