@@ -9,5 +9,6 @@ pub mod dataset;
 pub mod decision;
 pub mod ir;
 pub mod metrics;
+pub mod plot;
 pub mod preprocess;
 pub mod synthfas;

@@ -34,6 +34,15 @@ pub const PACKAGES: &[Requirement] = &[
         packages: &["curl", "ca-certificates"],
     },
     Requirement {
+        what: "DejaVu Sans font (text in ROC / histogram PNGs, fas-core::plot)",
+        probe: &[
+            "test",
+            "-f",
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        ],
+        packages: &["fonts-dejavu-core"],
+    },
+    Requirement {
         what: "tar with gzip (npm and crate archives)",
         probe: &["sh", "-c", "tar --version && gzip --version"],
         packages: &["tar", "gzip"],
