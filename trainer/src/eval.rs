@@ -159,7 +159,7 @@ mod tests {
     fn reports_equal_fas_core_on_the_same_scores() {
         let samples: Vec<Sample> = (0..40)
             .map(|i| {
-                let live = i % 2 == 0;
+                let live = i.is_multiple_of(2);
                 let attack = if live {
                     "none"
                 } else if (i / 4) % 2 == 0 {
@@ -174,8 +174,9 @@ mod tests {
                 )
             })
             .collect();
-        let score =
-            |i: usize| ((i * 37 % 41) as f64 / 41.0 + if i % 2 == 0 { 0.3 } else { 0.0 }).min(1.0);
+        let score = |i: usize| {
+            ((i * 37 % 41) as f64 / 41.0 + if i.is_multiple_of(2) { 0.3 } else { 0.0 }).min(1.0)
+        };
         let val: Vec<Scored> = samples
             .iter()
             .enumerate()
