@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn reports_equal_fas_core_on_the_same_scores() {
-        let samples: Vec<Sample> = (0..40)
+        let samples: Vec<Sample> = (0..40usize)
             .map(|i| {
                 let live = i.is_multiple_of(2);
                 let attack = if live {
