@@ -3,3 +3,4 @@
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod train;

@@ -1,0 +1,3 @@
+//! The training loop and what it needs: optimiser, schedules, checkpoints.
+
+pub mod optim;
