@@ -1,3 +1,4 @@
 //! The training loop and what it needs: optimiser, schedules, checkpoints.
 
+pub mod checkpoint;
 pub mod optim;
