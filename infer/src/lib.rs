@@ -1,1 +1,6 @@
 //! fas-infer: everything that runs ONNX through tract — face detectors and bundle scoring.
+//!
+//! * [`detect`]: the [`detect::FaceDetector`] trait and its RetinaFace (mobilenet-0.25,
+//!   5 landmarks) implementation: prior boxes, decoding, NMS.
+
+pub mod detect;
