@@ -25,6 +25,17 @@ pub struct Detection {
     pub score: f32,
 }
 
+impl From<Detection> for fas_core::preprocess::Face {
+    /// The detection in fas-core's terms, ready for `fas_core::preprocess::preprocess`.
+    fn from(d: Detection) -> Self {
+        fas_core::preprocess::Face {
+            bbox: d.bbox,
+            landmarks: d.landmarks,
+            score: d.score,
+        }
+    }
+}
+
 impl Detection {
     /// Box width in pixels (never negative).
     pub fn width(&self) -> f32 {
