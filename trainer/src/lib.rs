@@ -3,4 +3,6 @@
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod nn;
+pub mod recipe;
 pub mod train;

@@ -288,6 +288,11 @@ impl GraphBuilder {
         self.node(name, Op::MeanOfMap, &[x])
     }
 
+    /// L2 normalisation of `[N, F]` features (eps 1e-12, as `F.normalize`).
+    pub fn l2_normalize(&mut self, name: &str, x: &str) -> String {
+        self.node(name, Op::L2Normalize { eps: 1e-12 }, &[x])
+    }
+
     pub fn select(&mut self, name: &str, x: &str, axis: usize, index: usize) -> String {
         self.node(name, Op::Select { axis, index }, &[x])
     }

@@ -53,8 +53,9 @@ pub enum Op {
         eps: f64,
         momentum: f64,
     },
-    /// DLIF channel-wise style attention: per-channel mean and std `[N, 2C]` →
-    /// `fc1` → ReLU → `fc2` → sigmoid gives `a [N, C]`; `y = x · a`.
+    /// DLIF channel-wise style attention (arXiv 2407.08243, Eq. 8–9): per-channel spatial
+    /// mean and biased variance, concatenated `[μ, σ²]` `[N, 2C]` → `fc1` → ReLU → `fc2` →
+    /// sigmoid gives `a [N, C]`; `y = a · x + x`.
     /// Weights: `fc1.weight [C/r, 2C]`, `fc1.bias [C/r]`, `fc2.weight [C, C/r]`, `fc2.bias [C]`.
     StyleAttention {
         channels: usize,
@@ -105,6 +106,11 @@ pub enum Op {
     Upsample {
         scale: usize,
         mode: UpsampleMode,
+    },
+    /// L2 normalisation along axis 1 of `[N, F]`: `y = x / max(‖x‖₂, eps)` (PyTorch
+    /// `F.normalize`); cosine classifiers (AM-softmax heads) deploy as this + `Linear`.
+    L2Normalize {
+        eps: f64,
     },
     /// Mean over every non-batch axis: `[N, ...]` → `[N, 1]` (a depth/spoof map to a score).
     MeanOfMap,
@@ -178,6 +184,7 @@ impl Op {
             Op::Add => "add",
             Op::Concat { .. } => "concat",
             Op::Upsample { .. } => "upsample",
+            Op::L2Normalize { .. } => "l2_normalize",
             Op::MeanOfMap => "mean_of_map",
             Op::Select { .. } => "select",
             Op::Dropout { .. } => "dropout",
@@ -285,6 +292,7 @@ impl Op {
             | Op::Concat { .. }
             | Op::Upsample { .. }
             | Op::MeanOfMap
+            | Op::L2Normalize { .. }
             | Op::Select { .. }
             | Op::Dropout { .. } => vec![],
         }
@@ -435,6 +443,13 @@ impl Op {
                     return Err("scale must be ≥ 1".into());
                 }
                 Ok(vec![x[0], x[1], x[2] * scale, x[3] * scale])
+            }
+            Op::L2Normalize { eps } => {
+                rank(x, 2, "input")?;
+                if eps.is_nan() || eps <= 0.0 {
+                    return Err(format!("eps must be > 0, got {eps}"));
+                }
+                Ok(x.to_vec())
             }
             Op::MeanOfMap => {
                 if x.len() < 2 {

@@ -1,0 +1,236 @@
+//! Command-line arguments of `fas-train` (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::data::protocol::Protocol;
+use crate::device::DeviceChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fas-train",
+    version,
+    about = "Train, evaluate and prepare data for face anti-spoofing models (tch; CUDA when present, CPU otherwise)",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Turn a dataset's own directory layout into a source manifest (one line per video/image).
+    Import(ImportArgs),
+    /// Decode videos, detect and align faces, write face crops and a crop manifest.
+    Prepare(PrepareArgs),
+    /// List the tasks of a protocol on a manifest.
+    Tasks(TasksArgs),
+    /// Train a model; writes a run dir (model.json, weights.safetensors, metrics.json, plots).
+    Train(Box<TrainArgs>),
+    /// Evaluate a run dir on any manifest: frame- and video-level metrics, both thresholds.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// oulu | casia | replay | msu | siwm | celeba
+    #[arg(long)]
+    pub dataset: String,
+    /// The dataset's root directory, as distributed.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Where to write the source manifest (JSONL).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// Source manifest written by `fas-train import`.
+    #[arg(long)]
+    pub sources: PathBuf,
+    /// Dataset root the source paths are relative to.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Output directory for crops + manifest.jsonl + prepare.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keep every N-th video frame.
+    #[arg(long, default_value_t = 5)]
+    pub stride: u32,
+    /// At most this many kept frames per video (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub max_frames: u32,
+    /// Crop side in pixels.
+    #[arg(long, default_value_t = 256)]
+    pub size: u32,
+    /// Context around the aligned face (1.0 tight; 2.7 as deployed FAS models use).
+    #[arg(long, default_value_t = 2.7)]
+    pub crop_scale: f32,
+    /// RetinaFace ONNX model (default: $FAS_ASSETS/<RetinaFace file>).
+    #[arg(long)]
+    pub detector: Option<PathBuf>,
+    /// Worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    #[arg(long)]
+    pub manifest: PathBuf,
+    #[arg(long, value_enum)]
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecipeName {
+    Baseline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputKind {
+    /// 3 channels.
+    Rgb,
+    /// 6 channels: RGB + HSV (as D²AM and ANRL use).
+    RgbHsv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossName {
+    Bce,
+    AmSoftmax,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleName {
+    Constant,
+    Step,
+    Cosine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerName {
+    Adam,
+    Adamw,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Crop manifest (from `fas-train prepare`, or a SynthFAS dataset).
+    #[arg(long)]
+    pub manifest: PathBuf,
+    #[arg(long, value_enum)]
+    pub protocol: Protocol,
+    /// Task of the protocol by name (see `fas-train tasks`), e.g. OCI-M.
+    #[arg(long)]
+    pub task: String,
+    #[arg(long, value_enum, default_value = "baseline")]
+    pub recipe: RecipeName,
+    /// resnet18 | depthnet | edgenet
+    #[arg(long, default_value = "resnet18")]
+    pub backbone: String,
+    #[arg(long, value_enum, default_value = "rgb")]
+    pub input: InputKind,
+    /// Input side in pixels.
+    #[arg(long, default_value_t = 224)]
+    pub size: u32,
+    /// Channel-width multiplier of the backbone.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f32,
+    #[arg(long, value_enum, default_value = "bce")]
+    pub loss: LossName,
+    /// Weight of the depth loss (DepthNet backbone; SynthFAS or user depth maps). 0 = off.
+    #[arg(long, default_value_t = 0.0)]
+    pub depth_weight: f64,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Epochs over the training split (ignored when --steps is given).
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Total optimisation steps (overrides --epochs).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Stop after this many steps whatever --epochs/--steps say (smoke runs); the
+    /// schedule still spans the full run.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, value_enum, default_value = "adamw")]
+    pub optimizer: OptimizerName,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub schedule: ScheduleName,
+    /// Step schedule: multiply the rate by --gamma every this many steps.
+    #[arg(long, default_value_t = 1000)]
+    pub step_every: usize,
+    #[arg(long, default_value_t = 0.5)]
+    pub gamma: f64,
+    /// Clip the global gradient norm.
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// Disable mixed precision on CUDA.
+    #[arg(long)]
+    pub no_amp: bool,
+    /// Validate on the source validation split every N steps.
+    #[arg(long, default_value_t = 200)]
+    pub val_every: usize,
+    #[arg(long, default_value_t = 200)]
+    pub checkpoint_every: usize,
+    #[arg(long, default_value_t = 10)]
+    pub log_every: usize,
+    /// Augmentation: none | default.
+    #[arg(long, default_value = "default")]
+    pub augment: String,
+    /// Loader worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// auto | cpu | cuda | cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Initial weights (safetensors, IR names), e.g. user-provided pretrained ones.
+    #[arg(long)]
+    pub init_weights: Option<PathBuf>,
+    /// The run dir to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Run dir written by `fas-train train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Manifest to evaluate on (any: the model need not have seen its domain).
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// Evaluate this protocol task's test split; without it, --split of the whole manifest.
+    #[arg(long, value_enum)]
+    pub protocol: Option<Protocol>,
+    #[arg(long)]
+    pub task: Option<String>,
+    /// train | dev | test (without --protocol).
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Where to write eval.json and the plots (default: <run>/eval-<manifest name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+}

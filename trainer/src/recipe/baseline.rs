@@ -1,0 +1,338 @@
+//! The baseline recipe: one backbone from the IR, a binary head trained with binary
+//! cross-entropy or asymmetric AM-softmax, and optional pixel-wise depth supervision
+//! (DepthNet backbones; live target = the face's depth map, spoof target = zeros, as in the
+//! depth-supervised FAS literature). The deployed model is backbone + head → `p_live`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+use fas_core::ir::backbones::{self, BackboneKind, BackboneSpec, NormKind};
+use fas_core::ir::{Graph, GraphBuilder};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use super::losses::{self, AmSoftmax};
+use super::{Deployable, Recipe, Sampling, StepInfo, TrainBatch};
+use crate::nn::{Forward, IrModule};
+use crate::train::optim::{Adam, AdamConfig};
+
+/// The classification loss of the head.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClsLoss {
+    /// One logit, `p_live = σ(logit)`.
+    Bce,
+    /// Two cosine logits with class margins, `p_live = softmax(s·cos)[live]`.
+    AmSoftmax(AmSoftmax),
+}
+
+/// Everything that defines a baseline model and its optimisation (stored in the run dir).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineConfig {
+    pub backbone: BackboneKind,
+    /// 3 (RGB) or 6 (RGB+HSV).
+    pub in_channels: usize,
+    pub input_size: usize,
+    /// Channel-width multiplier of the backbone.
+    pub width: f32,
+    pub loss: ClsLoss,
+    /// Weight of the depth loss; 0 disables it. Needs a backbone with a depth head.
+    pub depth_weight: f64,
+    pub adam: AdamConfig,
+    /// Clip the global gradient norm to this value.
+    pub grad_clip: Option<f64>,
+    /// Mixed precision (autocast) on CUDA; ignored on the CPU.
+    pub amp: bool,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        BaselineConfig {
+            backbone: BackboneKind::Resnet18,
+            in_channels: 3,
+            input_size: 224,
+            width: 1.0,
+            loss: ClsLoss::Bce,
+            depth_weight: 0.0,
+            adam: AdamConfig::default(),
+            grad_clip: None,
+            amp: true,
+        }
+    }
+}
+
+const INPUT: &str = "input";
+const HEAD: &str = "head";
+
+impl BaselineConfig {
+    fn spec(&self) -> BackboneSpec {
+        BackboneSpec {
+            kind: self.backbone,
+            in_channels: self.in_channels,
+            input_size: self.input_size,
+            norm: NormKind::Batch,
+            width: self.width,
+        }
+    }
+
+    /// The training graph: backbone features (and depth map when supervised).
+    pub fn train_graph(&self) -> Result<(Graph, String, Option<String>, usize)> {
+        let mut b = GraphBuilder::new(&format!("baseline-{}", self.backbone.as_str()));
+        let x = b.input(INPUT, &[1, self.in_channels, self.input_size, self.input_size]);
+        let out = backbones::build(&mut b, &x, &self.spec(), "")?;
+        b.output(&out.features);
+        let depth = if self.depth_weight > 0.0 {
+            match &out.depth {
+                Some(d) => {
+                    b.output(d);
+                    Some(d.clone())
+                }
+                None => bail!(
+                    "depth supervision (--depth-weight {}) needs a backbone with a depth head; \
+                     {} has none — use --backbone depthnet or --depth-weight 0",
+                    self.depth_weight,
+                    self.backbone.as_str()
+                ),
+            }
+        } else {
+            None
+        };
+        Ok((b.finish()?, out.features, depth, out.feature_dim))
+    }
+}
+
+/// Baseline recipe state.
+pub struct Baseline {
+    cfg: BaselineConfig,
+    net: IrModule,
+    features: String,
+    depth: Option<String>,
+    feature_dim: usize,
+    head_w: Tensor,
+    head_b: Option<Tensor>,
+    opt: Adam,
+}
+
+impl Baseline {
+    pub fn new(cfg: BaselineConfig, device: Device, seed: u64) -> Result<Baseline> {
+        if cfg.depth_weight < 0.0 || !cfg.depth_weight.is_finite() {
+            bail!("--depth-weight must be ≥ 0, got {}", cfg.depth_weight);
+        }
+        let (graph, features, depth, feature_dim) = cfg.train_graph()?;
+        let net = IrModule::new(graph, device, seed)?;
+        let f = feature_dim as i64;
+        let (classes, bias) = match cfg.loss {
+            ClsLoss::Bce => (1, true),
+            ClsLoss::AmSoftmax(_) => (2, false),
+        };
+        // PyTorch's default linear init, from the same seed.
+        tch::manual_seed(seed as i64 ^ 0x5eed);
+        let bound = 1.0 / (f as f64).sqrt();
+        let opts = (Kind::Float, Device::Cpu);
+        let head_w = (Tensor::rand([classes, f], opts) * (2.0 * bound) - bound)
+            .to_device(device)
+            .set_requires_grad(true);
+        let head_b = bias.then(|| {
+            (Tensor::rand([classes], opts) * (2.0 * bound) - bound)
+                .to_device(device)
+                .set_requires_grad(true)
+        });
+        let mut params: Vec<(String, Tensor)> = net.parameters().to_vec();
+        params.push((format!("{HEAD}.weight"), head_w.shallow_clone()));
+        if let Some(b) = &head_b {
+            params.push((format!("{HEAD}.bias"), b.shallow_clone()));
+        }
+        let opt = Adam::new(params, cfg.adam);
+        Ok(Baseline {
+            cfg,
+            net,
+            features,
+            depth,
+            feature_dim,
+            head_w,
+            head_b,
+            opt,
+        })
+    }
+
+    pub fn config(&self) -> &BaselineConfig {
+        &self.cfg
+    }
+
+    pub fn network(&self) -> &IrModule {
+        &self.net
+    }
+
+    fn head(&self, feats: &Tensor) -> Tensor {
+        match self.cfg.loss {
+            ClsLoss::Bce => feats.linear(&self.head_w, self.head_b.as_ref()),
+            ClsLoss::AmSoftmax(_) => AmSoftmax::cosine(feats, &self.head_w),
+        }
+    }
+
+    fn p_live_of(&self, head_out: &Tensor) -> Tensor {
+        match self.cfg.loss {
+            ClsLoss::Bce => head_out.view([-1]).sigmoid(),
+            ClsLoss::AmSoftmax(am) => am.p_live(head_out),
+        }
+    }
+
+    fn use_amp(&self) -> bool {
+        self.cfg.amp && self.net.device().is_cuda()
+    }
+}
+
+impl Recipe for Baseline {
+    fn name(&self) -> &'static str {
+        "baseline"
+    }
+
+    fn sampling(&self) -> Sampling {
+        Sampling::ClassBalanced
+    }
+
+    fn step(&mut self, batch: &TrainBatch, info: &StepInfo) -> Result<Vec<(String, f64)>> {
+        self.opt.zero_grad();
+        let want: Vec<&str> = self.depth.iter().map(|s| s.as_str()).collect();
+        let out = tch::autocast(self.use_amp(), || {
+            self.net.run(&[&batch.images], &Forward::train(), &want)
+        })?;
+        let feats = out[&self.features].to_kind(Kind::Float);
+        let head = self.head(&feats);
+        let cls = match self.cfg.loss {
+            ClsLoss::Bce => losses::bce(&head, &batch.labels),
+            ClsLoss::AmSoftmax(am) => am.loss(&head, &batch.labels),
+        };
+        let mut terms = vec![("cls".to_string(), cls.double_value(&[]))];
+        let mut total = cls;
+        if let Some(d) = &self.depth {
+            let target = batch.depth.as_ref().context(
+                "depth supervision is on but the data has no depth maps — give depth maps \
+                 (SynthFAS writes them) or set --depth-weight 0",
+            )?;
+            let dl = losses::depth_mse(&out[d].to_kind(Kind::Float), target);
+            terms.push(("depth".to_string(), dl.double_value(&[])));
+            total = total + dl * self.cfg.depth_weight;
+        }
+        let value = total.double_value(&[]);
+        if !value.is_finite() {
+            bail!(
+                "loss is {value} at step {} — lower the learning rate or enable --grad-clip",
+                info.step
+            );
+        }
+        total.backward();
+        if let Some(c) = self.cfg.grad_clip {
+            let n = self.opt.clip_grad_norm(c);
+            terms.push(("grad_norm".to_string(), n));
+        }
+        self.opt.step(info.lr);
+        terms.insert(0, ("loss".to_string(), value));
+        Ok(terms)
+    }
+
+    fn score(&self, images: &Tensor) -> Result<Tensor> {
+        tch::no_grad(|| {
+            let out = self.net.run(&[images], &Forward::eval(), &[])?;
+            let head = self.head(&out[&self.features]);
+            Ok(self.p_live_of(&head))
+        })
+    }
+
+    fn deployable(&self) -> Result<Deployable> {
+        let mut b = GraphBuilder::new(&format!(
+            "{}-{}",
+            self.name(),
+            self.cfg.backbone.as_str()
+        ));
+        let c = &self.cfg;
+        let x = b.input(INPUT, &[1, c.in_channels, c.input_size, c.input_size]);
+        let out = backbones::build(&mut b, &x, &c.spec(), "")?;
+        let mut weights: Vec<(String, Tensor)> = self
+            .net
+            .named_tensors()
+            .into_iter()
+            .map(|(k, t)| (k, t.detach()))
+            .collect();
+        let p = match c.loss {
+            ClsLoss::Bce => {
+                let logit = b.linear(HEAD, &out.features, 1, true);
+                weights.push((format!("{HEAD}.weight"), self.head_w.detach()));
+                weights.push((
+                    format!("{HEAD}.bias"),
+                    self.head_b.as_ref().expect("bce head has a bias").detach(),
+                ));
+                b.sigmoid("p_live", &logit)
+            }
+            ClsLoss::AmSoftmax(am) => {
+                // s·cos θ = Linear(normalize(f)) with weight s·w/‖w‖.
+                let n = b.l2_normalize("head_norm", &out.features);
+                let logits = b.linear(HEAD, &n, 2, false);
+                let w = losses::l2_normalize(&self.head_w.detach()) * am.scale;
+                weights.push((format!("{HEAD}.weight"), w));
+                let sm = b.softmax("head_softmax", &logits, 1);
+                b.select("p_live", &sm, 1, 1)
+            }
+        };
+        b.output(&p);
+        let graph = b.finish()?;
+        debug_assert_eq!(self.feature_dim, graph.infer_shapes()?[&out.features][1]);
+        Ok(Deployable { graph, weights })
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self
+            .net
+            .named_tensors()
+            .into_iter()
+            .map(|(k, t)| (format!("net.{k}"), t))
+            .collect();
+        v.push((format!("net.{HEAD}.weight"), self.head_w.shallow_clone()));
+        if let Some(b) = &self.head_b {
+            v.push((format!("net.{HEAD}.bias"), b.shallow_clone()));
+        }
+        v.extend(
+            self.opt
+                .state()
+                .into_iter()
+                .map(|(k, t)| (format!("opt.{k}"), t)),
+        );
+        v
+    }
+
+    fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
+        let strip = |prefix: &str| -> BTreeMap<String, Tensor> {
+            state
+                .iter()
+                .filter_map(|(k, t)| {
+                    k.strip_prefix(prefix)
+                        .map(|s| (s.to_string(), t.shallow_clone()))
+                })
+                .collect()
+        };
+        let mut net = strip("net.");
+        let head_w = net
+            .remove(&format!("{HEAD}.weight"))
+            .context("checkpoint has no head weight")?;
+        let head_b = net.remove(&format!("{HEAD}.bias"));
+        self.net.load_tensors(&net, true)?;
+        tch::no_grad(|| -> Result<()> {
+            if head_w.size() != self.head_w.size() {
+                bail!(
+                    "checkpoint head weight has shape {:?}, this model needs {:?} — it was \
+                     trained with a different loss",
+                    head_w.size(),
+                    self.head_w.size()
+                );
+            }
+            self.head_w.copy_(&head_w);
+            match (&mut self.head_b, head_b) {
+                (Some(dst), Some(src)) => dst.copy_(&src),
+                (None, None) => {}
+                _ => bail!("checkpoint head bias does not match the configured loss"),
+            }
+            Ok(())
+        })?;
+        self.opt.load_state(&strip("opt."))
+    }
+}
