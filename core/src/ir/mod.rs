@@ -5,6 +5,7 @@
 //! Every node has exactly one output value; nodes are in topological order (inputs defined
 //! before use).
 
+pub mod backbones;
 mod builder;
 mod op;
 
@@ -82,6 +83,12 @@ pub enum IrError {
     },
     #[error("model.json: {problem}")]
     Structure { problem: String },
+    /// A backbone specification that cannot be built (see [`backbones::BackboneSpec`]).
+    #[error("backbone spec: field \"{field}\": {problem}")]
+    Spec {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 impl IrError {
@@ -279,6 +286,24 @@ impl Graph {
     /// Learnable parameters (BN running statistics excluded, as in PyTorch).
     pub fn num_params(&self) -> usize {
         self.nodes.iter().map(|n| n.op.num_params(&n.name)).sum()
+    }
+
+    /// Multiply-accumulate operations (MACs) of one forward pass at the declared input
+    /// shapes, batch included — the number mobile-network papers (MobileNet, MobileFaceNet,
+    /// MiniFASNet) report as "FLOPs". Counted: every `Conv2d` (`out numel · in/groups · kh ·
+    /// kw`), every `Linear` (`out numel · in`), and the two fully connected layers inside
+    /// `SqueezeExcite`, `StyleAttention` and the `AdaptiveBnIn` gate. Not counted: biases,
+    /// normalisation, activations, pooling, element-wise ops and resampling.
+    pub fn flops(&self) -> Result<u64, IrError> {
+        let shapes = self.infer_shapes()?;
+        Ok(self
+            .nodes
+            .iter()
+            .map(|n| {
+                let ins: Vec<&[usize]> = n.inputs.iter().map(|i| shapes[i].as_slice()).collect();
+                n.op.macs(&ins, &shapes[&n.outputs[0]])
+            })
+            .sum())
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {

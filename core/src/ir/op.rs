@@ -307,6 +307,64 @@ impl Op {
             .sum()
     }
 
+    /// Multiply-accumulate operations of one node, given its input shapes and its output
+    /// shape (see [`super::Graph::flops`] for what is counted). Bias additions, norms,
+    /// activations, pooling and element-wise ops count 0.
+    pub fn macs(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
+        let numel = |s: &[usize]| s.iter().map(|&d| d as u64).product::<u64>();
+        let batch = inputs
+            .first()
+            .and_then(|s| s.first())
+            .map_or(0, |&n| n as u64);
+        // A gate/SE pair: fc1 `c_in → hidden`, fc2 `hidden → c`, once per sample.
+        let fc_pair = |c_in: usize, c: usize, r: usize| {
+            let hidden = (c / r.max(1)).max(1) as u64;
+            batch * (c_in as u64 * hidden + hidden * c as u64)
+        };
+        match *self {
+            Op::Conv2d {
+                in_channels,
+                kernel,
+                groups,
+                ..
+            } => {
+                let per_output =
+                    (in_channels / groups.max(1)) as u64 * kernel[0] as u64 * kernel[1] as u64;
+                numel(output) * per_output
+            }
+            Op::Linear { in_features, .. } => numel(output) * in_features as u64,
+            Op::SqueezeExcite {
+                channels: c,
+                reduction: r,
+            }
+            | Op::AdaptiveBnIn {
+                channels: c,
+                reduction: r,
+                ..
+            } => fc_pair(c, c, r),
+            Op::StyleAttention {
+                channels: c,
+                reduction: r,
+            } => fc_pair(2 * c, c, r),
+            Op::BatchNorm2d { .. }
+            | Op::InstanceNorm2d { .. }
+            | Op::Relu
+            | Op::PRelu { .. }
+            | Op::Sigmoid
+            | Op::Softmax { .. }
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::GlobalAvgPool
+            | Op::Flatten
+            | Op::Add
+            | Op::Concat { .. }
+            | Op::Upsample { .. }
+            | Op::MeanOfMap
+            | Op::Select { .. }
+            | Op::Dropout { .. } => 0,
+        }
+    }
+
     /// Output shape from input shapes (arity already checked).
     pub fn infer(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, ShapeProblem> {
         let x = inputs[0];
