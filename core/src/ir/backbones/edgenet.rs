@@ -20,7 +20,7 @@
 //! embed    conv 1×1 → 128, BN → flatten                               [N, 128]
 //! ```
 //!
-//! At 80×80 RGB: 426,976 parameters and 79.2 M multiply-adds ([`super::super::Graph::flops`]).
+//! At 80×80 RGB: 426,976 parameters and 79.2 M multiply-adds ([`crate::ir::Graph::flops`]).
 //! `gdc.bn` and `embed.bn` act on 1×1 maps and stay BatchNorm under
 //! [`super::NormKind::AdaptiveBnIn`].
 

@@ -164,7 +164,7 @@ impl BackboneSpec {
             );
         }
         let (min, multiple) = self.size_rule();
-        if self.input_size < min || self.input_size % multiple != 0 {
+        if self.input_size < min || !self.input_size.is_multiple_of(multiple) {
             let rule = if multiple > 1 {
                 format!("a multiple of {multiple} that is at least {min}")
             } else {
