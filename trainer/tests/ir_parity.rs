@@ -27,10 +27,14 @@ fn tempdir(tag: &str) -> PathBuf {
 fn compare(tag: &str, m: &IrModule, x: &Tensor) -> Vec<(String, f64)> {
     let dir = tempdir(tag);
     m.graph().save(dir.join("model.json")).unwrap();
-    m.save_safetensors(&dir.join("weights.safetensors")).unwrap();
-    let input_name = m.graph().inputs[0].name.clone();
-    write_tensors_atomic(&dir.join("input.safetensors"), &[(input_name, x.shallow_clone())])
+    m.save_safetensors(&dir.join("weights.safetensors"))
         .unwrap();
+    let input_name = m.graph().inputs[0].name.clone();
+    write_tensors_atomic(
+        &dir.join("input.safetensors"),
+        &[(input_name, x.shallow_clone())],
+    )
+    .unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/ir_reference.py");
     let out = Command::new(python())
         .arg(&script)
@@ -163,7 +167,8 @@ fn saved_weights_round_trip_and_reload_bit_identically() {
     perturb_buffers(&a, 9);
     a.save_safetensors(&dir.join("w.safetensors")).unwrap();
     let mut b = IrModule::new(all_ops_graph(), Device::Cpu, 6).unwrap();
-    b.load_safetensors(&dir.join("w.safetensors"), true).unwrap();
+    b.load_safetensors(&dir.join("w.safetensors"), true)
+        .unwrap();
     for ((na, ta), (nb, tb)) in a.named_tensors().iter().zip(b.named_tensors().iter()) {
         assert_eq!(na, nb);
         assert!(ta.equal(tb), "{na} differs after reload");
@@ -173,4 +178,49 @@ fn saved_weights_round_trip_and_reload_bit_identically() {
     let yb = b.forward(&[&x], false).unwrap();
     assert!(ya[0].equal(&yb[0]));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every backbone (and its AFNM variant) against the PyTorch reference, in eval and train
+/// mode — the same graphs the exporter will write.
+#[test]
+fn backbones_match_the_pytorch_reference() {
+    use fas_core::ir::backbones::{self, BackboneKind, BackboneSpec, NormKind};
+    let cases = [
+        (BackboneKind::Resnet18, 3, 64, NormKind::Batch, 0.5),
+        (BackboneKind::DepthNet, 6, 64, NormKind::Batch, 0.5),
+        (BackboneKind::EdgeNet, 3, 80, NormKind::Batch, 1.0),
+        (
+            BackboneKind::EdgeNet,
+            6,
+            64,
+            NormKind::AdaptiveBnIn { reduction: 4 },
+            1.0,
+        ),
+    ];
+    for (i, (kind, c, size, norm, width)) in cases.into_iter().enumerate() {
+        let mut b = GraphBuilder::new("bb");
+        let x = b.input("input", &[1, c, size, size]);
+        let spec = BackboneSpec {
+            kind,
+            in_channels: c,
+            input_size: size,
+            norm,
+            width,
+        };
+        let out = backbones::build(&mut b, &x, &spec, "").unwrap();
+        b.output(&out.features);
+        if let Some(d) = &out.depth {
+            b.output(d);
+        }
+        let m = IrModule::new(b.finish().unwrap(), Device::Cpu, i as u64).unwrap();
+        perturb_buffers(&m, i as i64);
+        tch::manual_seed(100 + i as i64);
+        let x = Tensor::randn(
+            [3, c as i64, size as i64, size as i64],
+            (Kind::Float, Device::Cpu),
+        );
+        for (what, d) in compare(&format!("bb{i}"), &m, &x) {
+            assert!(d <= 1e-4, "{kind:?} {norm:?} {what}: max |Δ| = {d:e}");
+        }
+    }
 }

@@ -360,6 +360,7 @@ impl Op {
             | Op::Concat { .. }
             | Op::Upsample { .. }
             | Op::MeanOfMap
+            | Op::L2Normalize { .. }
             | Op::Select { .. }
             | Op::Dropout { .. } => 0,
         }

@@ -107,8 +107,14 @@ pub(super) fn run(
 
     for (i, node) in g.nodes.iter().enumerate() {
         let xs: Vec<&Tensor> = node.inputs.iter().map(|x| &values[x]).collect();
-        let y = op(m, node, &xs, f)
-            .with_context(|| format!("model \"{}\", node \"{}\" ({})", g.name, node.name, node.op.kind()))?;
+        let y = op(m, node, &xs, f).with_context(|| {
+            format!(
+                "model \"{}\", node \"{}\" ({})",
+                g.name,
+                node.name,
+                node.op.kind()
+            )
+        })?;
         let y = match f.hook.and_then(|h| h(&node.name, &y)) {
             Some(r) => r,
             None => y,
@@ -214,7 +220,8 @@ fn op(m: &IrModule, node: &Node, xs: &[&Tensor], f: &Forward<'_>) -> Result<Tens
                 .view([-1, c, 1, 1]);
             let (rm, rv) = stats(true)?;
             let bn = x.f_batch_norm(None::<Tensor>, None, rm, rv, f.train, momentum, eps, cudnn)?;
-            let inorm = x.f_instance_norm(None::<Tensor>, None, None, None, true, 0.1, eps, cudnn)?;
+            let inorm =
+                x.f_instance_norm(None::<Tensor>, None, None, None, true, 0.1, eps, cudnn)?;
             let mixed = &rho * bn + (1.0 - &rho) * inorm;
             mixed * p("weight")?.view([1, c, 1, 1]) + p("bias")?.view([1, c, 1, 1])
         }

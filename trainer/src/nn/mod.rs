@@ -64,7 +64,9 @@ impl IrModule {
         let mut index = HashMap::new();
         for node in &graph.nodes {
             for (name, shape) in node.op.weights(&node.name) {
-                let t = rng.tensor(&node.op, &node.name, &name, &shape).to_device(device);
+                let t = rng
+                    .tensor(&node.op, &node.name, &name, &shape)
+                    .to_device(device);
                 if is_buffer(&name) {
                     index.insert(name.clone(), (true, buffers.len()));
                     buffers.push((name, t));

@@ -53,7 +53,10 @@ fn every_parameter_gets_a_gradient() {
         // fc2 of the gate starts at zero, its gradient need not vanish; fc1's does since
         // fc2's weight is zero (chain through zero weights) — the rest must be non-zero.
         if !name.starts_with("afnm.gate.fc1") {
-            assert!(g.abs().sum(Kind::Float).double_value(&[]) > 0.0, "{name} zero grad");
+            assert!(
+                g.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+                "{name} zero grad"
+            );
         }
     }
 }
@@ -86,7 +89,11 @@ fn explicit_parameters_replace_the_module_ones_and_carry_second_order_gradients(
         ..Forward::default()
     };
     let inner = m.run(&[&x], &f, &[]).unwrap()["fc"].cross_entropy_for_logits(&target);
-    let params: Vec<Tensor> = m.parameters().iter().map(|(_, t)| t.shallow_clone()).collect();
+    let params: Vec<Tensor> = m
+        .parameters()
+        .iter()
+        .map(|(_, t)| t.shallow_clone())
+        .collect();
     let grads = Tensor::run_backward(&[&inner], &params, true, true);
     let fast: BTreeMap<String, Tensor> = m
         .parameters()
@@ -109,14 +116,20 @@ fn explicit_parameters_replace_the_module_ones_and_carry_second_order_gradients(
 fn loading_weights_of_another_architecture_names_the_weight() {
     let mut m = IrModule::new(small(), Device::Cpu, 7).unwrap();
     let mut src: BTreeMap<String, Tensor> = m.named_tensors().into_iter().collect();
-    src.insert("fc.weight".into(), Tensor::zeros([3, 4], (Kind::Float, Device::Cpu)));
+    src.insert(
+        "fc.weight".into(),
+        Tensor::zeros([3, 4], (Kind::Float, Device::Cpu)),
+    );
     let e = m.load_tensors(&src, true).unwrap_err().to_string();
     assert!(e.contains("fc.weight") && e.contains("[2, 4]"), "{e}");
     src.remove("fc.weight");
     let e = m.load_tensors(&src, true).unwrap_err().to_string();
     assert!(e.contains("missing") && e.contains("fc.weight"), "{e}");
     let mut src: BTreeMap<String, Tensor> = m.named_tensors().into_iter().collect();
-    src.insert("head.weight".into(), Tensor::zeros([1], (Kind::Float, Device::Cpu)));
+    src.insert(
+        "head.weight".into(),
+        Tensor::zeros([1], (Kind::Float, Device::Cpu)),
+    );
     let e = m.load_tensors(&src, true).unwrap_err().to_string();
     assert!(e.contains("head.weight"), "{e}");
     m.load_tensors(&src, false).unwrap();

@@ -6,14 +6,12 @@ use tch::{Kind, Reduction, Tensor};
 
 /// Binary cross-entropy on one logit per sample (`σ(logit) = p_live`).
 pub fn bce(logit: &Tensor, labels: &Tensor) -> Tensor {
-    logit
-        .view([-1])
-        .binary_cross_entropy_with_logits::<Tensor>(
-            &labels.to_kind(Kind::Float),
-            None,
-            None,
-            Reduction::Mean,
-        )
+    logit.view([-1]).binary_cross_entropy_with_logits::<Tensor>(
+        &labels.to_kind(Kind::Float),
+        None,
+        None,
+        Reduction::Mean,
+    )
 }
 
 /// Asymmetric additive-margin softmax (AM-softmax, Wang et al. 2018, with a separate margin
@@ -51,7 +49,7 @@ impl AmSoftmax {
         let onehot = labels.one_hot(2).to_kind(Kind::Float);
         // Margin of each sample's own class.
         let live = labels.to_kind(Kind::Float);
-        let m = &live * self.margin_live + (1.0 - &live) * self.margin_spoof;
+        let m: Tensor = &live * self.margin_live + (1.0 - &live) * self.margin_spoof;
         let logits = (cos - onehot * m.unsqueeze(1)) * self.scale;
         logits.cross_entropy_for_logits(labels)
     }
@@ -95,7 +93,10 @@ mod tests {
     /// ln(1 + e^-2), on spoof ln(1 + e^2).
     #[test]
     fn bce_known_answer() {
-        let l = bce(&t(&[0.0, 2.0, 2.0], &[3, 1]), &Tensor::from_slice(&[1i64, 1, 0]));
+        let l = bce(
+            &t(&[0.0, 2.0, 2.0], &[3, 1]),
+            &Tensor::from_slice(&[1i64, 1, 0]),
+        );
         let want = ((2f64).ln() + (1.0 + (-2f64).exp()).ln() + (1.0 + 2f64.exp()).ln()) / 3.0;
         assert!((l.double_value(&[]) - want).abs() < 1e-6);
     }

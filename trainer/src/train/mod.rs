@@ -1,5 +1,5 @@
 //! The training loop and what it needs: optimiser, schedules, checkpoints.
 
 pub mod checkpoint;
-pub mod run;
 pub mod optim;
+pub mod run;

@@ -269,7 +269,9 @@ pub fn train(
             let batch = batch.with_context(|| format!("loading batch of step {}", step + 1))?;
             let n = batch.images.size()[0] as usize;
             let lr = cfg.schedule.lr(cfg.lr, step);
-            tch::manual_seed((cfg.seed ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(step as u64 + 1)) as i64);
+            tch::manual_seed(
+                (cfg.seed ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(step as u64 + 1)) as i64,
+            );
             let terms = recipe.step(&batch, &StepInfo { step, epoch, lr })?;
             step += 1;
             images += n;
