@@ -76,9 +76,11 @@ impl FromStr for BackboneKind {
     type Err = UnknownBackbone;
 
     fn from_str(s: &str) -> Result<BackboneKind, UnknownBackbone> {
+        // `depthnet` / `edge-net` etc. are accepted too: users type the paper names.
+        let norm = |x: &str| x.to_ascii_lowercase().replace(['_', '-'], "");
         BackboneKind::ALL
             .into_iter()
-            .find(|k| k.as_str() == s)
+            .find(|k| norm(k.as_str()) == norm(s))
             .ok_or_else(|| UnknownBackbone(s.to_string()))
     }
 }
