@@ -3,6 +3,7 @@
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod import;
 pub mod nn;
 pub mod recipe;
 pub mod train;
