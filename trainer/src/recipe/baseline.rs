@@ -170,6 +170,12 @@ impl Baseline {
         &self.net
     }
 
+    /// Loads user-provided backbone weights (safetensors with the IR's weight names, e.g.
+    /// converted from a torchvision checkpoint); the head stays freshly initialised.
+    pub fn load_backbone_weights(&mut self, path: &std::path::Path) -> Result<()> {
+        self.net.load_safetensors(path, false)
+    }
+
     fn head(&self, feats: &Tensor) -> Tensor {
         match self.cfg.loss {
             ClsLoss::Bce => feats.linear(&self.head_w, self.head_b.as_ref()),

@@ -1,0 +1,513 @@
+//! The `fas-train` subcommands (the binary only parses arguments and calls these).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use fas_core::dataset::{Manifest, Sample, Split};
+use fas_core::ir::backbones::BackboneKind;
+use fas_core::preprocess::{ColorSpace, CropSpec, Normalize, PreprocessSpec};
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use crate::cli::{
+    EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, ScheduleName, TasksArgs, TrainArgs,
+};
+use crate::data::augment::AugmentConfig;
+use crate::data::loader::{Dataset, Loader, LoaderConfig};
+use crate::data::protocol::{Protocol, Task};
+use crate::data::sampler::{ClassBalanced, ClassBalancedConfig, EpochLength};
+use crate::device;
+use crate::eval::{self, EvalReport, Scored};
+use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
+use crate::recipe::losses::AmSoftmax;
+use crate::recipe::Recipe;
+use crate::train::data::{
+    read_scores, score_indices, write_scores, DeployedModel, SampledSource, SplitValidator,
+};
+use crate::train::optim::{AdamConfig, Schedule};
+use crate::train::run::{self, LoopConfig, RunDir, TrainSummary};
+
+/// Everything a run was started with (`run.json`); the exporter reads `preprocess` from it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub fas_version: String,
+    pub recipe: String,
+    pub manifest: PathBuf,
+    pub protocol: Protocol,
+    pub task: Task,
+    pub preprocess: PreprocessSpec,
+    pub model: BaselineConfig,
+    pub training: LoopConfig,
+    pub loader: LoaderConfig,
+    pub batch_size: usize,
+    pub sampler: String,
+    pub device: String,
+    pub seed: u64,
+    pub init_weights: Option<PathBuf>,
+}
+
+/// `metrics.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunMetrics {
+    pub protocol: Protocol,
+    pub task: String,
+    pub training: TrainSummary,
+    /// The best model (by source validation) on the task's test split.
+    pub test: EvalReport,
+    pub samples: SplitCounts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitCounts {
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+}
+
+pub fn import(a: &ImportArgs) -> Result<()> {
+    let imp = crate::import::importer(&a.dataset).with_context(|| {
+        format!(
+            "--dataset {}: unknown dataset; choose one of {}",
+            a.dataset,
+            crate::import::DATASETS.join(", ")
+        )
+    })?;
+    let report = imp.import(&a.root)?;
+    println!("{}", report.summary());
+    for u in report.unknown.iter().take(20) {
+        eprintln!("unknown (not imported): {}", u.display());
+    }
+    if report.unknown.len() > 20 {
+        eprintln!("… and {} more unknown files", report.unknown.len() - 20);
+    }
+    if report.samples.is_empty() {
+        bail!(
+            "{}: no {} media found — is --root the dataset's top directory?",
+            a.root.display(),
+            a.dataset
+        );
+    }
+    report
+        .manifest()
+        .save(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {} ({} sources)",
+        a.out.display(),
+        report.samples.len()
+    );
+    Ok(())
+}
+
+pub fn tasks(a: &TasksArgs) -> Result<()> {
+    let m = Manifest::load(&a.manifest)?;
+    for t in a.protocol.tasks(&m)? {
+        let split = t.apply(&m)?;
+        println!(
+            "{:<28} train {:>7}  val {:>6}  test {:>6}   target {}",
+            t.name,
+            split.train.len(),
+            split.val.len(),
+            split.test.len(),
+            t.target.name()
+        );
+    }
+    Ok(())
+}
+
+/// The model's input preprocessing for an input kind and size. The crop part records how
+/// `fas-train prepare` cut the faces (aligned, 2.7× context), so the edge crops the same way.
+pub fn preprocess_spec(input: InputKind, size: u32) -> PreprocessSpec {
+    let mut normalize = Normalize::imagenet(1);
+    let mut color = vec![ColorSpace::Rgb];
+    if input == InputKind::RgbHsv {
+        color.push(ColorSpace::Hsv);
+        normalize.mean.extend([0.5; 3]);
+        normalize.std.extend([0.5; 3]);
+    }
+    PreprocessSpec {
+        crop: CropSpec::Aligned { scale: 2.7 },
+        width: size,
+        height: size,
+        color,
+        normalize,
+    }
+}
+
+fn find_task(protocol: Protocol, name: &str, m: &Manifest) -> Result<Task> {
+    let tasks = protocol.tasks(m)?;
+    let names: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+    tasks
+        .into_iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name))
+        .with_context(|| {
+            format!(
+                "--task {name}: not a task of protocol {} on this manifest; tasks: {}",
+                protocol.as_str(),
+                names.join(", ")
+            )
+        })
+}
+
+fn workers(n: usize) -> usize {
+    if n > 0 {
+        return n;
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+}
+
+fn manifest_root(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn train(a: &TrainArgs) -> Result<()> {
+    let device = device::resolve(a.device)?;
+    tch::manual_seed(a.seed as i64);
+    let manifest = Manifest::load(&a.manifest)?;
+    let task = find_task(a.protocol, &a.task, &manifest)?;
+    let split = task.apply(&manifest)?;
+    if split.val.is_empty() {
+        bail!(
+            "task {}: the source validation split is empty — the best model is chosen on it",
+            task.name
+        );
+    }
+    let dataset = Arc::new(Dataset::from_manifest(
+        manifest.clone(),
+        manifest_root(&a.manifest),
+    ));
+
+    let backbone: BackboneKind = a.backbone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let in_channels = match a.input {
+        InputKind::Rgb => 3,
+        InputKind::RgbHsv => 6,
+    };
+    let model = BaselineConfig {
+        backbone,
+        in_channels,
+        input_size: a.size as usize,
+        width: a.width,
+        loss: match a.loss {
+            LossName::Bce => ClsLoss::Bce,
+            LossName::AmSoftmax => ClsLoss::AmSoftmax(AmSoftmax::default()),
+        },
+        depth_weight: a.depth_weight,
+        adam: AdamConfig {
+            weight_decay: a.weight_decay,
+            decoupled: a.optimizer == OptimizerName::Adamw,
+            ..AdamConfig::default()
+        },
+        grad_clip: a.clip,
+        amp: !a.no_amp,
+    };
+    let spec = preprocess_spec(a.input, a.size);
+    let mut recipe = Baseline::new(model.clone(), device, a.seed)?;
+    if let Some(w) = &a.init_weights {
+        recipe.load_backbone_weights(w)?;
+    }
+    let depth_size = if a.depth_weight > 0.0 {
+        let g = recipe.network().graph();
+        let shapes = g.infer_shapes()?;
+        let d = g.outputs.get(1).context("depth output")?;
+        Some(shapes[d][2] as u32)
+    } else {
+        None
+    };
+
+    let augment = match a.augment.as_str() {
+        "default" => AugmentConfig::default(),
+        "none" => AugmentConfig::none(),
+        other => bail!("--augment {other}: use default or none"),
+    };
+    let nworkers = workers(a.workers);
+    let loader_cfg = LoaderConfig {
+        batch_size: a.batch_size,
+        workers: nworkers,
+        queue_depth: 2 * nworkers,
+        augment,
+        spec: spec.clone(),
+        depth_size,
+        seed: a.seed,
+        drop_last: true,
+        shuffle: true,
+    };
+    let loader = Loader::new(dataset.clone(), loader_cfg.clone())?;
+    let sampler = ClassBalanced::new(
+        dataset.samples(),
+        &split.train,
+        ClassBalancedConfig {
+            batch_size: a.batch_size,
+            length: EpochLength::Largest,
+            seed: a.seed,
+        },
+    )?;
+    let sampler_desc = crate::data::sampler::BatchSampler::describe(&sampler);
+    let source = SampledSource::new(loader, Box::new(sampler), device);
+    let bpe = run::BatchSource::batches_per_epoch(&source);
+    let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
+    let steps = a.max_steps.map_or(total, |m| m.min(total));
+    let schedule = match a.schedule {
+        ScheduleName::Constant => Schedule::Constant,
+        ScheduleName::Step => Schedule::Step {
+            every: a.step_every,
+            gamma: a.gamma,
+        },
+        ScheduleName::Cosine => Schedule::Cosine {
+            total,
+            min_lr: a.lr * 0.01,
+        },
+    };
+    let loop_cfg = LoopConfig {
+        steps,
+        lr: a.lr,
+        schedule,
+        val_every: a.val_every,
+        checkpoint_every: a.checkpoint_every,
+        log_every: a.log_every,
+        seed: a.seed,
+        progress: !a.quiet,
+    };
+
+    let dir = RunDir::create(&a.out)?;
+    if !a.resume && dir.checkpoint().exists() {
+        bail!(
+            "{} already holds a run — continue it with --resume, or choose another --out",
+            a.out.display()
+        );
+    }
+    let config = RunConfig {
+        fas_version: env!("CARGO_PKG_VERSION").into(),
+        recipe: recipe.name().into(),
+        manifest: a.manifest.clone(),
+        protocol: a.protocol,
+        task: task.clone(),
+        preprocess: spec.clone(),
+        model,
+        training: loop_cfg.clone(),
+        loader: loader_cfg.clone(),
+        batch_size: a.batch_size,
+        sampler: sampler_desc,
+        device: format!("{device:?}"),
+        seed: a.seed,
+        init_weights: a.init_weights.clone(),
+    };
+    if a.resume {
+        check_same_run(&dir, &config)?;
+    } else {
+        fas_core::atomic::write_atomic(
+            &dir.config(),
+            serde_json::to_string_pretty(&config)?.as_bytes(),
+        )
+        .with_context(|| format!("writing {}", dir.config().display()))?;
+    }
+    eprintln!(
+        "task {} ({}): train {} / source-val {} / test {} samples; {} steps ({} per epoch) on {:?}",
+        task.name,
+        a.protocol.as_str(),
+        split.train.len(),
+        split.val.len(),
+        split.test.len(),
+        steps,
+        bpe,
+        device
+    );
+
+    let eval_loader = Loader::new(
+        dataset.clone(),
+        LoaderConfig {
+            depth_size: None,
+            ..LoaderConfig::eval(spec.clone())
+        },
+    )?;
+    let validator = SplitValidator {
+        loader: eval_loader.clone(),
+        indices: split.val.clone(),
+        batch_size: a.batch_size.max(32),
+        device,
+    };
+    let summary = run::train(&mut recipe, &source, &validator, &loop_cfg, &dir, a.resume)?;
+
+    // Evaluate the exported best model (exactly what quantize/edge get) on the test split.
+    let best = DeployedModel::load(&dir.root, device)?;
+    let score = |idx: &[usize]| {
+        score_indices(&eval_loader, idx, a.batch_size.max(32), device, &|x| {
+            best.score(x)
+        })
+    };
+    let val_scores = score(&split.val)?;
+    let test_scores = score(&split.test)?;
+    let samples = dataset.samples();
+    let val_samples: Vec<&Sample> = split.val.iter().map(|&i| &samples[i]).collect();
+    write_scores(&dir.root.join("val_scores.jsonl"), &val_samples, &val_scores)?;
+    let test_samples: Vec<&Sample> = split.test.iter().map(|&i| &samples[i]).collect();
+    write_scores(&dir.root.join("test_scores.jsonl"), &test_samples, &test_scores)?;
+    let val: Vec<Scored> = val_samples
+        .iter()
+        .zip(&val_scores)
+        .map(|(s, &score)| Scored { sample: s, score })
+        .collect();
+    let test: Vec<Scored> = test_samples
+        .iter()
+        .zip(&test_scores)
+        .map(|(s, &score)| Scored { sample: s, score })
+        .collect();
+    let report = eval::evaluate(&val, &test)?;
+    eval::write_plots(&dir.plots(), &task.name, &test, &report)?;
+    let metrics = RunMetrics {
+        protocol: a.protocol,
+        task: task.name.clone(),
+        training: summary,
+        test: report.clone(),
+        samples: SplitCounts {
+            train: split.train.len(),
+            val: split.val.len(),
+            test: split.test.len(),
+        },
+    };
+    fas_core::atomic::write_atomic(
+        &dir.metrics(),
+        serde_json::to_string_pretty(&metrics)?.as_bytes(),
+    )
+    .with_context(|| format!("writing {}", dir.metrics().display()))?;
+    println!("{}", report.table());
+    println!("run dir: {}", dir.root.display());
+    Ok(())
+}
+
+/// `--resume` must continue the same run: the settings that change what is computed must
+/// match `run.json`.
+fn check_same_run(dir: &RunDir, now: &RunConfig) -> Result<()> {
+    let text = std::fs::read_to_string(dir.config())
+        .with_context(|| format!("--resume: reading {}", dir.config().display()))?;
+    let before: RunConfig = serde_json::from_str(&text)
+        .with_context(|| format!("--resume: {} is not a run config", dir.config().display()))?;
+    let same = |a: &serde_json::Value, b: &serde_json::Value| a == b;
+    let fields: [(&str, serde_json::Value, serde_json::Value); 6] = [
+        (
+            "model",
+            serde_json::to_value(&before.model)?,
+            serde_json::to_value(&now.model)?,
+        ),
+        (
+            "preprocess",
+            serde_json::to_value(&before.preprocess)?,
+            serde_json::to_value(&now.preprocess)?,
+        ),
+        (
+            "loader",
+            serde_json::to_value(&before.loader)?,
+            serde_json::to_value(&now.loader)?,
+        ),
+        (
+            "task",
+            serde_json::to_value(&before.task)?,
+            serde_json::to_value(&now.task)?,
+        ),
+        (
+            "seed",
+            serde_json::to_value(before.seed)?,
+            serde_json::to_value(now.seed)?,
+        ),
+        (
+            "schedule",
+            serde_json::to_value(before.training.schedule)?,
+            serde_json::to_value(now.training.schedule)?,
+        ),
+    ];
+    for (name, b, n) in fields {
+        if !same(&b, &n) {
+            bail!(
+                "--resume: \"{name}\" differs from {} ({b} then, {n} now) — resume with the \
+                 original settings, or start a new --out",
+                dir.config().display()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn evaluate(a: &EvalArgs) -> Result<()> {
+    let device = device::resolve(a.device)?;
+    let cfg_path = a.run.join("run.json");
+    let cfg: RunConfig = serde_json::from_str(
+        &std::fs::read_to_string(&cfg_path)
+            .with_context(|| format!("reading {}", cfg_path.display()))?,
+    )
+    .with_context(|| format!("{}: not a fas-train run config", cfg_path.display()))?;
+    let model = DeployedModel::load(&a.run, device)?;
+    let manifest = Manifest::load(&a.manifest)?;
+    let indices: Vec<usize> = match (a.protocol, &a.task) {
+        (Some(p), Some(t)) => find_task(p, t, &manifest)?.apply(&manifest)?.test,
+        (None, None) => {
+            let split = match a.split.as_str() {
+                "train" => Split::Train,
+                "dev" => Split::Dev,
+                "test" => Split::Test,
+                o => bail!("--split {o}: use train, dev or test"),
+            };
+            (0..manifest.samples.len())
+                .filter(|&i| manifest.samples[i].split == split)
+                .collect()
+        }
+        _ => bail!("--protocol and --task go together"),
+    };
+    if indices.is_empty() {
+        bail!("{}: nothing to evaluate in the chosen split", a.manifest.display());
+    }
+    let dataset = Arc::new(Dataset::from_manifest(
+        manifest.clone(),
+        manifest_root(&a.manifest),
+    ));
+    let loader = Loader::new(
+        dataset,
+        LoaderConfig {
+            workers: workers(a.workers),
+            ..LoaderConfig::eval(cfg.preprocess.clone())
+        },
+    )?;
+    let scores = score_indices(&loader, &indices, a.batch_size, device, &|x| {
+        model.score(x)
+    })?;
+    let val_rows = read_scores(&a.run.join("val_scores.jsonl"))?;
+    let val: Vec<Scored> = val_rows
+        .iter()
+        .map(|r| Scored {
+            sample: &r.sample,
+            score: r.score,
+        })
+        .collect();
+    let test: Vec<Scored> = indices
+        .iter()
+        .zip(&scores)
+        .map(|(&i, &score)| Scored {
+            sample: &manifest.samples[i],
+            score,
+        })
+        .collect();
+    let report = eval::evaluate(&val, &test)?;
+    let stem = a
+        .manifest
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("manifest");
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.run.join(format!("eval-{stem}")));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    eval::write_plots(&out, stem, &test, &report)?;
+    fas_core::atomic::write_atomic(
+        &out.join("eval.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    println!("{}", report.table());
+    println!("wrote {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! The loop's data: sampler batches loaded by the multi-threaded loader, source-validation
+//! scoring, and scoring any manifest split with a deployed model.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use fas_core::dataset::{Label, Sample};
+use fas_core::ir::Graph;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use super::run::{BatchSource, Validator};
+use crate::data::loader::{Dataset, Loader};
+use crate::data::sampler::BatchSampler;
+use crate::nn::IrModule;
+use crate::recipe::{Recipe, TrainBatch};
+
+/// Training batches: indices from a sampler, decoded and augmented by the loader.
+pub struct SampledSource {
+    loader: Loader,
+    sampler: Box<dyn BatchSampler>,
+    batches_per_epoch: usize,
+    device: Device,
+}
+
+impl SampledSource {
+    pub fn new(loader: Loader, sampler: Box<dyn BatchSampler>, device: Device) -> Self {
+        let batches_per_epoch = sampler.epoch(0).len();
+        SampledSource {
+            loader,
+            sampler,
+            batches_per_epoch,
+            device,
+        }
+    }
+}
+
+impl BatchSource for SampledSource {
+    fn batches_per_epoch(&self) -> usize {
+        self.batches_per_epoch
+    }
+
+    fn epoch(
+        &self,
+        epoch: usize,
+        skip: usize,
+    ) -> Result<Box<dyn Iterator<Item = Result<TrainBatch>> + '_>> {
+        let batches: Vec<Vec<usize>> = self
+            .sampler
+            .epoch(epoch as u64)
+            .into_iter()
+            .skip(skip)
+            .collect();
+        let it = self.loader.batches(batches, epoch as u64)?;
+        let device = self.device;
+        Ok(Box::new(it.map(move |b| {
+            let t = b?.to_tensors(device);
+            Ok(TrainBatch {
+                images: t.images,
+                labels: t.labels,
+                domains: t.domains,
+                depth: t.depth,
+            })
+        })))
+    }
+}
+
+/// Scores `indices` of the loader's dataset in order with `score` (eval loader: no
+/// augmentation).
+pub fn score_indices(
+    loader: &Loader,
+    indices: &[usize],
+    batch_size: usize,
+    device: Device,
+    score: &dyn Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Vec<f64>> {
+    let batches: Vec<Vec<usize>> = indices
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect();
+    let mut out = Vec::with_capacity(indices.len());
+    for b in loader.batches(batches, 0)? {
+        let t = b?.to_tensors(device);
+        let s = score(&t.images)?
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu)
+            .view([-1]);
+        out.extend(Vec::<f64>::try_from(&s)?);
+    }
+    if let Some(bad) = out.iter().position(|s| !s.is_finite() || !(0.0..=1.0).contains(s)) {
+        anyhow::bail!(
+            "the model scored sample {} as {} — p_live must be in [0, 1] (contract 3)",
+            indices[bad],
+            out[bad]
+        );
+    }
+    Ok(out)
+}
+
+/// Source-validation scoring for the loop.
+pub struct SplitValidator {
+    pub loader: Loader,
+    pub indices: Vec<usize>,
+    pub batch_size: usize,
+    pub device: Device,
+}
+
+impl SplitValidator {
+    pub fn dataset(&self) -> &Arc<Dataset> {
+        self.loader.dataset()
+    }
+}
+
+impl Validator for SplitValidator {
+    fn score(&self, recipe: &dyn Recipe) -> Result<(Vec<f64>, Vec<Label>)> {
+        let scores = score_indices(
+            &self.loader,
+            &self.indices,
+            self.batch_size,
+            self.device,
+            &|x| recipe.score(x),
+        )?;
+        let ds = self.loader.dataset();
+        let labels = self.indices.iter().map(|&i| ds.sample(i).label).collect();
+        Ok((scores, labels))
+    }
+}
+
+/// A deployed model (run dir `model.json` + `weights.safetensors`) as a scorer.
+pub struct DeployedModel {
+    pub module: IrModule,
+}
+
+impl DeployedModel {
+    pub fn load(run: &std::path::Path, device: Device) -> Result<DeployedModel> {
+        let g = Graph::load(run.join("model.json"))
+            .with_context(|| format!("run dir {}", run.display()))?;
+        let mut module = IrModule::new(g, device, 0)?;
+        module.load_safetensors(&run.join("weights.safetensors"), true)?;
+        Ok(DeployedModel { module })
+    }
+
+    /// `p_live [N]`.
+    pub fn score(&self, images: &Tensor) -> Result<Tensor> {
+        tch::no_grad(|| Ok(self.module.forward(&[images], false)?.remove(0).view([-1])))
+    }
+}
+
+/// One scored sample, as stored in a run dir's `val_scores.jsonl` (the source-validation
+/// scores that fix the deployable threshold for any later evaluation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredSample {
+    #[serde(flatten)]
+    pub sample: Sample,
+    pub score: f64,
+}
+
+pub fn write_scores(path: &std::path::Path, samples: &[&Sample], scores: &[f64]) -> Result<()> {
+    let mut text = String::new();
+    for (s, &score) in samples.iter().zip(scores) {
+        let line = ScoredSample {
+            sample: (*s).clone(),
+            score,
+        };
+        text.push_str(&serde_json::to_string(&line)?);
+        text.push('\n');
+    }
+    fas_core::atomic::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn read_scores(path: &std::path::Path) -> Result<Vec<ScoredSample>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {} — the run dir lacks its source-validation scores; re-run training",
+            path.display()
+        )
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}: line {}: not a scored sample", path.display(), i + 1))
+        })
+        .collect()
+}
