@@ -1,3 +1,5 @@
 //! Turning dataset samples into training tensors.
 
+pub mod augment;
+pub mod loader;
 pub mod tensor;
