@@ -16,10 +16,7 @@ struct Tree(PathBuf);
 impl Tree {
     fn new(tag: &str) -> Tree {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let d = std::env::temp_dir().join(format!(
-            "fas-import-{tag}-{}-{n}",
-            std::process::id()
-        ));
+        let d = std::env::temp_dir().join(format!("fas-import-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         Tree(d)
@@ -63,7 +60,11 @@ fn check_invariants(domain: &str, r: &ImportReport) {
         s.validate().unwrap();
         assert_eq!(s.domain, domain);
         assert_eq!(s.frame, 0);
-        assert!(!s.path.starts_with('/') && !s.path.contains('\\'), "{}", s.path);
+        assert!(
+            !s.path.starts_with('/') && !s.path.contains('\\'),
+            "{}",
+            s.path
+        );
         assert!(videos.insert(s.video.clone()), "video {} twice", s.video);
     }
     assert!(r.samples.windows(2).all(|w| w[0].path < w[1].path));
@@ -80,14 +81,7 @@ fn sample<'a>(r: &'a ImportReport, path: &str) -> &'a Sample {
 
 /// (label, attack, subject, device, split, video) of one record.
 fn fields(s: &Sample) -> (Label, &str, &str, &str, Split, &str) {
-    (
-        s.label,
-        &s.attack,
-        &s.subject,
-        &s.device,
-        s.split,
-        &s.video,
-    )
+    (s.label, &s.attack, &s.subject, &s.device, s.split, &s.video)
 }
 
 fn count(r: &ImportReport, f: impl Fn(&Sample) -> bool) -> usize {
@@ -488,7 +482,10 @@ fn msu_counts_records_and_strays() {
         )
     );
     assert_eq!(
-        fields(sample(&r, "scene01/real/real_client002_laptop_SD_scene01.mov")),
+        fields(sample(
+            &r,
+            "scene01/real/real_client002_laptop_SD_scene01.mov"
+        )),
         (
             Label::Live,
             "none",
@@ -682,7 +679,10 @@ fn celeba_tree() -> Tree {
         "Data/test/20/spoof/497050.png",
     ] {
         t.file(img);
-        t.text(&img.replace(".jpg", "_BB.txt").replace(".png", "_BB.txt"), "1 2 3 4 0.9\n");
+        t.text(
+            &img.replace(".jpg", "_BB.txt").replace(".png", "_BB.txt"),
+            "1 2 3 4 0.9\n",
+        );
     }
     t.file("Data/train/10/other/x.jpg");
     t.file("Data/val/1/live/a.jpg");
@@ -754,13 +754,21 @@ fn celeba_counts_records_and_strays() {
         ]
     );
     assert!(
-        ign[0].1.contains("listed in metas/intra_test/test_label.json but not found"),
+        ign[0]
+            .1
+            .contains("listed in metas/intra_test/test_label.json but not found"),
         "{}",
         ign[0].1
     );
-    assert!(ign[1].1.contains("contradicts the live/ folder"), "{}", ign[1].1);
     assert!(
-        ign[2].1.contains("not in metas/intra_test/train_label.json"),
+        ign[1].1.contains("contradicts the live/ folder"),
+        "{}",
+        ign[1].1
+    );
+    assert!(
+        ign[2]
+            .1
+            .contains("not in metas/intra_test/train_label.json"),
         "{}",
         ign[2].1
     );
@@ -779,7 +787,10 @@ fn celeba_label_errors_name_the_file_and_line() {
     std::fs::remove_file(&file).unwrap();
     let e = import_err("celeba", t.path());
     assert!(matches!(e, ImportError::MissingFile { .. }), "{e:?}");
-    assert!(e.to_string().starts_with(&format!("{file}: missing")), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!("{file}: missing")),
+        "{e}"
+    );
 
     t.text(
         "metas/intra_test/test_label.json",
@@ -796,32 +807,26 @@ fn celeba_label_errors_name_the_file_and_line() {
         "{e}"
     );
 
-    let mut entry = label(0, 0, 0, 0).iter().map(u8::to_string).collect::<Vec<_>>();
-    entry[3] = "\"a\"".into();
+    // A valid entry on line 2, a syntax error on line 3.
+    let valid: Vec<String> = label(0, 0, 0, 0).iter().map(u8::to_string).collect();
     t.text(
         "metas/intra_test/test_label.json",
         &format!(
             "{{\n\"Data/test/20/live/000100.jpg\": [{}],\n\"y\": [0,, 1]\n}}\n",
-            label(0, 0, 0, 0)
-                .iter()
-                .map(u8::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            valid.join(", ")
         ),
     );
     let e = import_err("celeba", t.path());
-    assert!(
-        e.to_string().starts_with(&format!("{file}:3:")),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(&format!("{file}:3:")), "{e}");
 
     t.text(
         "metas/intra_test/test_label.json",
-        &format!("{{\"k\": [{}]}}", entry.join(",")),
+        &format!("{{\"k\": [0,0,0,\"a\",{}]}}", valid[4..].join(",")),
     );
     let e = import_err("celeba", t.path()).to_string();
     assert!(
-        e.starts_with(&format!("{file}:1:")) && e.contains("\"k\": attribute 3 is \"a\", expected an integer"),
+        e.starts_with(&format!("{file}:1:"))
+            && e.contains("\"k\": attribute 3 is \"a\", expected an integer"),
         "{e}"
     );
 }
@@ -875,7 +880,8 @@ fn root_errors_say_what_to_pass() {
     let e = import_err("oulu", &missing);
     assert!(matches!(e, ImportError::MissingRoot { .. }), "{e:?}");
     assert!(
-        e.to_string().starts_with(&format!("{}: does not exist", missing.display())),
+        e.to_string()
+            .starts_with(&format!("{}: does not exist", missing.display())),
         "{e}"
     );
 

@@ -120,8 +120,8 @@ fn read_labels(root: &Path, rel: &str) -> Result<HashMap<String, Attrs>, ImportE
         }
     };
     let mut de = serde_json::Deserializer::from_str(&text);
-    let parsed = de::Deserializer::deserialize_map(&mut de, LabelsVisitor)
-        .and_then(|m| de.end().map(|_| m));
+    let parsed =
+        de::Deserializer::deserialize_map(&mut de, LabelsVisitor).and_then(|m| de.end().map(|_| m));
     parsed.map_err(|e| {
         let position = format!(" at line {} column {}", e.line(), e.column());
         let msg = e.to_string();

@@ -283,8 +283,6 @@ pub(crate) fn is_dir(root: &Path, name: &str) -> bool {
 pub(crate) struct FileEntry {
     /// Relative to the root.
     rel: PathBuf,
-    /// The path's components when they are all UTF-8.
-    parts: Option<Vec<String>>,
     /// A symbolic link whose target does not exist.
     broken: bool,
 }
@@ -351,11 +349,15 @@ fn walk_dir(
 
 impl FileEntry {
     fn new(rel: PathBuf, broken: bool) -> Self {
-        let parts = rel
+        FileEntry { rel, broken }
+    }
+
+    /// The path's components when they are all UTF-8.
+    fn parts(&self) -> Option<Vec<&str>> {
+        self.rel
             .components()
-            .map(|c| c.as_os_str().to_str().map(str::to_owned))
-            .collect();
-        FileEntry { rel, parts, broken }
+            .map(|c| c.as_os_str().to_str())
+            .collect()
     }
 }
 
@@ -441,16 +443,16 @@ pub(crate) fn collect(
             continue;
         }
         if f.broken {
-            report
-                .ignored
-                .push((f.rel, "broken symbolic link: its target does not exist".into()));
+            report.ignored.push((
+                f.rel,
+                "broken symbolic link: its target does not exist".into(),
+            ));
             continue;
         }
-        let Some(parts) = &f.parts else {
-            report.unknown.push(f.rel);
+        let Some(parts) = f.parts() else {
+            report.unknown.push(f.rel.clone());
             continue;
         };
-        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let path = parts.join("/");
         match classify(&parts, &path) {
             Verdict::Sample(r) => report.samples.push(r.into_sample(domain, path)),

@@ -38,9 +38,7 @@ impl Importer for Msu {
     }
 
     fn recognises(&self, root: &Path) -> bool {
-        is_dir(root, "scene01")
-            || root.join(TRAIN_LIST).is_file()
-            || root.join(TEST_LIST).is_file()
+        is_dir(root, "scene01") || root.join(TRAIN_LIST).is_file() || root.join(TEST_LIST).is_file()
     }
 
     fn expected_layout(&self) -> &'static str {
@@ -72,7 +70,7 @@ impl Importer for Msu {
             }
         };
         Ok(collect(self.name(), walk(root)?, |parts, _| {
-            classify(parts, &split_of)
+            classify(parts, split_of)
         }))
     }
 }
@@ -198,7 +196,10 @@ mod tests {
         assert_eq!(r.subject, "012");
         assert_eq!(r.device, "laptop-sd");
         assert_eq!(r.split, Split::Test);
-        assert_eq!(r.video, "msu/attack_client012_laptop_SD_printed_photo_scene01");
+        assert_eq!(
+            r.video,
+            "msu/attack_client012_laptop_SD_printed_photo_scene01"
+        );
     }
 
     #[test]

@@ -59,7 +59,9 @@ impl Importer for ReplayAttack {
 
     fn import(&self, root: &Path) -> Result<ImportReport, ImportError> {
         check_root(self, root)?;
-        Ok(collect(self.name(), walk(root)?, |parts, _| classify(parts)))
+        Ok(collect(self.name(), walk(root)?, |parts, _| {
+            classify(parts)
+        }))
     }
 }
 
