@@ -1,3 +1,5 @@
 //! Turning dataset samples into training tensors.
 
+pub mod protocol;
+pub mod sampler;
 pub mod tensor;
