@@ -2,4 +2,6 @@
 
 pub mod augment;
 pub mod loader;
+pub mod protocol;
+pub mod sampler;
 pub mod tensor;
