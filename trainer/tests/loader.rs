@@ -279,7 +279,7 @@ fn missing_image_ends_the_epoch_with_an_error_naming_it() {
     let missing = dir.0.join("synth-a/nobody/missing-f00.png");
     let e = ds.check_files(false).unwrap_err();
     assert!(
-        matches!(&e, LoadError::MissingFiles { count: 1, total: 32, missing: m, .. } if m == &[missing.clone()]),
+        matches!(&e, LoadError::MissingFiles { count: 1, total: 32, missing: m, .. } if m.as_slice() == std::slice::from_ref(&missing)),
         "{e}"
     );
     assert!(e.to_string().contains("missing-f00.png"), "{e}");

@@ -610,7 +610,8 @@ fn decode(path: &Path, what: &'static str, index: usize) -> Result<image::Dynami
 }
 
 /// Work of one batch: `(batch sequence number, indices)`.
-type JobFn = Arc<dyn Fn(usize, &[usize]) -> Result<Batch, LoadError> + Send + Sync>;
+type JobDyn = dyn Fn(usize, &[usize]) -> Result<Batch, LoadError> + Send + Sync;
+type JobFn = Arc<JobDyn>;
 type Job = (usize, Vec<usize>);
 type Done = (usize, Result<Batch, LoadError>);
 
@@ -758,6 +759,9 @@ impl<B: Iterator<Item = Vec<usize>>> std::iter::FusedIterator for Epoch<B> {}
 impl<B: Iterator<Item = Vec<usize>>> Drop for Epoch<B> {
     fn drop(&mut self) {
         self.finish();
+        // Drop the receiving end first, so no worker can stay blocked on a full channel.
+        let (_, closed) = mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.results, closed));
         for h in self.workers.drain(..) {
             // Workers catch their panics, so join only fails if the runtime is broken.
             let _ = h.join();
@@ -770,7 +774,7 @@ fn worker(
     results: &SyncSender<Done>,
     stop: &AtomicBool,
     started: &AtomicUsize,
-    job: &(dyn Fn(usize, &[usize]) -> Result<Batch, LoadError> + Send + Sync),
+    job: &JobDyn,
 ) {
     loop {
         let next = {
