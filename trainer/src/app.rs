@@ -8,7 +8,6 @@ use fas_core::dataset::{Manifest, Sample, Split};
 use fas_core::ir::backbones::BackboneKind;
 use fas_core::preprocess::{ColorSpace, CropSpec, Normalize, PreprocessSpec};
 use serde::{Deserialize, Serialize};
-use tch::Device;
 
 use crate::cli::{
     EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, ScheduleName, TasksArgs, TrainArgs,

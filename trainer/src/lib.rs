@@ -6,4 +6,6 @@ pub mod eval;
 pub mod import;
 pub mod nn;
 pub mod recipe;
+pub mod app;
+pub mod cli;
 pub mod train;

@@ -529,6 +529,7 @@ fn protocol_names_parse_from_the_command_line_and_serde() {
         "siwm-loao",
         "synth-domain",
         "synth-attack",
+        "intra",
     ];
     for (p, name) in Protocol::ALL.iter().zip(names) {
         assert_eq!(p.as_str(), name);

@@ -74,15 +74,20 @@ pub enum Protocol {
     SynthDomain,
     /// Leave-one-attack-type-out over the manifest's attack types (SynthFAS).
     SynthAttack,
+    /// Intra-dataset: one task, `all`, on every domain with the manifest's own splits
+    /// (train → train, dev → source validation, test → test). For in-domain baselines and
+    /// for a user's own dataset.
+    Intra,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 6] = [
         Protocol::Ocim,
         Protocol::LimitedSource,
         Protocol::SiwmLoao,
         Protocol::SynthDomain,
         Protocol::SynthAttack,
+        Protocol::Intra,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +97,7 @@ impl Protocol {
             Protocol::SiwmLoao => "siwm-loao",
             Protocol::SynthDomain => "synth-domain",
             Protocol::SynthAttack => "synth-attack",
+            Protocol::Intra => "intra",
         }
     }
 
@@ -110,6 +116,21 @@ impl Protocol {
         options.check()?;
         let p = *self;
         match p {
+            Protocol::Intra => {
+                let domains: Vec<String> =
+                    manifest.domains().iter().map(|d| d.to_string()).collect();
+                Ok(vec![Task {
+                    protocol: p,
+                    name: "all".into(),
+                    train_domains: domains,
+                    train_attacks: spoof_attacks(manifest.samples.iter())
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect(),
+                    target: Target::Domain("all".into()),
+                    options: options.clone(),
+                }])
+            }
             Protocol::Ocim => named_lodo(p, manifest, options, &OCIM_TASKS),
             Protocol::LimitedSource => named_lodo(p, manifest, options, &LIMITED_SOURCE_TASKS),
             Protocol::SynthDomain => {
@@ -545,6 +566,14 @@ impl Task {
                 self.apply_loao_manifest_splits(manifest, a)
             }
             (Protocol::SiwmLoao, Target::Attack(a)) => self.apply_siwm(manifest, a)?,
+            (Protocol::Intra, _) => {
+                let by = |split: Split| indices(manifest, |s| s.split == split);
+                TaskSplit {
+                    train: by(Split::Train),
+                    val: by(Split::Dev),
+                    test: by(Split::Test),
+                }
+            }
             (p, t) => {
                 return Err(ProtocolError::BadTask {
                     task: self.name.clone(),

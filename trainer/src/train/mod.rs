@@ -1,5 +1,6 @@
 //! The training loop and what it needs: optimiser, schedules, checkpoints.
 
 pub mod checkpoint;
+pub mod data;
 pub mod optim;
 pub mod run;
