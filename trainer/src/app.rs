@@ -344,9 +344,17 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let test_scores = score(&split.test)?;
     let samples = dataset.samples();
     let val_samples: Vec<&Sample> = split.val.iter().map(|&i| &samples[i]).collect();
-    write_scores(&dir.root.join("val_scores.jsonl"), &val_samples, &val_scores)?;
+    write_scores(
+        &dir.root.join("val_scores.jsonl"),
+        &val_samples,
+        &val_scores,
+    )?;
     let test_samples: Vec<&Sample> = split.test.iter().map(|&i| &samples[i]).collect();
-    write_scores(&dir.root.join("test_scores.jsonl"), &test_samples, &test_scores)?;
+    write_scores(
+        &dir.root.join("test_scores.jsonl"),
+        &test_samples,
+        &test_scores,
+    )?;
     let val: Vec<Scored> = val_samples
         .iter()
         .zip(&val_scores)
@@ -458,7 +466,10 @@ pub fn evaluate(a: &EvalArgs) -> Result<()> {
         _ => bail!("--protocol and --task go together"),
     };
     if indices.is_empty() {
-        bail!("{}: nothing to evaluate in the chosen split", a.manifest.display());
+        bail!(
+            "{}: nothing to evaluate in the chosen split",
+            a.manifest.display()
+        );
     }
     let dataset = Arc::new(Dataset::from_manifest(
         manifest.clone(),
@@ -471,9 +482,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<()> {
             ..LoaderConfig::eval(cfg.preprocess.clone())
         },
     )?;
-    let scores = score_indices(&loader, &indices, a.batch_size, device, &|x| {
-        model.score(x)
-    })?;
+    let scores = score_indices(&loader, &indices, a.batch_size, device, &|x| model.score(x))?;
     let val_rows = read_scores(&a.run.join("val_scores.jsonl"))?;
     let val: Vec<Scored> = val_rows
         .iter()

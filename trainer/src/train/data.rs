@@ -87,7 +87,10 @@ pub fn score_indices(
             .view([-1]);
         out.extend(Vec::<f64>::try_from(&s)?);
     }
-    if let Some(bad) = out.iter().position(|s| !s.is_finite() || !(0.0..=1.0).contains(s)) {
+    if let Some(bad) = out
+        .iter()
+        .position(|s| !s.is_finite() || !(0.0..=1.0).contains(s))
+    {
         anyhow::bail!(
             "the model scored sample {} as {} — p_live must be in [0, 1] (contract 3)",
             indices[bad],
