@@ -225,7 +225,7 @@ impl Recipe for Baseline {
             )?;
             let dl = losses::depth_mse(&out[d].to_kind(Kind::Float), target);
             terms.push(("depth".to_string(), dl.double_value(&[])));
-            total = total + dl * self.cfg.depth_weight;
+            total += dl * self.cfg.depth_weight;
         }
         let value = total.double_value(&[]);
         if !value.is_finite() {

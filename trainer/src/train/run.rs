@@ -277,7 +277,7 @@ pub fn train(
             images += n;
             window.1 += n;
             bar.set_position(step as u64);
-            if step % cfg.log_every.max(1) == 0 || step == cfg.steps {
+            if step.is_multiple_of(cfg.log_every.max(1)) || step == cfg.steps {
                 let secs = window.0.elapsed().as_secs_f64().max(1e-9);
                 let ips = window.1 as f64 / secs;
                 window = (Instant::now(), 0);
@@ -292,7 +292,7 @@ pub fn train(
                 log.write(line)?;
             }
             let last = step == cfg.steps;
-            if step % cfg.val_every.max(1) == 0 || last {
+            if step.is_multiple_of(cfg.val_every.max(1)) || last {
                 let v = validate(val, recipe, step)?;
                 let improved = better(&v, state.best_metric.map(|a| (a, best_eer)));
                 log.write(serde_json::json!({
@@ -312,7 +312,7 @@ pub fn train(
                 }
                 validations.push(v);
             }
-            if step % cfg.checkpoint_every.max(1) == 0 || last {
+            if step.is_multiple_of(cfg.checkpoint_every.max(1)) || last {
                 state.step = step;
                 ckpt.save(&recipe.state(), &state)?;
                 fas_core::atomic::write_atomic(
