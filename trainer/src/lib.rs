@@ -3,4 +3,5 @@
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod prepare;
 pub mod train;
