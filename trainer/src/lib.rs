@@ -7,5 +7,6 @@ pub mod device;
 pub mod eval;
 pub mod import;
 pub mod nn;
+pub mod prepare;
 pub mod recipe;
 pub mod train;

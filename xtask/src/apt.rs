@@ -47,6 +47,11 @@ pub const PACKAGES: &[Requirement] = &[
         probe: &["sh", "-c", "tar --version && gzip --version"],
         packages: &["tar", "gzip"],
     },
+    Requirement {
+        what: "ffmpeg and ffprobe (fas-train prepare decodes dataset videos)",
+        probe: &["sh", "-c", "ffmpeg -version && ffprobe -version"],
+        packages: &["ffmpeg"],
+    },
 ];
 
 fn probe_ok(probe: &[&str]) -> bool {
