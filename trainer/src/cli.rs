@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Turn a dataset's own directory layout into a source manifest (one line per video/image).
     Import(ImportArgs),
+    /// Decode videos, detect and align faces, write face crops and a crop manifest.
+    Prepare(PrepareArgs),
     /// List the tasks of a protocol on a manifest.
     Tasks(TasksArgs),
     /// Train a model; writes a run dir (model.json, weights.safetensors, metrics.json, plots).

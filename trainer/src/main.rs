@@ -8,6 +8,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.command {
         Command::Import(a) => app::import(a),
+        Command::Prepare(a) => app::prepare(a),
         Command::Tasks(a) => app::tasks(a),
         Command::Train(a) => app::train(a),
         Command::Eval(a) => app::evaluate(a),
