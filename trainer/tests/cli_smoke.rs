@@ -69,7 +69,7 @@ fn train_then_eval_on_synthfas() {
         "--batch-size",
         "32",
         "--steps",
-        "150",
+        "200",
         "--lr",
         "3e-3",
         "--val-every",
