@@ -29,11 +29,15 @@ fn run(args: &[&str]) -> (bool, String, String) {
 }
 
 fn dataset(dir: &Path) -> PathBuf {
+    dataset_with(dir, 24, 128)
+}
+
+fn dataset_with(dir: &Path, subjects: u32, size: u32) -> PathBuf {
     let cfg = SynthConfig {
         seed: 3,
-        subjects_per_domain: 24,
+        subjects_per_domain: subjects,
         frames_per_video: 2,
-        image_size: 128,
+        image_size: size,
         threads: 2,
         ..SynthConfig::default()
     };
@@ -174,5 +178,58 @@ fn bad_inputs_are_named() {
         root.join("r").to_str().unwrap(),
     ]);
     assert!(!ok && e.contains("vgg") && e.contains("resnet18"), "{e}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// DepthNet with pixel-wise depth supervision from SynthFAS's true depth maps, RGB+HSV input,
+/// AM-softmax head: a few steps end to end, and the deployed graph has 6 input channels.
+#[test]
+fn depth_supervised_rgb_hsv_run() {
+    let root = tmp("depth");
+    let manifest = dataset_with(&root.join("data"), 6, 64);
+    let out = root.join("run");
+    let (ok, _, stderr) = run(&[
+        "train",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--protocol",
+        "synth-domain",
+        "--task",
+        "unseen-synth-d",
+        "--backbone",
+        "depthnet",
+        "--input",
+        "rgb-hsv",
+        "--size",
+        "64",
+        "--width",
+        "0.25",
+        "--loss",
+        "am-softmax",
+        "--depth-weight",
+        "1",
+        "--batch-size",
+        "8",
+        "--steps",
+        "100",
+        "--max-steps",
+        "4",
+        "--val-every",
+        "2",
+        "--workers",
+        "2",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "train failed:\n{stderr}");
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    assert!(log.contains("\"depth\""), "depth loss not logged:\n{log}");
+    let g = fas_core::ir::Graph::load(out.join("model.json")).unwrap();
+    assert_eq!(g.inputs[0].shape, vec![1, 6, 64, 64]);
+    let metrics = json(&out.join("metrics.json"));
+    assert_eq!(metrics["training"]["steps"], 4);
     std::fs::remove_dir_all(&root).ok();
 }
