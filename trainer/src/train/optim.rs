@@ -130,14 +130,16 @@ impl Adam {
                 if c.weight_decay != 0.0 && c.decoupled {
                     let _ = p.g_mul_scalar_(1.0 - lr * c.weight_decay);
                 }
-                let _ = self.m[i]
-                    .g_mul_scalar_(c.beta1)
-                    .g_add_(&(&g * (1.0 - c.beta1)));
-                let _ = self.v[i]
-                    .g_mul_scalar_(c.beta2)
-                    .g_add_(&(g.square() * (1.0 - c.beta2)));
-                let denom = (&self.v[i] / bc2).sqrt() + c.eps;
-                let _ = p.g_sub_(&((&self.m[i] / &denom) * (lr / bc1)));
+                // In-place, in PyTorch's single-tensor order: m ← lerp(m, g, 1−β1);
+                // v ← β2 v + (1−β2) g²; p ← p − (lr/bc1) · m / (√v/√bc2 + ε).
+                let _ = self.m[i].lerp_(&g, 1.0 - c.beta1);
+                let _ = self.v[i].g_mul_scalar_(c.beta2);
+                let _ = self.v[i].addcmul_(&(&g * (1.0 - c.beta2)), &g);
+                let mut denom = self.v[i].sqrt();
+                let _ = denom.g_div_scalar_(bc2.sqrt());
+                let _ = denom.g_add_scalar_(c.eps);
+                let _ = denom.g_div_scalar_(-(lr / bc1));
+                let _ = p.addcdiv_(&self.m[i], &denom);
             }
         });
     }
