@@ -60,50 +60,57 @@ fn main() -> Result<()> {
         lr: 1e-3,
     };
     r.step(&b, &info(0))?; // warm-up
-    let t = Instant::now();
-    for s in 0..steps {
-        r.step(&b, &info(s + 1))?;
-    }
-    let dt = t.elapsed().as_secs_f64() / steps as f64;
-    let ours = batch as f64 / dt;
-
     let py = match std::env::var_os("VIRTUAL_ENV") {
         Some(v) => Path::new(&v).join("bin/python"),
         None => "python3".into(),
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/train_step_bench.py");
-    let out = Command::new(&py)
-        .arg(&script)
-        .arg(&dir)
-        .args([batch.to_string(), steps.to_string(), threads.to_string()])
-        .output()
-        .with_context(|| format!("running {}", py.display()))?;
-    if !out.status.success() {
-        bail!(
-            "PyTorch reference failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    // Alternate the two engines over several rounds so that load changes on a shared
+    // machine hit both; report medians.
+    let rounds = 3;
+    let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let t = Instant::now();
+        for s in 0..steps {
+            r.step(&b, &info(round * steps + s + 1))?;
+        }
+        let o = batch as f64 * steps as f64 / t.elapsed().as_secs_f64();
+        let out = Command::new(&py)
+            .arg(&script)
+            .arg(&dir)
+            .args([batch.to_string(), steps.to_string(), threads.to_string()])
+            .output()
+            .with_context(|| format!("running {}", py.display()))?;
+        if !out.status.success() {
+            bail!(
+                "PyTorch reference failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let p = v["images_per_s"].as_f64().context("images_per_s")?;
+        println!("  round {round}: fas-train {o:7.1} img/s   PyTorch eager {p:7.1} img/s");
+        ours.push(o);
+        theirs.push(p);
+        ratios.push(o / p);
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let theirs = v["images_per_s"].as_f64().context("images_per_s")?;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     println!(
-        "{} {}x{} batch {batch}, {threads} thread(s), {} params",
+        "{} {}x{} batch {batch}, {threads} thread(s), {} params, {steps} steps x {rounds} rounds",
         kind.as_str(),
         size,
         size,
         r.network().num_params()
     );
     println!(
-        "  fas-train (tch)   {:8.1} img/s  {:7.1} ms/step",
-        ours,
-        dt * 1e3
+        "  median: fas-train {:.1} img/s, PyTorch eager {:.1} img/s, ratio {:.2}",
+        median(&mut ours),
+        median(&mut theirs),
+        median(&mut ratios)
     );
-    println!(
-        "  PyTorch eager     {:8.1} img/s  {:7.1} ms/step",
-        theirs,
-        v["step_ms"].as_f64().unwrap_or(f64::NAN)
-    );
-    println!("  ratio fas-train / PyTorch: {:.2}", ours / theirs);
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }
