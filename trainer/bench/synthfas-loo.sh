@@ -11,7 +11,13 @@ OUT=${1:-target/synthfas-loo}
 STEPS=${2:-400}
 BACKBONE=${3:-resnet18}
 WIDTH=${4:-0.5}
-BIN=${FAS_TRAIN:-fas-train}
+# FAS_TRAIN / FAS_SYNTH: the binaries; by default the workspace's release builds.
+if [ -z "${FAS_TRAIN:-}" ]; then
+  cargo build -q --release -p fas-train -p fas-core --bins
+  FAS_TRAIN="${CARGO_TARGET_DIR:-target}/release/fas-train"
+  FAS_SYNTH="${CARGO_TARGET_DIR:-target}/release/fas-synth"
+fi
+BIN=$FAS_TRAIN
 SYNTH=${FAS_SYNTH:-fas-synth}
 mkdir -p "$OUT"
 if [ ! -f "$OUT/data/manifest.jsonl" ]; then
