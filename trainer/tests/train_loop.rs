@@ -2,6 +2,7 @@
 //! chosen on the source validation split, the run dir holds what the exporter needs.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::Result;
 use fas_core::dataset::Label;
@@ -63,6 +64,10 @@ impl Validator for Val {
     }
 }
 
+/// libtorch's RNG is process-global (the loop re-seeds it every step, the data here is drawn
+/// from it): tests of this file must not interleave, or their runs are not reproducible.
+static GLOBAL_RNG: Mutex<()> = Mutex::new(());
+
 fn recipe() -> Baseline {
     let cfg = BaselineConfig {
         backbone: BackboneKind::EdgeNet,
@@ -111,6 +116,7 @@ fn log_losses(d: &RunDir) -> Vec<String> {
 
 #[test]
 fn resume_continues_bit_identically_and_the_run_dir_is_complete() {
+    let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let data = Synthetic { batches: 4 };
     // Uninterrupted: 12 steps over 3 epochs.
     let da = RunDir::create(&dir("a")).unwrap();
@@ -156,6 +162,7 @@ fn resume_continues_bit_identically_and_the_run_dir_is_complete() {
 
 #[test]
 fn resume_without_a_checkpoint_says_so() {
+    let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let d = RunDir::create(&dir("none")).unwrap();
     let mut r = recipe();
     let e = train(
