@@ -202,29 +202,21 @@ fn workers(n: usize) -> usize {
         .clamp(1, 8)
 }
 
-fn manifest_root(path: &Path) -> PathBuf {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+/// The dataset (samples resolved against the manifest's folder) and its manifest view for
+/// the protocols.
+fn load_dataset(path: &Path) -> Result<(Arc<Dataset>, Manifest)> {
+    let dataset = Dataset::load(path)?;
+    let manifest = Manifest::new(dataset.samples().to_vec());
+    Ok((Arc::new(dataset), manifest))
 }
 
 pub fn train(a: &TrainArgs) -> Result<()> {
     let device = device::resolve(a.device)?;
     tch::manual_seed(a.seed as i64);
-    let manifest = Manifest::load(&a.manifest)?;
+    let (dataset, manifest) = load_dataset(&a.manifest)?;
     let task = find_task(a.protocol, &a.task, &manifest)?;
+    // Non-empty train / val / test with both classes where needed: `Task::apply` checks.
     let split = task.apply(&manifest)?;
-    if split.val.is_empty() {
-        bail!(
-            "task {}: the source validation split is empty — the best model is chosen on it",
-            task.name
-        );
-    }
-    let dataset = Arc::new(Dataset::from_manifest(
-        manifest.clone(),
-        manifest_root(&a.manifest),
-    ));
 
     let backbone: BackboneKind = a.backbone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let in_channels = match a.input {
@@ -492,7 +484,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<()> {
     )
     .with_context(|| format!("{}: not a fas-train run config", cfg_path.display()))?;
     let model = DeployedModel::load(&a.run, device)?;
-    let manifest = Manifest::load(&a.manifest)?;
+    let (dataset, manifest) = load_dataset(&a.manifest)?;
     let indices: Vec<usize> = match (a.protocol, &a.task) {
         (Some(p), Some(t)) => find_task(p, t, &manifest)?.apply(&manifest)?.test,
         (None, None) => {
@@ -514,10 +506,6 @@ pub fn evaluate(a: &EvalArgs) -> Result<()> {
             a.manifest.display()
         );
     }
-    let dataset = Arc::new(Dataset::from_manifest(
-        manifest.clone(),
-        manifest_root(&a.manifest),
-    ));
     let loader = Loader::new(
         dataset,
         LoaderConfig {

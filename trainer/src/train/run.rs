@@ -129,11 +129,12 @@ pub fn write_deployable(recipe: &dyn Recipe, dir: &RunDir) -> Result<()> {
 
 fn validate(v: &dyn Validator, recipe: &dyn Recipe, step: usize) -> Result<ValPoint> {
     let (scores, labels) = v.score(recipe)?;
-    let auc = metrics::auc(&scores, &labels).context("source validation split")?;
-    let eer = metrics::eer(&scores, &labels)
-        .context("source validation split")?
-        .eer;
-    Ok(ValPoint { step, auc, eer })
+    let roc = metrics::Roc::new(&scores, &labels).context("source validation split")?;
+    Ok(ValPoint {
+        step,
+        auc: roc.auc(),
+        eer: roc.eer().eer,
+    })
 }
 
 /// Better on the source validation split: higher AUC, then lower EER.
