@@ -4,3 +4,4 @@
 //!   5 landmarks) implementation: prior boxes, decoding, NMS.
 
 pub mod detect;
+pub mod liveness;

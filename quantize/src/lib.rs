@@ -1,3 +1,4 @@
 //! fas-quantize: ONNX export, int8 calibration and signed bundles. Never links libtorch.
 
 pub mod calibrate;
+pub mod onnx;

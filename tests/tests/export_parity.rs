@@ -1,0 +1,196 @@
+//! Contract 2: the tch forward of an IR graph (fas-train) and the ONNX that fas-quantize
+//! exports from the same graph and weights, run in tract (fas-infer), agree to
+//! max |Δ| ≤ 1e-4 — for every backbone, norm variant, input variant and head, and for a
+//! graph that uses every IR op.
+
+use std::collections::BTreeMap;
+
+use fas_core::ir::backbones::{self, live_prob, BackboneKind, BackboneSpec, LiveProbKind, NormKind};
+use fas_core::ir::{Graph, GraphBuilder, Op, UpsampleMode};
+use fas_infer::liveness::LivenessModel;
+use fas_quantize::onnx::{export, ExportOptions, Tensor as WTensor, Weights};
+use fas_train::nn::IrModule;
+use tch::{Device, Kind, Tensor};
+
+const TOL: f32 = 1e-4;
+
+/// An IrModule with its BN running statistics moved away from (0, 1), so that folding is
+/// actually exercised.
+fn module(graph: Graph, seed: u64) -> IrModule {
+    tch::manual_seed(seed as i64);
+    let mut m = IrModule::new(graph, Device::Cpu, seed).unwrap();
+    let mut stats = BTreeMap::new();
+    for (name, t) in m.buffers() {
+        let v = if name.ends_with("running_mean") {
+            Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.3
+        } else {
+            Tensor::rand(t.size(), (Kind::Float, Device::Cpu)) * 1.5 + 0.25
+        };
+        stats.insert(name.clone(), v);
+    }
+    // Non-trivial affine parameters too (init leaves γ = 1, β = 0).
+    for (name, t) in m.parameters() {
+        if name.ends_with(".weight") && t.dim() == 1 {
+            stats.insert(
+                name.clone(),
+                Tensor::rand(t.size(), (Kind::Float, Device::Cpu)) + 0.5,
+            );
+        } else if name.ends_with(".bias") && t.dim() == 1 {
+            stats.insert(
+                name.clone(),
+                Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.1,
+            );
+        }
+    }
+    m.load_tensors(&stats, false).unwrap();
+    m
+}
+
+fn weights_of(m: &IrModule) -> Weights {
+    let mut w = Weights::default();
+    for (name, t) in m.named_tensors() {
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        let data = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+        w.tensors.insert(name, WTensor::new(shape, data));
+    }
+    w
+}
+
+/// Max |tch − tract| over a few random inputs; also checks the output is in [0, 1].
+fn parity(graph: Graph, seed: u64) -> f32 {
+    let m = module(graph.clone(), seed);
+    // Round-trip the weights through safetensors bytes, as the exporter reads them.
+    let w = weights_of(&m);
+    let w = Weights::from_safetensors(&w.to_safetensors(), std::path::Path::new("mem")).unwrap();
+    let onnx = export(&graph, &w, &ExportOptions::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", graph.name));
+    let shape = onnx.input_shape.clone();
+    let mut model = LivenessModel::from_bytes(&onnx.to_bytes(), &shape, &graph.name)
+        .unwrap_or_else(|e| panic!("{}: {e}", graph.name));
+    let mut worst = 0f32;
+    for k in 0..3 {
+        let x = Tensor::randn(
+            shape.iter().map(|&d| d as i64).collect::<Vec<_>>(),
+            (Kind::Float, Device::Cpu),
+        ) * (1.0 + k as f64);
+        let want = Vec::<f32>::try_from(m.forward(&[&x], false).unwrap()[0].flatten(0, -1))
+            .unwrap();
+        let input = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
+        let got = model.run_raw(&input).unwrap();
+        assert_eq!(got.len(), 1, "{}", graph.name);
+        assert!((0.0..=1.0).contains(&got[0]), "{}: {got:?}", graph.name);
+        worst = worst.max((got[0] - want[0]).abs());
+    }
+    worst
+}
+
+fn backbone_graph(kind: BackboneKind, norm: NormKind, c: usize, size: usize, head: LiveProbKind) -> Graph {
+    let spec = BackboneSpec {
+        kind,
+        in_channels: c,
+        input_size: size,
+        norm,
+        width: 0.5,
+    };
+    let mut b = GraphBuilder::new(&format!("{kind:?}-{norm:?}-{c}ch-{head:?}"));
+    let x = b.input("input", &[1, c, size, size]);
+    let out = backbones::build(&mut b, &x, &spec, "").unwrap();
+    let logits = match head {
+        LiveProbKind::Sigmoid => b.linear("head", &out.features, 1, true),
+        LiveProbKind::Softmax => {
+            let n = b.l2_normalize("head_norm", &out.features);
+            b.linear("head", &n, 2, false)
+        }
+        LiveProbKind::DepthMean => out.depth.clone().expect("depth head"),
+    };
+    let p = live_prob(&mut b, &logits, head).unwrap();
+    b.output(&p);
+    b.finish().unwrap()
+}
+
+#[test]
+fn every_backbone_and_head_exports_within_tolerance() {
+    let cases = [
+        (BackboneKind::EdgeNet, NormKind::Batch, 3, 80, LiveProbKind::Softmax),
+        (BackboneKind::EdgeNet, NormKind::AdaptiveBnIn, 6, 80, LiveProbKind::Sigmoid),
+        (BackboneKind::Resnet18, NormKind::Batch, 3, 64, LiveProbKind::Sigmoid),
+        (BackboneKind::Resnet18, NormKind::AdaptiveBnIn, 6, 64, LiveProbKind::Softmax),
+        (BackboneKind::DepthNet, NormKind::Batch, 6, 64, LiveProbKind::DepthMean),
+        (BackboneKind::DepthNet, NormKind::AdaptiveBnIn, 3, 64, LiveProbKind::Sigmoid),
+    ];
+    for (i, (kind, norm, c, size, head)) in cases.into_iter().enumerate() {
+        let g = backbone_graph(kind, norm, c, size, head);
+        let name = g.name.clone();
+        let d = parity(g, 10 + i as u64);
+        eprintln!("{name}: max |Δ| = {d:.2e}");
+        assert!(d <= TOL, "{name}: max |Δ| = {d:e} > {TOL:e}");
+    }
+}
+
+/// Every IR op, including the composite ones (ANRL AFNM, DLIF style attention, SE), both
+/// upsampling modes, pooling with padding and a standalone BatchNorm.
+#[test]
+fn every_ir_op_exports_within_tolerance() {
+    let mut b = GraphBuilder::new("all-ops");
+    let x = b.input("input", &[1, 6, 24, 24]);
+    let c1 = b.conv_full("c1", &x, 16, 3, 1, 1, 1, true);
+    let c1 = b.bn("c1_bn", &c1);
+    let c1 = b.prelu("c1_act", &c1);
+    let dw = b.node(
+        "dw",
+        Op::Conv2d {
+            in_channels: 16,
+            out_channels: 16,
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [2, 2],
+            dilation: [2, 2],
+            groups: 16,
+            bias: false,
+        },
+        &[&c1],
+    );
+    let dw = b.adaptive_bn_in("dw_afnm", &dw, 4);
+    let dw = b.relu("dw_act", &dw);
+    let inn = b.instance_norm("in_affine", &dw, true);
+    let inn2 = b.instance_norm("in_plain", &dw, false);
+    let sa = b.style_attention("sa", &inn, 4);
+    let se = b.se("se", &inn2, 4);
+    let sum = b.add("sum3", &[&sa, &se, &dw]);
+    let sum = b.bn("sum_bn", &sum);
+    let mp = b.max_pool("mp", &sum, 3, 2, 1);
+    let ap = b.avg_pool("ap", &sum, 3, 2, 1);
+    let cat = b.concat("cat", &[&mp, &ap], 1);
+    let up_n = b.upsample("up_nearest", &cat, 2, UpsampleMode::Nearest);
+    let up_b = b.upsample("up_bilinear", &cat, 2, UpsampleMode::Bilinear);
+    let both = b.add("ups", &[&up_n, &up_b]);
+    let dm = b.conv_full("depth", &both, 1, 3, 1, 1, 1, true);
+    let dm = b.sigmoid("depth_sig", &dm);
+    let dmean = b.mean_of_map("depth_mean", &dm);
+    let g = b.global_avg_pool("gap", &both);
+    let f = b.flatten("flat", &g);
+    let f = b.dropout("drop", &f, 0.5);
+    let h = b.linear("fc", &f, 8, true);
+    let h = b.relu("fc_act", &h);
+    let joined = b.concat("joined", &[&h, &dmean], 1);
+    let n = b.l2_normalize("norm", &joined);
+    let logits = b.linear("cls", &n, 3, false);
+    let p = live_prob(&mut b, &logits, LiveProbKind::Softmax).unwrap();
+    b.output(&p);
+    let graph = b.finish().unwrap();
+    let d = parity(graph, 3);
+    eprintln!("all-ops: max |Δ| = {d:.2e}");
+    assert!(d <= TOL, "all-ops: max |Δ| = {d:e}");
+}
+
+#[test]
+fn batchnorm_after_conv_is_folded_away() {
+    let g = backbone_graph(BackboneKind::Resnet18, NormKind::Batch, 3, 64, LiveProbKind::Sigmoid);
+    let m = module(g.clone(), 1);
+    let onnx = export(&g, &weights_of(&m), &ExportOptions::default()).unwrap();
+    let ops = onnx.op_histogram();
+    assert!(!ops.contains_key("BatchNormalization"), "{ops:?}");
+    // ResNet-18 has 20 convs, each with a BN right after: no Mul/Add pairs remain for them.
+    assert_eq!(ops["Conv"], 20, "{ops:?}");
+    assert!(ops.get("Mul").copied().unwrap_or(0) == 0, "{ops:?}");
+}
