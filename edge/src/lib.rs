@@ -1,4 +1,5 @@
 //! fas-edge: camera → face → liveness → fail-closed door decision.
 
+pub mod actuator;
 pub mod crop;
 pub mod policy;
