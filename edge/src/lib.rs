@@ -2,4 +2,5 @@
 
 pub mod actuator;
 pub mod crop;
+pub mod display;
 pub mod policy;
