@@ -112,8 +112,8 @@ impl Snapshots {
     /// Offers a frame; writes it when it is the Nth since the last one written this way.
     pub fn frame(&mut self, frame: &RgbImage) -> Result<Option<PathBuf>, SnapshotError> {
         self.frames_seen += 1;
-        let n = self.config.every_n_frames;
-        if n == 0 || self.frames_seen % n != 0 {
+        // `None` for n = 0 (never).
+        if self.frames_seen.checked_rem(self.config.every_n_frames) != Some(0) {
             return Ok(None);
         }
         self.write("frame", "", frame).map(Some)
