@@ -252,6 +252,8 @@ mod cdev {
 pub struct GpioRelay {
     #[cfg(all(feature = "gpio", target_os = "linux"))]
     relay: Relay<cdev::CdevLine>,
+    #[cfg(not(all(feature = "gpio", target_os = "linux")))]
+    _unconstructible: (),
 }
 
 impl GpioRelay {
@@ -306,11 +308,16 @@ impl Actuator for GpioRelay {
     fn name(&self) -> &'static str {
         "gpio"
     }
+    // `open` never returns a relay in this build; these only keep the trait total.
     fn apply(&mut self, _: &SessionOutcome) -> Result<ActuationReport, ActuatorError> {
-        unreachable!("GpioRelay cannot be constructed without the gpio feature")
+        Err(ActuatorError::GpioUnavailable {
+            why: "fas-edge was built without GPIO support",
+        })
     }
     fn lock(&mut self) -> Result<(), ActuatorError> {
-        unreachable!("GpioRelay cannot be constructed without the gpio feature")
+        Err(ActuatorError::GpioUnavailable {
+            why: "fas-edge was built without GPIO support",
+        })
     }
 }
 
