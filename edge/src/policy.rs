@@ -1,0 +1,946 @@
+//! The multi-frame door policy (ARCHITECTURE.md contract 6): a session collects per-frame
+//! [`Observation`]s and ends in exactly one [`SessionOutcome`].
+//!
+//! # How a session ends
+//!
+//! | what happens in the session | verdict |
+//! |---|---|
+//! | `frames` good scores collected, aggregate ≥ the session's threshold | `Grant` / `AboveThreshold` |
+//! | `frames` good scores collected, aggregate < the session's threshold | `Deny` / `BelowThreshold` |
+//! | a `BadFrame` observation | `Deny` / `BadFrame` |
+//! | an `InferenceError` observation, or a score that is not finite or outside `[0, 1]` | `Deny` / `InferenceError` |
+//! | a `CameraLost` observation | `Deny` / `CameraLost` |
+//! | time runs backwards inside a session | `Deny` / `InternalError` |
+//! | `MultipleFaces` with [`MultipleFaces::Abort`] | `NoDecision` / `MultipleFaces` |
+//! | window ends, no observation arrived at all | `NoDecision` / `Timeout` |
+//! | window ends, observations arrived but none showed a face | `NoDecision` / `NoFace` |
+//! | window ends, faces were seen but fewer than `frames` good scores | `NoDecision` / `NotEnoughFrames` |
+//! | [`Policy::start`] during the cooldown | `NoDecision` / `Cooldown` (no session is opened) |
+//!
+//! The window is `[started_ms, started_ms + window_ms)`: an observation stamped at or after
+//! its end is not counted; it ends the session by timeout instead. A `Grant` is only ever
+//! made by [`Verdict::from_score`] on the aggregate of exactly `frames` finite scores in
+//! `[0, 1]`; every other path fails closed.
+//!
+//! # Cooldown
+//!
+//! After any decision (every session end, including faults), no new session starts for
+//! `cooldown_ms`: [`Policy::start`] answers `NoDecision` / `Cooldown` without opening one,
+//! and in continuous mode observations are ignored. A cooldown refusal is not itself a
+//! decision: it does not extend the cooldown nor touch the hysteresis.
+//!
+//! # Hysteresis
+//!
+//! A session ending in `Deny` (for any reason, faults included) *raises the bar*: sessions
+//! started while the bar is raised need an aggregate ≥ `threshold + hysteresis` to grant.
+//! The bar drops back to `threshold` as soon as either
+//! - a session ends without a `Deny` (a `Grant` — necessarily at the raised bar — or any
+//!   `NoDecision` other than a cooldown refusal), or
+//! - `hysteresis_ms` have passed since the `Deny` that raised it (so `hysteresis_ms = 0`
+//!   disables the raise).
+//!
+//! A session's threshold is fixed when it starts and reported as
+//! [`SessionOutcome::threshold_used`].
+//!
+//! # Modes
+//!
+//! In [`Mode::Triggered`] a session opens only on [`Policy::start`] (a button, a badge, an
+//! API call); observations while idle are ignored. In [`Mode::Continuous`] a session also
+//! opens by itself at the first observation outside the cooldown that shows a face or a
+//! fault (`NoFace` alone never opens one, so an empty corridor writes no decisions).
+//!
+//! Time is a caller-supplied monotonic millisecond clock (`t_ms`); call [`Policy::tick`]
+//! when no frames arrive so a stalled camera still ends the session.
+
+use serde::{Deserialize, Serialize};
+
+use fas_core::decision::{Decision, Reason, Verdict};
+
+/// How the per-frame `p_live` scores of a session are combined into one number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Aggregate {
+    /// Arithmetic mean.
+    Mean,
+    /// Middle value; the mean of the two middle values for an even count.
+    Median,
+    /// Mean after dropping `floor(fraction · n)` scores from each end of the sorted list;
+    /// `fraction ∈ [0, 0.5)`, so at least one score always remains. `fraction = 0` is the mean.
+    Trimmed { fraction: f32 },
+}
+
+impl Aggregate {
+    /// The aggregate of `scores`, or `None` when `scores` is empty or holds a non-finite
+    /// value (or the trim fraction is invalid). The result lies within `[min, max]` of `scores`.
+    pub fn apply(&self, scores: &[f32]) -> Option<f32> {
+        if scores.is_empty() || scores.iter().any(|s| !s.is_finite()) {
+            return None;
+        }
+        let mut sorted = scores.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        let n = sorted.len();
+        match *self {
+            Aggregate::Mean => Some(mean(&sorted)),
+            Aggregate::Median => Some(if n % 2 == 1 {
+                sorted[n / 2]
+            } else {
+                ((f64::from(sorted[n / 2 - 1]) + f64::from(sorted[n / 2])) / 2.0) as f32
+            }),
+            Aggregate::Trimmed { fraction } => {
+                if !(0.0..0.5).contains(&fraction) {
+                    return None;
+                }
+                let k = (f64::from(fraction) * n as f64).floor() as usize;
+                // 2k ≤ 2·fraction·n < n, so the slice is never empty.
+                Some(mean(&sorted[k..n - k]))
+            }
+        }
+    }
+}
+
+fn mean(xs: &[f32]) -> f32 {
+    (xs.iter().map(|&x| f64::from(x)).sum::<f64>() / xs.len() as f64) as f32
+}
+
+/// When sessions open: see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Triggered,
+    Continuous,
+}
+
+/// What a frame showing more than one face does to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MultipleFaces {
+    /// End the session at once as `NoDecision` / `MultipleFaces` (anti-tailgating).
+    Abort,
+    /// Skip the frame: it does not count towards `frames`.
+    SkipFrame,
+}
+
+/// What opened a session; recorded in its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// [`Policy::start`] was called (button, badge reader, API).
+    External,
+    /// Continuous mode opened the session at an observation.
+    Auto,
+}
+
+/// Policy settings; check them with [`PolicyConfig::validate`] (done by [`Policy::new`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default = "defaults::mode")]
+    pub mode: Mode,
+    /// N: good (scored) frames needed for a decision.
+    #[serde(default = "defaults::frames")]
+    pub frames: usize,
+    /// T: how long a session may collect frames, in milliseconds.
+    #[serde(default = "defaults::window_ms")]
+    pub window_ms: u64,
+    #[serde(default = "defaults::aggregate")]
+    pub aggregate: Aggregate,
+    /// Operating threshold on the aggregate `p_live`, in `(0, 1]`.
+    pub threshold: f32,
+    /// Added to `threshold` while the bar is raised after a `Deny`; `threshold + hysteresis ≤ 1`.
+    #[serde(default = "defaults::hysteresis")]
+    pub hysteresis: f32,
+    /// How long a raised bar lasts at most, in milliseconds (0 disables the raise).
+    #[serde(default = "defaults::hysteresis_ms")]
+    pub hysteresis_ms: u64,
+    /// No new session for this long after any decision, in milliseconds.
+    #[serde(default = "defaults::cooldown_ms")]
+    pub cooldown_ms: u64,
+    #[serde(default = "defaults::multiple_faces")]
+    pub multiple_faces: MultipleFaces,
+}
+
+mod defaults {
+    use super::{Aggregate, Mode, MultipleFaces};
+    pub fn mode() -> Mode {
+        Mode::Triggered
+    }
+    pub fn frames() -> usize {
+        5
+    }
+    pub fn window_ms() -> u64 {
+        3000
+    }
+    pub fn aggregate() -> Aggregate {
+        Aggregate::Median
+    }
+    pub fn hysteresis() -> f32 {
+        0.05
+    }
+    pub fn hysteresis_ms() -> u64 {
+        30_000
+    }
+    pub fn cooldown_ms() -> u64 {
+        2000
+    }
+    pub fn multiple_faces() -> MultipleFaces {
+        MultipleFaces::Abort
+    }
+}
+
+impl PolicyConfig {
+    /// The documented defaults with the given operating threshold (usually one of the
+    /// bundle's recommended thresholds).
+    pub fn with_threshold(threshold: f32) -> Self {
+        Self {
+            mode: defaults::mode(),
+            frames: defaults::frames(),
+            window_ms: defaults::window_ms(),
+            aggregate: defaults::aggregate(),
+            threshold,
+            hysteresis: defaults::hysteresis(),
+            hysteresis_ms: defaults::hysteresis_ms(),
+            cooldown_ms: defaults::cooldown_ms(),
+            multiple_faces: defaults::multiple_faces(),
+        }
+    }
+
+    /// Errors name the first offending field, its value and how to fix it.
+    pub fn validate(&self) -> Result<(), PolicyConfigError> {
+        let err = |field: &'static str, value: String, fix: &'static str| {
+            Err(PolicyConfigError { field, value, fix })
+        };
+        if self.frames == 0 {
+            return err(
+                "frames",
+                "0".into(),
+                "needs at least 1 scored frame per decision",
+            );
+        }
+        if self.window_ms == 0 {
+            return err(
+                "window_ms",
+                "0".into(),
+                "give the session time to collect frames, e.g. 3000",
+            );
+        }
+        if !self.threshold.is_finite() || self.threshold <= 0.0 || self.threshold > 1.0 {
+            return err(
+                "threshold",
+                self.threshold.to_string(),
+                "must lie in (0, 1]; 0 would grant every face — use a threshold from the bundle",
+            );
+        }
+        if !self.hysteresis.is_finite() || self.hysteresis < 0.0 {
+            return err(
+                "hysteresis",
+                self.hysteresis.to_string(),
+                "must be finite and ≥ 0",
+            );
+        }
+        if self.threshold + self.hysteresis > 1.0 {
+            return err(
+                "hysteresis",
+                self.hysteresis.to_string(),
+                "threshold + hysteresis must not exceed 1, or nobody could be granted after a deny",
+            );
+        }
+        if let Aggregate::Trimmed { fraction } = self.aggregate {
+            if !(0.0..0.5).contains(&fraction) {
+                return err(
+                    "aggregate.trimmed.fraction",
+                    fraction.to_string(),
+                    "must lie in [0, 0.5) so at least one score remains",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A [`PolicyConfig`] field that cannot work.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("policy.{field} = {value}: {fix}")]
+pub struct PolicyConfigError {
+    pub field: &'static str,
+    pub value: String,
+    pub fix: &'static str,
+}
+
+/// What the pipeline saw in one frame (or instead of one).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// One face passed the quality gates and was scored.
+    Score { t_ms: u64, p_live: f32 },
+    /// The frame held no face.
+    NoFace { t_ms: u64 },
+    /// The frame held more faces than policy allows.
+    MultipleFaces { t_ms: u64 },
+    /// A face was found but a quality gate rejected it (blur, size, pose …).
+    Rejected { t_ms: u64, why: String },
+    /// The frame could not be decoded or had the wrong size/format (fault).
+    BadFrame { t_ms: u64 },
+    /// The detector or liveness model failed (fault).
+    InferenceError { t_ms: u64 },
+    /// The camera disappeared or stopped delivering frames (fault).
+    CameraLost { t_ms: u64 },
+}
+
+impl Observation {
+    pub fn t_ms(&self) -> u64 {
+        match *self {
+            Observation::Score { t_ms, .. }
+            | Observation::NoFace { t_ms }
+            | Observation::MultipleFaces { t_ms }
+            | Observation::Rejected { t_ms, .. }
+            | Observation::BadFrame { t_ms }
+            | Observation::InferenceError { t_ms }
+            | Observation::CameraLost { t_ms } => t_ms,
+        }
+    }
+
+    /// The fault this observation reports, if it is one (a bad score counts as an
+    /// inference error).
+    pub fn fault(&self) -> Option<Reason> {
+        match *self {
+            Observation::Score { p_live, .. } if !valid_score(p_live) => {
+                Some(Reason::InferenceError)
+            }
+            Observation::BadFrame { .. } => Some(Reason::BadFrame),
+            Observation::InferenceError { .. } => Some(Reason::InferenceError),
+            Observation::CameraLost { .. } => Some(Reason::CameraLost),
+            _ => None,
+        }
+    }
+}
+
+fn valid_score(p: f32) -> bool {
+    p.is_finite() && (0.0..=1.0).contains(&p)
+}
+
+/// How one session ended. `verdict` is always consistent ([`Verdict::is_consistent`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionOutcome {
+    pub verdict: Verdict,
+    /// The aggregate that was compared with `threshold_used`; `None` when the session ended
+    /// before `frames` good scores were collected.
+    pub aggregate: Option<f32>,
+    /// Every good score collected, in arrival order (never a non-finite value).
+    pub scores: Vec<f32>,
+    /// `scores.len()`.
+    pub frames_used: usize,
+    /// Frames whose face a quality gate rejected.
+    pub frames_rejected: usize,
+    /// The last quality-gate rejection, for the display and the log.
+    pub last_rejection: Option<String>,
+    /// The bar this session had to clear (`threshold`, or `threshold + hysteresis`).
+    pub threshold_used: f32,
+    pub trigger: Trigger,
+    pub started_ms: u64,
+    pub ended_ms: u64,
+}
+
+impl SessionOutcome {
+    pub fn decision(&self) -> Decision {
+        self.verdict.decision
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    trigger: Trigger,
+    started_ms: u64,
+    threshold: f32,
+    scores: Vec<f32>,
+    observations: usize,
+    faces_seen: bool,
+    rejected: usize,
+    last_rejection: Option<String>,
+}
+
+/// The policy state machine: at most one session at a time. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    config: PolicyConfig,
+    session: Option<Session>,
+    last_t: Option<u64>,
+    /// Sessions may start again at this time.
+    cooldown_until: u64,
+    /// Time of the `Deny` that raised the bar, while it is raised.
+    raised_at: Option<u64>,
+}
+
+impl Policy {
+    /// Validates `config` so a bad setting stops the door at start-up, not at a decision.
+    pub fn new(config: PolicyConfig) -> Result<Self, PolicyConfigError> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            session: None,
+            last_t: None,
+            cooldown_until: 0,
+            raised_at: None,
+        })
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Good frames collected so far and the number needed, while a session runs.
+    pub fn progress(&self) -> Option<(usize, usize)> {
+        self.session
+            .as_ref()
+            .map(|s| (s.scores.len(), self.config.frames))
+    }
+
+    /// True while a new session would be refused.
+    pub fn in_cooldown(&self, t_ms: u64) -> bool {
+        t_ms < self.cooldown_until
+    }
+
+    /// The bar a session started at `t_ms` would have to clear.
+    pub fn effective_threshold(&self, t_ms: u64) -> f32 {
+        match self.raised_at {
+            Some(at) if t_ms < at.saturating_add(self.config.hysteresis_ms) => {
+                self.config.threshold + self.config.hysteresis
+            }
+            _ => self.config.threshold,
+        }
+    }
+
+    /// Asks for a session at `t_ms`. Returns `Some(NoDecision / Cooldown)` when refused
+    /// during the cooldown, `None` when a session was opened or one is already running
+    /// (the trigger joins it). A clock running backwards ends a running session as
+    /// `Deny` / `InternalError`.
+    pub fn start(&mut self, t_ms: u64, trigger: Trigger) -> Option<SessionOutcome> {
+        if let Some(out) = self.clock(t_ms) {
+            return Some(out);
+        }
+        if self.session.is_some() {
+            return None;
+        }
+        if self.in_cooldown(t_ms) {
+            let threshold = self.effective_threshold(t_ms);
+            return Some(SessionOutcome {
+                verdict: Verdict::from_reason(Reason::Cooldown),
+                aggregate: None,
+                scores: Vec::new(),
+                frames_used: 0,
+                frames_rejected: 0,
+                last_rejection: None,
+                threshold_used: threshold,
+                trigger,
+                started_ms: t_ms,
+                ended_ms: t_ms,
+            });
+        }
+        self.open(t_ms, trigger);
+        None
+    }
+
+    /// Feeds one observation; returns the outcome when it ends the session.
+    pub fn observe(&mut self, obs: Observation) -> Option<SessionOutcome> {
+        let t = obs.t_ms();
+        if let Some(out) = self.clock(t) {
+            return Some(out);
+        }
+        if let Some(out) = self.check_deadline(t) {
+            return Some(out);
+        }
+        if self.session.is_none() {
+            let opens = self.config.mode == Mode::Continuous
+                && !self.in_cooldown(t)
+                && !matches!(obs, Observation::NoFace { .. });
+            if !opens {
+                return None;
+            }
+            self.open(t, Trigger::Auto);
+        }
+        if let Some(reason) = obs.fault() {
+            return Some(self.end(t, Verdict::from_reason(reason), None));
+        }
+        let frames = self.config.frames;
+        let multiple = self.config.multiple_faces;
+        let s = self.session.as_mut()?;
+        s.observations += 1;
+        match obs {
+            Observation::Score { p_live, .. } => {
+                s.faces_seen = true;
+                s.scores.push(p_live);
+                if s.scores.len() >= frames {
+                    return Some(self.decide(t));
+                }
+            }
+            Observation::NoFace { .. } => {}
+            Observation::MultipleFaces { .. } => {
+                s.faces_seen = true;
+                if multiple == MultipleFaces::Abort {
+                    return Some(self.end(t, Verdict::from_reason(Reason::MultipleFaces), None));
+                }
+            }
+            Observation::Rejected { why, .. } => {
+                s.faces_seen = true;
+                s.rejected += 1;
+                s.last_rejection = Some(why);
+            }
+            // Faults were handled above.
+            Observation::BadFrame { .. }
+            | Observation::InferenceError { .. }
+            | Observation::CameraLost { .. } => {
+                return Some(self.end(t, Verdict::from_reason(Reason::InternalError), None))
+            }
+        }
+        None
+    }
+
+    /// Advances the clock without a frame: ends a session whose window has run out.
+    pub fn tick(&mut self, t_ms: u64) -> Option<SessionOutcome> {
+        if let Some(out) = self.clock(t_ms) {
+            return Some(out);
+        }
+        self.check_deadline(t_ms)
+    }
+
+    /// Ends a running session now as `Deny` with `reason` (a fault the pipeline found
+    /// outside the observations, e.g. the actuator or the audit log failed). `reason` must
+    /// be a fault; anything else is recorded as `InternalError`.
+    pub fn abort(&mut self, t_ms: u64, reason: Reason) -> Option<SessionOutcome> {
+        let reason = if reason.is_fault() {
+            reason
+        } else {
+            Reason::InternalError
+        };
+        self.session.as_ref()?;
+        let t = t_ms.max(self.last_t.unwrap_or(0));
+        self.last_t = Some(t);
+        Some(self.end(t, Verdict::from_reason(reason), None))
+    }
+
+    /// Records `t` as the latest time; a backwards step ends a running session.
+    fn clock(&mut self, t: u64) -> Option<SessionOutcome> {
+        let last = self.last_t.unwrap_or(0);
+        if t < last {
+            // Keep the later time so the cooldown cannot be shortened by a bad clock.
+            if self.session.is_some() {
+                return Some(self.end(last, Verdict::from_reason(Reason::InternalError), None));
+            }
+            return None;
+        }
+        self.last_t = Some(t);
+        None
+    }
+
+    fn check_deadline(&mut self, t: u64) -> Option<SessionOutcome> {
+        let s = self.session.as_ref()?;
+        if t < s.started_ms.saturating_add(self.config.window_ms) {
+            return None;
+        }
+        let reason = if s.observations == 0 {
+            Reason::Timeout
+        } else if !s.faces_seen {
+            Reason::NoFace
+        } else {
+            Reason::NotEnoughFrames
+        };
+        Some(self.end(t, Verdict::from_reason(reason), None))
+    }
+
+    fn open(&mut self, t: u64, trigger: Trigger) {
+        self.session = Some(Session {
+            trigger,
+            started_ms: t,
+            threshold: self.effective_threshold(t),
+            scores: Vec::with_capacity(self.config.frames),
+            observations: 0,
+            faces_seen: false,
+            rejected: 0,
+            last_rejection: None,
+        });
+    }
+
+    fn decide(&mut self, t: u64) -> SessionOutcome {
+        let Some(s) = self.session.as_ref() else {
+            return self.end(t, Verdict::from_reason(Reason::InternalError), None);
+        };
+        match self.config.aggregate.apply(&s.scores) {
+            Some(agg) => {
+                let verdict = Verdict::from_score(agg, s.threshold);
+                self.end(t, verdict, Some(agg))
+            }
+            None => self.end(t, Verdict::from_reason(Reason::InternalError), None),
+        }
+    }
+
+    /// Closes the session (a pseudo-session if none runs), starts the cooldown and
+    /// updates the hysteresis.
+    fn end(&mut self, t: u64, verdict: Verdict, aggregate: Option<f32>) -> SessionOutcome {
+        let s = self.session.take().unwrap_or_else(|| Session {
+            trigger: Trigger::External,
+            started_ms: t,
+            threshold: self.effective_threshold(t),
+            scores: Vec::new(),
+            observations: 0,
+            faces_seen: false,
+            rejected: 0,
+            last_rejection: None,
+        });
+        self.cooldown_until = t.saturating_add(self.config.cooldown_ms);
+        self.raised_at = match verdict.decision {
+            Decision::Deny => Some(t),
+            Decision::Grant | Decision::NoDecision => None,
+        };
+        SessionOutcome {
+            verdict,
+            aggregate,
+            frames_used: s.scores.len(),
+            scores: s.scores,
+            frames_rejected: s.rejected,
+            last_rejection: s.last_rejection,
+            threshold_used: s.threshold,
+            trigger: s.trigger,
+            started_ms: s.started_ms,
+            ended_ms: t,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> PolicyConfig {
+        PolicyConfig {
+            mode: Mode::Triggered,
+            frames: 3,
+            window_ms: 1000,
+            aggregate: Aggregate::Mean,
+            threshold: 0.6,
+            hysteresis: 0.2,
+            hysteresis_ms: 10_000,
+            cooldown_ms: 500,
+            multiple_faces: MultipleFaces::Abort,
+        }
+    }
+
+    fn score(t_ms: u64, p_live: f32) -> Observation {
+        Observation::Score { t_ms, p_live }
+    }
+
+    /// Opens a session at `t` and feeds `p` every 10 ms until it ends.
+    fn run(policy: &mut Policy, t: u64, p: f32) -> SessionOutcome {
+        assert!(policy.start(t, Trigger::External).is_none());
+        (1..)
+            .find_map(|i| policy.observe(score(t + 10 * i, p)))
+            .unwrap()
+    }
+
+    #[test]
+    fn median_and_mean_known_answers() {
+        assert_eq!(Aggregate::Median.apply(&[0.9, 0.1, 0.5]), Some(0.5));
+        assert_eq!(Aggregate::Median.apply(&[0.4, 0.1, 0.8, 0.2]), Some(0.3));
+        assert_eq!(Aggregate::Median.apply(&[0.7]), Some(0.7));
+        assert_eq!(Aggregate::Mean.apply(&[0.25, 0.75, 0.5]), Some(0.5));
+        // n = 5, fraction 0.2 → drop one from each end: mean(0.2, 0.3, 0.4).
+        let t = Aggregate::Trimmed { fraction: 0.2 }.apply(&[0.9, 0.2, 0.0, 0.4, 0.3]);
+        assert!((t.unwrap() - 0.3).abs() < 1e-7, "{t:?}");
+        // n = 4, fraction 0.2 → floor(0.8) = 0 dropped.
+        let t = Aggregate::Trimmed { fraction: 0.2 }.apply(&[0.0, 1.0, 0.5, 0.5]);
+        assert_eq!(t, Some(0.5));
+        assert_eq!(Aggregate::Mean.apply(&[]), None);
+        assert_eq!(Aggregate::Median.apply(&[0.5, f32::NAN]), None);
+        assert_eq!(Aggregate::Trimmed { fraction: 0.5 }.apply(&[0.5]), None);
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let bad: Vec<(PolicyConfig, &str)> = vec![
+            (PolicyConfig { frames: 0, ..cfg() }, "frames"),
+            (
+                PolicyConfig {
+                    window_ms: 0,
+                    ..cfg()
+                },
+                "window_ms",
+            ),
+            (
+                PolicyConfig {
+                    threshold: 0.0,
+                    ..cfg()
+                },
+                "threshold",
+            ),
+            (
+                PolicyConfig {
+                    threshold: f32::NAN,
+                    ..cfg()
+                },
+                "threshold",
+            ),
+            (
+                PolicyConfig {
+                    threshold: 1.01,
+                    ..cfg()
+                },
+                "threshold",
+            ),
+            (
+                PolicyConfig {
+                    hysteresis: -0.1,
+                    ..cfg()
+                },
+                "hysteresis",
+            ),
+            (
+                PolicyConfig {
+                    hysteresis: 0.5,
+                    ..cfg()
+                },
+                "hysteresis",
+            ),
+            (
+                PolicyConfig {
+                    aggregate: Aggregate::Trimmed { fraction: 0.5 },
+                    ..cfg()
+                },
+                "aggregate.trimmed.fraction",
+            ),
+        ];
+        for (c, field) in bad {
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.field, field);
+            assert!(
+                e.to_string().starts_with(&format!("policy.{field} = ")),
+                "{e}"
+            );
+            assert!(Policy::new(c).is_err());
+        }
+        cfg().validate().unwrap();
+        PolicyConfig::with_threshold(0.7).validate().unwrap();
+    }
+
+    #[test]
+    fn config_parses_with_defaults() {
+        let c: PolicyConfig = serde_json::from_str(
+            r#"{"threshold": 0.8, "aggregate": {"trimmed": {"fraction": 0.1}}, "mode": "continuous"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.aggregate, Aggregate::Trimmed { fraction: 0.1 });
+        assert_eq!(c.mode, Mode::Continuous);
+        assert_eq!(c.frames, 5);
+        assert!(
+            serde_json::from_str::<PolicyConfig>(r#"{"threshold": 0.8, "treshold": 1}"#).is_err()
+        );
+        assert!(serde_json::from_str::<PolicyConfig>(r#"{"frames": 3}"#).is_err());
+    }
+
+    #[test]
+    fn grants_and_denies_on_the_aggregate() {
+        let mut p = Policy::new(cfg()).unwrap();
+        let out = run(&mut p, 0, 0.7);
+        assert_eq!(out.verdict, Verdict::from_reason(Reason::AboveThreshold));
+        assert_eq!(out.scores, vec![0.7; 3]);
+        assert_eq!(out.frames_used, 3);
+        assert_eq!((out.started_ms, out.ended_ms), (0, 30));
+        assert_eq!(out.aggregate, Some(0.7));
+        assert_eq!(out.threshold_used, 0.6);
+        let out = run(&mut p, 1000, 0.5);
+        assert_eq!(out.verdict, Verdict::from_reason(Reason::BelowThreshold));
+        assert_eq!(out.aggregate, Some(0.5));
+    }
+
+    #[test]
+    fn each_fault_denies_at_once() {
+        let faults = [
+            (Observation::BadFrame { t_ms: 20 }, Reason::BadFrame),
+            (
+                Observation::InferenceError { t_ms: 20 },
+                Reason::InferenceError,
+            ),
+            (Observation::CameraLost { t_ms: 20 }, Reason::CameraLost),
+            (score(20, f32::NAN), Reason::InferenceError),
+            (score(20, f32::INFINITY), Reason::InferenceError),
+            (score(20, -0.01), Reason::InferenceError),
+            (score(20, 1.5), Reason::InferenceError),
+        ];
+        for (obs, reason) in faults {
+            let mut p = Policy::new(cfg()).unwrap();
+            p.start(0, Trigger::External);
+            assert!(p.observe(score(10, 0.99)).is_none());
+            let out = p.observe(obs.clone()).expect("a fault ends the session");
+            assert_eq!(out.verdict, Verdict::from_reason(reason), "{obs:?}");
+            assert_eq!(out.decision(), Decision::Deny);
+            assert_eq!(out.scores, vec![0.99], "a bad score is never recorded");
+            assert_eq!(out.aggregate, None);
+            assert!(!p.is_running());
+        }
+    }
+
+    #[test]
+    fn timeouts_pick_their_reason() {
+        let cases: [(&[Observation], Reason); 4] = [
+            (&[], Reason::Timeout),
+            (&[Observation::NoFace { t_ms: 10 }], Reason::NoFace),
+            (
+                &[
+                    score(10, 0.9),
+                    Observation::Rejected {
+                        t_ms: 20,
+                        why: "blur".into(),
+                    },
+                ],
+                Reason::NotEnoughFrames,
+            ),
+            (
+                &[Observation::Rejected {
+                    t_ms: 20,
+                    why: "too small".into(),
+                }],
+                Reason::NotEnoughFrames,
+            ),
+        ];
+        for (obs, reason) in cases {
+            let mut p = Policy::new(cfg()).unwrap();
+            p.start(0, Trigger::External);
+            for o in obs {
+                assert!(p.observe(o.clone()).is_none());
+            }
+            assert!(p.tick(999).is_none(), "window is [0, 1000)");
+            let out = p.tick(1000).unwrap();
+            assert_eq!(out.verdict, Verdict::from_reason(reason));
+            assert_eq!(out.ended_ms, 1000);
+        }
+        // A frame stamped after the window ends it by timeout and is not counted.
+        let mut p = Policy::new(cfg()).unwrap();
+        p.start(0, Trigger::External);
+        p.observe(score(10, 0.9));
+        p.observe(score(20, 0.9));
+        let out = p.observe(score(1000, 0.9)).unwrap();
+        assert_eq!(out.verdict.reason, Reason::NotEnoughFrames);
+        assert_eq!(out.frames_used, 2);
+    }
+
+    #[test]
+    fn multiple_faces_rule() {
+        let mut p = Policy::new(cfg()).unwrap();
+        p.start(0, Trigger::External);
+        let out = p.observe(Observation::MultipleFaces { t_ms: 5 }).unwrap();
+        assert_eq!(out.verdict, Verdict::from_reason(Reason::MultipleFaces));
+
+        let mut p = Policy::new(PolicyConfig {
+            multiple_faces: MultipleFaces::SkipFrame,
+            ..cfg()
+        })
+        .unwrap();
+        p.start(0, Trigger::External);
+        assert!(p.observe(Observation::MultipleFaces { t_ms: 5 }).is_none());
+        assert_eq!(p.progress(), Some((0, 3)));
+        p.observe(score(10, 0.9));
+        p.observe(score(20, 0.9));
+        let out = p.observe(score(30, 0.9)).unwrap();
+        assert_eq!(out.decision(), Decision::Grant);
+    }
+
+    #[test]
+    fn cooldown_refuses_without_extending() {
+        let mut p = Policy::new(cfg()).unwrap();
+        let out = run(&mut p, 0, 0.9); // ends at 30, cooldown until 530
+        assert_eq!(out.decision(), Decision::Grant);
+        let refused = p.start(100, Trigger::External).unwrap();
+        assert_eq!(refused.verdict, Verdict::from_reason(Reason::Cooldown));
+        assert!(!p.is_running());
+        assert!(p.start(529, Trigger::External).is_some());
+        assert!(
+            p.start(530, Trigger::External).is_none(),
+            "refusals do not extend"
+        );
+        assert!(p.is_running());
+        // A second trigger joins the running session.
+        assert!(p.start(540, Trigger::External).is_none());
+    }
+
+    #[test]
+    fn hysteresis_raises_then_clears() {
+        let mut p = Policy::new(cfg()).unwrap();
+        let out = run(&mut p, 0, 0.5);
+        assert_eq!(out.decision(), Decision::Deny);
+        // Bar raised to 0.8: 0.7 is now denied.
+        let out = run(&mut p, 1000, 0.7);
+        assert_eq!(out.threshold_used, 0.8);
+        assert_eq!(out.decision(), Decision::Deny);
+        // A Deny-free session (here: no face) clears it.
+        p.start(2000, Trigger::External);
+        let out = p.tick(3000).unwrap();
+        assert_eq!(out.verdict.reason, Reason::Timeout);
+        let out = run(&mut p, 4000, 0.7);
+        assert_eq!((out.threshold_used, out.decision()), (0.6, Decision::Grant));
+
+        // The raise also lapses after hysteresis_ms.
+        let out = run(&mut p, 5000, 0.1);
+        assert_eq!(out.decision(), Decision::Deny); // raised at 5030
+        assert_eq!(p.effective_threshold(15_029), 0.8);
+        assert_eq!(p.effective_threshold(15_030), 0.6);
+        let out = run(&mut p, 15_030, 0.7);
+        assert_eq!(out.decision(), Decision::Grant);
+
+        // hysteresis_ms = 0 disables it.
+        let mut p = Policy::new(PolicyConfig {
+            hysteresis_ms: 0,
+            ..cfg()
+        })
+        .unwrap();
+        run(&mut p, 0, 0.1);
+        assert_eq!(run(&mut p, 1000, 0.7).decision(), Decision::Grant);
+    }
+
+    #[test]
+    fn continuous_mode_opens_on_faces_only() {
+        let mut p = Policy::new(PolicyConfig {
+            mode: Mode::Continuous,
+            ..cfg()
+        })
+        .unwrap();
+        assert!(p.observe(Observation::NoFace { t_ms: 0 }).is_none());
+        assert!(!p.is_running());
+        p.observe(score(10, 0.9));
+        assert_eq!(p.progress(), Some((1, 3)));
+        p.observe(score(20, 0.9));
+        let out = p.observe(score(30, 0.9)).unwrap();
+        assert_eq!((out.trigger, out.started_ms), (Trigger::Auto, 10));
+        assert_eq!(out.decision(), Decision::Grant);
+        // In cooldown, faces are ignored; afterwards a fault opens and denies at once.
+        assert!(p.observe(score(100, 0.9)).is_none());
+        assert!(!p.is_running());
+        let out = p.observe(Observation::CameraLost { t_ms: 600 }).unwrap();
+        assert_eq!(out.verdict, Verdict::from_reason(Reason::CameraLost));
+
+        // Triggered mode ignores observations while idle.
+        let mut p = Policy::new(cfg()).unwrap();
+        assert!(p.observe(score(0, 0.9)).is_none());
+        assert!(p.observe(Observation::CameraLost { t_ms: 1 }).is_none());
+        assert!(!p.is_running());
+    }
+
+    #[test]
+    fn backwards_clock_denies_a_running_session() {
+        let mut p = Policy::new(cfg()).unwrap();
+        p.start(100, Trigger::External);
+        p.observe(score(110, 0.9));
+        let out = p.observe(score(50, 0.9)).unwrap();
+        assert_eq!(out.verdict, Verdict::from_reason(Reason::InternalError));
+        assert_eq!(out.ended_ms, 110);
+        assert!(p.in_cooldown(609));
+    }
+
+    #[test]
+    fn abort_records_a_fault() {
+        let mut p = Policy::new(cfg()).unwrap();
+        assert!(p.abort(0, Reason::CameraLost).is_none(), "nothing to abort");
+        p.start(0, Trigger::External);
+        let out = p.abort(5, Reason::AboveThreshold).unwrap();
+        assert_eq!(out.verdict, Verdict::from_reason(Reason::InternalError));
+    }
+}
