@@ -207,10 +207,7 @@ pub fn export(
                 let wt = w("weight");
                 let (wdata, bdata) = match folded_convs.get(&n.name) {
                     Some((fw, fb)) => (fw.clone(), Some(fb.clone())),
-                    None => (
-                        wt.data.clone(),
-                        bias.then(|| w("bias").data.clone()),
-                    ),
+                    None => (wt.data.clone(), bias.then(|| w("bias").data.clone())),
                 };
                 let wname = g.init_f32(&format!("{}.weight", n.name), &wt.shape, &wdata);
                 let mut inputs = vec![x.to_string(), wname];
@@ -286,7 +283,14 @@ pub fn export(
                 let c = *channels;
                 let p = &n.name;
                 // ρ = σ(fc2(relu(fc1(gap(x))))) as [1, C, 1, 1].
-                let rho = gate(&mut g, weights, x, &format!("{p}.gate."), &format!("{y}/rho"), None);
+                let rho = gate(
+                    &mut g,
+                    weights,
+                    x,
+                    &format!("{p}.gate."),
+                    &format!("{y}/rho"),
+                    None,
+                );
                 // BN with running stats, no affine: x·s + t.
                 let (s, t) = bn_affine(
                     &vec![1.0; c],
@@ -339,21 +343,39 @@ pub fn export(
                     &format!("{y}/style"),
                     vec![("axis", Attr::Int(1))],
                 );
-                let a = gate(&mut g, weights, &style, &format!("{p}."), &format!("{y}/attn"), Some(()));
+                let a = gate(
+                    &mut g,
+                    weights,
+                    &style,
+                    &format!("{p}."),
+                    &format!("{y}/attn"),
+                    Some(()),
+                );
                 let one = g.init_f32(&format!("{p}.one"), &[1], &[1.0]);
                 let a1 = g.node("Add", &[&a, &one], &format!("{y}/attn_plus_one"), vec![]);
                 g.node("Mul", &[x, &a1], y, vec![]);
             }
             Op::SqueezeExcite { .. } => {
                 let p = &n.name;
-                let a = gate(&mut g, weights, x, &format!("{p}."), &format!("{y}/attn"), None);
+                let a = gate(
+                    &mut g,
+                    weights,
+                    x,
+                    &format!("{p}."),
+                    &format!("{y}/attn"),
+                    None,
+                );
                 g.node("Mul", &[x, &a], y, vec![]);
             }
             Op::Relu => {
                 g.node("Relu", &[x], y, vec![]);
             }
             Op::PRelu { channels } => {
-                let s = g.init_f32(&format!("{}.weight", n.name), &[*channels, 1, 1], &w("weight").data);
+                let s = g.init_f32(
+                    &format!("{}.weight", n.name),
+                    &[*channels, 1, 1],
+                    &w("weight").data,
+                );
                 g.node("PRelu", &[x, &s], y, vec![]);
             }
             Op::Sigmoid => {
@@ -405,8 +427,14 @@ pub fn export(
                 bias,
             } => {
                 let wt = w("weight");
-                let wn = g.init_f32(&format!("{}.weight", n.name), &[*out_features, *in_features], &wt.data);
-                let b = bias.then(|| w("bias").data.clone()).unwrap_or_else(|| vec![0.0; *out_features]);
+                let wn = g.init_f32(
+                    &format!("{}.weight", n.name),
+                    &[*out_features, *in_features],
+                    &wt.data,
+                );
+                let b = bias
+                    .then(|| w("bias").data.clone())
+                    .unwrap_or_else(|| vec![0.0; *out_features]);
                 let bn = g.init_f32(&format!("{}.bias", n.name), &[*out_features], &b);
                 if in_shape.len() == 2 {
                     g.node("Gemm", &[x, &wn, &bn], y, vec![("transB", Attr::Int(1))]);
@@ -414,7 +442,11 @@ pub fn export(
                     // [.., in] · Wᵀ + b on the last axis.
                     let wt_t = transpose(&wt.data, *out_features, *in_features);
                     g.take_initializer(&wn);
-                    let wn = g.init_f32(&format!("{}.weight_t", n.name), &[*in_features, *out_features], &wt_t);
+                    let wn = g.init_f32(
+                        &format!("{}.weight_t", n.name),
+                        &[*in_features, *out_features],
+                        &wt_t,
+                    );
                     let mm = g.node("MatMul", &[x, &wn], &format!("{y}/matmul"), vec![]);
                     g.node("Add", &[&mm, &bn], y, vec![]);
                 }
@@ -423,11 +455,19 @@ pub fn export(
                 let mut acc = g.node(
                     "Add",
                     &[x, &xs[1]],
-                    &if xs.len() == 2 { y.to_string() } else { format!("{y}/0") },
+                    &if xs.len() == 2 {
+                        y.to_string()
+                    } else {
+                        format!("{y}/0")
+                    },
                     vec![],
                 );
                 for (i, t) in xs.iter().enumerate().skip(2) {
-                    let name = if i + 1 == xs.len() { y.to_string() } else { format!("{y}/{}", i - 1) };
+                    let name = if i + 1 == xs.len() {
+                        y.to_string()
+                    } else {
+                        format!("{y}/{}", i - 1)
+                    };
                     acc = g.node("Add", &[&acc, t], &name, vec![]);
                 }
             }
@@ -463,7 +503,12 @@ pub fn export(
                 g.node("Div", &[x, &clamped], y, vec![]);
             }
             Op::MeanOfMap => {
-                let f = g.node("Flatten", &[x], &format!("{y}/flat"), vec![("axis", Attr::Int(1))]);
+                let f = g.node(
+                    "Flatten",
+                    &[x],
+                    &format!("{y}/flat"),
+                    vec![("axis", Attr::Int(1))],
+                );
                 g.node(
                     "ReduceMean",
                     &[&f],
@@ -534,7 +579,11 @@ fn ints(v: &[usize; 2]) -> Vec<i64> {
 }
 
 fn producer_by_name<'a>(graph: &'a Graph, name: &str) -> &'a Node {
-    graph.nodes.iter().find(|n| n.name == name).expect("producer exists")
+    graph
+        .nodes
+        .iter()
+        .find(|n| n.name == name)
+        .expect("producer exists")
 }
 
 /// Renames the output of the node that produces `from` to `to` (used when a folded BN's
@@ -608,14 +657,24 @@ fn gate(
         Some(()) => x.to_string(),
         None => g.node("GlobalAveragePool", &[x], &format!("{y}/gap"), vec![]),
     };
-    let flat = g.node("Flatten", &[&pooled], &format!("{y}/flat"), vec![("axis", Attr::Int(1))]);
+    let flat = g.node(
+        "Flatten",
+        &[&pooled],
+        &format!("{y}/flat"),
+        vec![("axis", Attr::Int(1))],
+    );
     let mut h = flat;
     for (i, fc) in ["fc1", "fc2"].iter().enumerate() {
         let wt = weights.get(&format!("{prefix}{fc}.weight"));
         let b = weights.get(&format!("{prefix}{fc}.bias"));
         let wn = g.init_f32(&format!("{prefix}{fc}.weight"), &wt.shape, &wt.data);
         let bn = g.init_f32(&format!("{prefix}{fc}.bias"), &b.shape, &b.data);
-        h = g.node("Gemm", &[&h, &wn, &bn], &format!("{y}/{fc}"), vec![("transB", Attr::Int(1))]);
+        h = g.node(
+            "Gemm",
+            &[&h, &wn, &bn],
+            &format!("{y}/{fc}"),
+            vec![("transB", Attr::Int(1))],
+        );
         if i == 0 {
             h = g.node("Relu", &[&h], &format!("{y}/relu"), vec![]);
         }

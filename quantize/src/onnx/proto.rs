@@ -2,8 +2,8 @@
 //! tensors, attributes, nodes and a graph under construction.
 
 use tract_onnx::pb::{
-    attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto,
-    NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, NodeProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// The ONNX opset the exporter writes (static shapes, `ReduceMean` axes as attributes).
@@ -142,7 +142,8 @@ impl GraphParts {
     }
 
     pub fn init_i64(&mut self, name: &str, data: &[i64]) -> String {
-        self.initializers.push(tensor_i64(name, &[data.len()], data));
+        self.initializers
+            .push(tensor_i64(name, &[data.len()], data));
         name.to_string()
     }
 

@@ -76,10 +76,11 @@ impl Weights {
     }
 
     pub fn from_safetensors(bytes: &[u8], origin: &Path) -> Result<Weights, WeightsError> {
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format {
-            file: origin.to_path_buf(),
-            msg: e.to_string(),
-        })?;
+        let st =
+            safetensors::SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format {
+                file: origin.to_path_buf(),
+                msg: e.to_string(),
+            })?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             if view.dtype() != safetensors::Dtype::F32 {
@@ -133,11 +134,14 @@ impl Weights {
     pub fn check(&self, graph: &Graph) -> Result<(), WeightsError> {
         for node in &graph.nodes {
             for (name, expected) in node.op.weights(&node.name) {
-                let t = self.tensors.get(&name).ok_or_else(|| WeightsError::Missing {
-                    file: self.origin.clone(),
-                    name: name.clone(),
-                    node: node.name.clone(),
-                })?;
+                let t = self
+                    .tensors
+                    .get(&name)
+                    .ok_or_else(|| WeightsError::Missing {
+                        file: self.origin.clone(),
+                        name: name.clone(),
+                        node: node.name.clone(),
+                    })?;
                 if t.shape != expected {
                     return Err(WeightsError::Shape {
                         file: self.origin.clone(),
