@@ -1,4 +1,5 @@
 //! fas-quantize: ONNX export, int8 calibration and signed bundles. Never links libtorch.
 
 pub mod calibrate;
+pub mod export;
 pub mod onnx;

@@ -24,7 +24,8 @@ use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
 use crate::recipe::losses::AmSoftmax;
 use crate::recipe::Recipe;
 use crate::train::data::{
-    read_scores, score_indices, write_scores, DeployedModel, SampledSource, SplitValidator,
+    read_scores, score_indices, write_parity, write_scores, DeployedModel, SampledSource,
+    SplitValidator, PARITY_FILE,
 };
 use crate::train::optim::{AdamConfig, Schedule};
 use crate::train::run::{self, LoopConfig, RunDir, TrainSummary};
@@ -378,6 +379,15 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let val_scores = score(&split.val)?;
     let test_scores = score(&split.test)?;
     let samples = dataset.samples();
+    write_parity(
+        &dir.root.join(PARITY_FILE),
+        &eval_loader,
+        samples,
+        &split.val,
+        4,
+        device,
+        &best,
+    )?;
     let val_samples: Vec<&Sample> = split.val.iter().map(|&i| &samples[i]).collect();
     write_scores(
         &dir.root.join("val_scores.jsonl"),

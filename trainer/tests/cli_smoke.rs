@@ -97,6 +97,7 @@ fn train_then_eval_on_synthfas() {
         "run.json",
         "log.jsonl",
         "val_scores.jsonl",
+        "parity.safetensors",
         "plots/roc.png",
         "plots/scores.png",
     ] {

@@ -149,6 +149,48 @@ impl DeployedModel {
     }
 }
 
+/// File name of the parity reference in a run dir.
+pub const PARITY_FILE: &str = "parity.safetensors";
+
+/// Writes `parity.safetensors`: up to `per_class` bona fide and `per_class` attack inputs
+/// of the source validation split (real preprocessed crops, `inputs [K, C, H, W]`) and the
+/// deployed model's tch outputs (`p_live [K]`), so that fas-quantize can check its ONNX
+/// export in tract without libtorch (contract 2).
+pub fn write_parity(
+    path: &std::path::Path,
+    loader: &Loader,
+    samples: &[Sample],
+    val: &[usize],
+    per_class: usize,
+    device: Device,
+    model: &DeployedModel,
+) -> Result<()> {
+    let mut chosen = Vec::new();
+    for label in [Label::Live, Label::Spoof] {
+        chosen.extend(
+            val.iter()
+                .copied()
+                .filter(|&i| samples[i].label == label)
+                .take(per_class),
+        );
+    }
+    anyhow::ensure!(
+        !chosen.is_empty(),
+        "the validation split is empty; cannot write {}",
+        path.display()
+    );
+    let batch = loader
+        .batches(vec![chosen], 0)?
+        .next()
+        .expect("one batch requested")?;
+    let images = batch.to_tensors(device).images;
+    let p = model.score(&images)?;
+    crate::train::checkpoint::write_tensors_atomic(
+        path,
+        &[("inputs".to_string(), images), ("p_live".to_string(), p)],
+    )
+}
+
 /// One scored sample, as stored in a run dir's `val_scores.jsonl` (the source-validation
 /// scores that fix the deployable threshold for any later evaluation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
