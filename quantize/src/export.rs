@@ -228,6 +228,7 @@ pub fn export_run(run: &RunDir) -> Result<Exported, RunDirError> {
             ("fas.model_json_sha256".into(), sha("model.json")?),
             ("fas.weights_sha256".into(), sha("weights.safetensors")?),
             ("fas.recipe".into(), run.recipe.clone()),
+            ("fas.demo".into(), run.demo.to_string()),
             (
                 "fas.preprocess".into(),
                 serde_json::to_string(&run.preprocess).expect("serialisable"),

@@ -1,0 +1,393 @@
+//! `fas-edge.toml`: the door's configuration, one section per stage.
+//!
+//! Every field has a default except where a wrong guess would be unsafe (the bundle and its
+//! trusted keys). Unknown keys are refused (a typo must not silently fall back to a
+//! default), and every error names the file, the key and the fix.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actuator::ActuatorConfig;
+use crate::camera::{BackoffConfig, PixelFormat, V4l2Config};
+use crate::display::png::SnapshotConfig;
+use crate::policy::PolicyConfig;
+use crate::quality::QualityConfig;
+use crate::track::TrackConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source} — pass --config with the path of fas-edge.toml")]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {msg}")]
+    Parse { file: PathBuf, msg: String },
+    #[error("{file}: {key}: {problem}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        problem: String,
+    },
+}
+
+/// Where the liveness model comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// A signed bundle (`*.fasb`).
+    pub bundle: Option<PathBuf>,
+    /// A `.pub` key or a directory of them; bundles signed by any other key are refused.
+    #[serde(default = "defaults::keys")]
+    pub trusted_keys: PathBuf,
+    /// A bundle threshold by name (`default`, `strict`) — unless a calibration file exists.
+    #[serde(default = "defaults::threshold_name")]
+    pub threshold: String,
+    /// Written by `fas-edge calibrate`; when present its threshold is used.
+    #[serde(default = "defaults::calibration")]
+    pub calibration: PathBuf,
+    /// Accept a bundle marked `demo` (trained on SynthFAS only). Never at a real door.
+    #[serde(default)]
+    pub allow_demo: bool,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            bundle: None,
+            trusted_keys: defaults::keys(),
+            threshold: defaults::threshold_name(),
+            calibration: defaults::calibration(),
+            allow_demo: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraSection {
+    /// `/dev/videoN`, `synthetic[:seed]`.
+    pub device: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// FourCCs in order of preference: `YUYV`, `MJPG`, `NV12`, `RGB3`, `BGR3`.
+    pub formats: Vec<String>,
+    pub buffers: u32,
+    pub timeout_ms: u64,
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for CameraSection {
+    fn default() -> Self {
+        let v = V4l2Config::default();
+        CameraSection {
+            device: v.device.display().to_string(),
+            width: v.width,
+            height: v.height,
+            fps: v.fps,
+            formats: v
+                .formats
+                .iter()
+                .map(|f| String::from_utf8_lossy(&f.fourcc()).into_owned())
+                .collect(),
+            buffers: v.buffers,
+            timeout_ms: v.timeout.as_millis() as u64,
+            reconnect_initial_ms: 200,
+            reconnect_max_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorSection {
+    /// RetinaFace ONNX; empty: the bundle's `detector.onnx`, else the packaged model.
+    pub model: Option<PathBuf>,
+    pub score_threshold: f32,
+    pub max_side: u32,
+}
+
+impl Default for DetectorSection {
+    fn default() -> Self {
+        DetectorSection {
+            model: None,
+            score_threshold: 0.6,
+            max_side: 640,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackSection {
+    pub detect_every: u32,
+    pub idle_detect_every: u32,
+    pub max_predicted_shift: f32,
+    pub max_patch_change: f32,
+}
+
+impl Default for TrackSection {
+    fn default() -> Self {
+        let t = TrackConfig::default();
+        TrackSection {
+            detect_every: t.detect_every,
+            idle_detect_every: t.idle_detect_every,
+            max_predicted_shift: t.max_predicted_shift,
+            max_patch_change: t.max_patch_change,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualitySection {
+    pub min_eye_distance: f32,
+    pub min_box_side: f32,
+    pub min_visible_fraction: f32,
+    pub max_roll_deg: f32,
+    pub max_yaw_deg: f32,
+    pub max_pitch_deg: f32,
+    pub min_mean_luma: f32,
+    pub max_mean_luma: f32,
+    pub max_clipped_fraction: f32,
+    pub min_sharpness: f32,
+}
+
+impl Default for QualitySection {
+    fn default() -> Self {
+        let q = QualityConfig::default();
+        QualitySection {
+            min_eye_distance: q.min_eye_distance,
+            min_box_side: q.min_box_side,
+            min_visible_fraction: q.min_visible_fraction,
+            max_roll_deg: q.max_roll_deg,
+            max_yaw_deg: q.max_yaw_deg,
+            max_pitch_deg: q.max_pitch_deg,
+            min_mean_luma: q.min_mean_luma,
+            max_mean_luma: q.max_mean_luma,
+            max_clipped_fraction: q.max_clipped_fraction,
+            min_sharpness: q.min_sharpness,
+        }
+    }
+}
+
+impl QualitySection {
+    pub fn to_config(&self) -> QualityConfig {
+        QualityConfig {
+            min_eye_distance: self.min_eye_distance,
+            min_box_side: self.min_box_side,
+            min_visible_fraction: self.min_visible_fraction,
+            max_roll_deg: self.max_roll_deg,
+            max_yaw_deg: self.max_yaw_deg,
+            max_pitch_deg: self.max_pitch_deg,
+            min_mean_luma: self.min_mean_luma,
+            max_mean_luma: self.max_mean_luma,
+            max_clipped_fraction: self.max_clipped_fraction,
+            min_sharpness: self.min_sharpness,
+        }
+    }
+}
+
+/// Where the overlay goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DisplaySection {
+    #[default]
+    None,
+    /// Linux framebuffer, e.g. `/dev/fb0`.
+    Framebuffer { device: PathBuf },
+    /// PNG snapshots.
+    Png(SnapshotConfig),
+}
+
+/// What starts a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TriggerSection {
+    /// Sessions start on their own when a face appears (policy mode `continuous`).
+    #[default]
+    Continuous,
+    /// One session per line on standard input.
+    Stdin,
+    /// One session per connection (or line) on a Unix socket.
+    Socket { path: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    pub path: PathBuf,
+    /// `every_record` (a granted door is on disk before it opens) or `never`.
+    pub fsync: fas_core::audit::FsyncPolicy,
+    /// Start a new file when the log exceeds this size (0: never). The new file's chain
+    /// starts from the last hash of the old one.
+    pub rotate_bytes: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            path: PathBuf::from("/var/lib/fas/audit.jsonl"),
+            fsync: fas_core::audit::FsyncPolicy::EveryRecord,
+            rotate_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The whole file. `policy` is kept as a TOML table because its threshold comes from the
+/// calibration or the bundle when the file does not set it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    pub model: ModelSection,
+    pub camera: CameraSection,
+    pub detector: DetectorSection,
+    pub track: TrackSection,
+    pub quality: QualitySection,
+    pub policy: toml::Table,
+    pub trigger: TriggerSection,
+    pub actuator: Option<ActuatorConfig>,
+    pub display: DisplaySection,
+    pub audit: AuditSection,
+}
+
+mod defaults {
+    use std::path::PathBuf;
+    pub fn keys() -> PathBuf {
+        PathBuf::from("/etc/fas/keys")
+    }
+    pub fn threshold_name() -> String {
+        "default".into()
+    }
+    pub fn calibration() -> PathBuf {
+        PathBuf::from("/var/lib/fas/calibration.json")
+    }
+}
+
+impl EdgeConfig {
+    pub fn load(path: &Path) -> Result<EdgeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        EdgeConfig::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, origin: &Path) -> Result<EdgeConfig, ConfigError> {
+        let cfg: EdgeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: origin.to_path_buf(),
+            msg: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    fn invalid(origin: &Path, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: origin.to_path_buf(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Checks every section (the policy with a placeholder threshold).
+    pub fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
+        self.v4l2().map_err(|e| Self::invalid(origin, "camera", e))?;
+        self.backoff()
+            .validate()
+            .map_err(|e| Self::invalid(origin, "camera.reconnect_*", e.to_string()))?;
+        self.track_config()
+            .validate()
+            .map_err(|e| Self::invalid(origin, "track", e.to_string()))?;
+        self.quality
+            .to_config()
+            .validate()
+            .map_err(|e| Self::invalid(origin, "quality", e.to_string()))?;
+        if !(0.0..=1.0).contains(&self.detector.score_threshold) {
+            return Err(Self::invalid(
+                origin,
+                "detector.score_threshold",
+                format!("{} must lie in [0, 1]", self.detector.score_threshold),
+            ));
+        }
+        if self.detector.max_side < 64 {
+            return Err(Self::invalid(
+                origin,
+                "detector.max_side",
+                format!("{} is too small for a face detector; use 320–1280", self.detector.max_side),
+            ));
+        }
+        self.policy_config(0.5)
+            .map_err(|e| Self::invalid(origin, "policy", e))?;
+        Ok(())
+    }
+
+    /// The policy with `threshold` unless the file sets one.
+    pub fn policy_config(&self, threshold: f32) -> Result<PolicyConfig, String> {
+        let mut t = self.policy.clone();
+        t.entry("threshold")
+            .or_insert(toml::Value::Float(threshold as f64));
+        let p: PolicyConfig = toml::Value::Table(t)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string().trim_end().to_string())?;
+        p.validate().map_err(|e| e.to_string())?;
+        Ok(p)
+    }
+
+    /// Whether the file fixes the threshold itself (overrides calibration and bundle).
+    pub fn fixed_threshold(&self) -> Option<f64> {
+        self.policy.get("threshold").and_then(|v| v.as_float())
+    }
+
+    pub fn v4l2(&self) -> Result<V4l2Config, String> {
+        let c = &self.camera;
+        let formats = c
+            .formats
+            .iter()
+            .map(|f| {
+                PixelFormat::ALL
+                    .into_iter()
+                    .find(|p| p.fourcc() == f.as_bytes())
+                    .ok_or_else(|| {
+                    format!("formats: \"{f}\" is not one of YUYV, MJPG, NV12, RGB3, BGR3")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let v = V4l2Config {
+            device: PathBuf::from(&c.device),
+            formats,
+            width: c.width,
+            height: c.height,
+            fps: c.fps,
+            buffers: c.buffers,
+            timeout: Duration::from_millis(c.timeout_ms),
+        };
+        if !c.device.starts_with("synthetic") {
+            v.validate().map_err(|e| e.to_string())?;
+        }
+        Ok(v)
+    }
+
+    pub fn backoff(&self) -> BackoffConfig {
+        BackoffConfig {
+            initial: Duration::from_millis(self.camera.reconnect_initial_ms),
+            max: Duration::from_millis(self.camera.reconnect_max_ms),
+        }
+    }
+
+    pub fn track_config(&self) -> TrackConfig {
+        TrackConfig {
+            detect_every: self.track.detect_every,
+            idle_detect_every: self.track.idle_detect_every,
+            min_score: self.detector.score_threshold,
+            max_predicted_shift: self.track.max_predicted_shift,
+            max_patch_change: self.track.max_patch_change,
+            quality: Some(self.quality.to_config()),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The door: Frame → Faces → FaceCrop → Score → Decision, one frame at a time.
+//!
+//! [`Door::step`] takes one frame (or a capture error) through every stage and feeds the
+//! policy; a finished session is actuated, audit-logged and shown. Every failure on the
+//! way becomes an observation that ends the session as `Deny`/`NoDecision` (contract 6):
+//! no error path reaches the actuator as a grant.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use fas_core::audit::{AuditEvent, AuditWriter};
+use fas_core::decision::{Decision, Reason};
+use fas_core::preprocess::Face;
+use fas_infer::detect::{Detection, FaceDetector};
+
+use crate::actuator::Actuator;
+use crate::camera::{CaptureError, Frame};
+use crate::crop::FaceCropper;
+use crate::display::fb::FbWriter;
+use crate::display::frame::FrameBuffer;
+use crate::display::overlay::{draw_overlay, OverlayState};
+use crate::display::png::Snapshots;
+use crate::model::LoadedModel;
+use crate::policy::{Observation, Policy, SessionOutcome, Trigger};
+use crate::quality::{self, QualityConfig};
+use crate::track::Tracker;
+
+/// Where the overlay goes.
+pub enum Display {
+    None,
+    Framebuffer(FbWriter),
+    Png(Snapshots),
+}
+
+/// What one step did (for the caller's loop, logs and tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    pub observation: Option<Observation>,
+    pub outcome: Option<SessionOutcome>,
+}
+
+pub struct Door<D: FaceDetector> {
+    pub tracker: Tracker<D>,
+    pub quality: QualityConfig,
+    pub cropper: FaceCropper,
+    pub model: LoadedModel,
+    pub policy: Policy,
+    pub actuator: Box<dyn Actuator + Send>,
+    pub audit: AuditWriter,
+    pub display: Display,
+    /// Monotonic time of the last frame (for errors, which carry no timestamp).
+    last_t: Duration,
+    last_frame_at: Instant,
+    camera_down: bool,
+    overlay: OverlayState,
+    fps: Fps,
+}
+
+#[derive(Default)]
+struct Fps {
+    last: Option<Duration>,
+    value: Option<f32>,
+}
+
+impl Fps {
+    fn tick(&mut self, t: Duration) -> Option<f32> {
+        if let Some(prev) = self.last {
+            let dt = t.saturating_sub(prev).as_secs_f32();
+            if dt > 0.0 {
+                let f = 1.0 / dt;
+                self.value = Some(self.value.map_or(f, |v| 0.9 * v + 0.1 * f));
+            }
+        }
+        self.last = Some(t);
+        self.value
+    }
+}
+
+fn millis(t: Duration) -> u64 {
+    t.as_millis() as u64
+}
+
+fn face_of(d: &Detection) -> Face {
+    Face {
+        bbox: d.bbox,
+        landmarks: d.landmarks,
+        score: d.score,
+    }
+}
+
+impl<D: FaceDetector> Door<D> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        tracker: Tracker<D>,
+        quality: QualityConfig,
+        model: LoadedModel,
+        policy: Policy,
+        mut actuator: Box<dyn Actuator + Send>,
+        audit: AuditWriter,
+        display: Display,
+    ) -> Result<Self> {
+        let cropper = FaceCropper::new(model.preprocess.clone())
+            .with_context(|| format!("{}: preprocessing spec", model.origin))?;
+        // Fail-safe start: the door is locked before the first frame.
+        actuator.lock().context("locking the door at start-up")?;
+        Ok(Door {
+            tracker,
+            quality,
+            cropper,
+            model,
+            policy,
+            actuator,
+            audit,
+            display,
+            last_t: Duration::ZERO,
+            last_frame_at: Instant::now(),
+            camera_down: false,
+            overlay: OverlayState::default(),
+            fps: Fps::default(),
+        })
+    }
+
+    /// A trigger (stdin line, socket connection) asks for a session now.
+    pub fn trigger(&mut self) -> Result<Option<SessionOutcome>> {
+        let t = self.now_ms();
+        match self.policy.start(t, Trigger::External) {
+            Some(out) => self.finish(out, None).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Time for events without a frame: the last frame's time plus wall time since.
+    fn now_ms(&self) -> u64 {
+        millis(self.last_t + self.last_frame_at.elapsed())
+    }
+
+    /// One frame (or capture error) through the pipeline.
+    pub fn step(&mut self, frame: Result<Frame, CaptureError>) -> Result<StepReport> {
+        let (obs, frame) = match frame {
+            Ok(frame) => {
+                self.camera_down = false;
+                self.last_t = frame.t;
+                self.last_frame_at = Instant::now();
+                (self.observe(&frame), Some(frame))
+            }
+            Err(e) => {
+                let t = self.now_ms();
+                let obs = match &e {
+                    CaptureError::Lost { .. } | CaptureError::Open { .. } => {
+                        if self.camera_down {
+                            // One outcome per outage, not one per reconnect attempt.
+                            None
+                        } else {
+                            self.camera_down = true;
+                            self.overlay.status = format!("camera lost — door locked ({e})");
+                            eprintln!("fas-edge: {e}");
+                            Some(Observation::CameraLost { t_ms: t })
+                        }
+                    }
+                    CaptureError::Corrupt { .. } => Some(Observation::BadFrame { t_ms: t }),
+                    CaptureError::Timeout { .. } => {
+                        // No frame: a running session times out through the policy.
+                        None
+                    }
+                    _ => Some(Observation::CameraLost { t_ms: t }),
+                };
+                (obs, None)
+            }
+        };
+        let mut outcome = None;
+        if let Some(o) = &obs {
+            outcome = self.policy.observe(o.clone());
+        }
+        if outcome.is_none() {
+            let t = obs.as_ref().map_or_else(|| self.now_ms(), Observation::t_ms);
+            outcome = self.policy.tick(t);
+        }
+        let outcome = match outcome {
+            Some(out) => Some(self.finish(out, frame.as_ref())?),
+            None => None,
+        };
+        if let Some(f) = &frame {
+            self.show(f)?;
+        }
+        Ok(StepReport {
+            observation: obs,
+            outcome,
+        })
+    }
+
+    fn observe(&mut self, frame: &Frame) -> Observation {
+        let t_ms = millis(frame.t);
+        self.overlay.fps = self.fps.tick(frame.t);
+        self.overlay.status.clear();
+        let faces = match self.tracker.update(frame) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("fas-edge: face detector: {e}");
+                self.overlay.face = None;
+                return Observation::InferenceError { t_ms };
+            }
+        };
+        match faces.faces.as_slice() {
+            [] => {
+                self.overlay.face = None;
+                self.overlay.score = None;
+                Observation::NoFace { t_ms }
+            }
+            [det] => {
+                self.overlay.face = Some(face_of(det));
+                if let Err(r) = quality::assess(&frame.image, det, &self.quality) {
+                    self.overlay.status = r.to_string();
+                    return Observation::Rejected {
+                        t_ms,
+                        why: r.to_string(),
+                    };
+                }
+                let input = match self.cropper.crop(&frame.image, &face_of(det)) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        eprintln!("fas-edge: crop: {e}");
+                        return Observation::BadFrame { t_ms };
+                    }
+                };
+                match self.model.model.score(input) {
+                    Ok(p_live) => {
+                        self.overlay.score = Some(p_live);
+                        Observation::Score { t_ms, p_live }
+                    }
+                    Err(e) => {
+                        eprintln!("fas-edge: liveness model: {e}");
+                        Observation::InferenceError { t_ms }
+                    }
+                }
+            }
+            many => {
+                self.overlay.face = Some(face_of(&many[0]));
+                Observation::MultipleFaces { t_ms }
+            }
+        }
+    }
+
+    /// Actuate, audit, show. The audit line is written (and synced) before the door opens.
+    fn finish(&mut self, out: SessionOutcome, frame: Option<&Frame>) -> Result<SessionOutcome> {
+        let time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.audit
+            .append(&AuditEvent {
+                time_ms,
+                verdict: out.verdict,
+                scores: out.scores.clone(),
+                aggregate: out.aggregate,
+                threshold: out.threshold_used,
+                frames_used: out.frames_used as u32,
+                model_sha256: self.model.sha256.clone(),
+            })
+            .context("writing the audit log (the door stays locked)")?;
+        match self.actuator.apply(&out) {
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("fas-edge: actuator {}: {e}", self.actuator.name());
+                let _ = self.actuator.lock();
+            }
+        }
+        println!(
+            "decision: {} ({}) aggregate={} threshold={:.4} frames={}",
+            wire(out.verdict.decision),
+            serde_json::to_string(&out.verdict.reason).unwrap_or_default().trim_matches('"'),
+            out.aggregate.map_or("-".into(), |a| format!("{a:.4}")),
+            out.threshold_used,
+            out.frames_used
+        );
+        self.overlay.verdict = Some(out.verdict);
+        if let (Display::Png(s), Some(f)) = (&mut self.display, frame) {
+            let shown = self.render(f)?;
+            if let Err(e) = s.decision(&shown, out.verdict) {
+                eprintln!("fas-edge: snapshot: {e}");
+            }
+        }
+        Ok(out)
+    }
+
+    fn render(&mut self, frame: &Frame) -> Result<fas_core::preprocess::RgbImage> {
+        self.overlay.threshold = self.policy.effective_threshold(millis(frame.t));
+        self.overlay.progress = self.policy.progress();
+        let mut fb = FrameBuffer::from_frame(&frame.image).context("overlay frame")?;
+        let _ = draw_overlay(&mut fb, &self.overlay);
+        Ok(fb.into_image())
+    }
+
+    fn show(&mut self, frame: &Frame) -> Result<()> {
+        match self.display {
+            Display::None => Ok(()),
+            Display::Framebuffer(_) | Display::Png(_) => {
+                let img = self.render(frame)?;
+                match &mut self.display {
+                    Display::Framebuffer(fb) => {
+                        if let Err(e) = fb.show(&img) {
+                            eprintln!("fas-edge: display: {e}");
+                        }
+                    }
+                    Display::Png(s) => {
+                        if let Err(e) = s.frame(&img) {
+                            eprintln!("fas-edge: snapshot: {e}");
+                        }
+                    }
+                    Display::None => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Locks the door (shutdown, fatal error).
+    pub fn lock(&mut self) {
+        if let Err(e) = self.actuator.lock() {
+            eprintln!("fas-edge: could not confirm the door is locked: {e}");
+        }
+    }
+
+    /// Ends a running session with `reason` (shutdown during a session, fatal error).
+    pub fn abort(&mut self, reason: Reason) -> Result<Option<SessionOutcome>> {
+        let t = self.now_ms();
+        match self.policy.abort(t, reason) {
+            Some(out) => self.finish(out, None).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+pub fn wire(d: Decision) -> &'static str {
+    match d {
+        Decision::Grant => "grant",
+        Decision::Deny => "deny",
+        Decision::NoDecision => "no_decision",
+    }
+}
