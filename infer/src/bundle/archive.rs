@@ -73,10 +73,16 @@ pub fn read_entries(bytes: &[u8], max_total: u64) -> Result<Vec<Entry<'_>>, Load
                 ))
             }
         };
-        let name = entry_name(header, pos, gnu)?;
+        // The type first: a link or long-name record says more than its odd name.
         if let Some(kind) = non_regular_kind(header[TYPEFLAG]) {
-            return Err(LoadErrorKind::NonRegularEntry { name, kind });
+            let field = &header[NAME];
+            let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+            return Err(LoadErrorKind::NonRegularEntry {
+                name: String::from_utf8_lossy(&field[..end]).into_owned(),
+                kind,
+            });
         }
+        let name = entry_name(header, pos, gnu)?;
         let size = parse_octal(&header[SIZE])
             .ok_or_else(|| corrupt(pos + SIZE.start, "header size field is not octal"))?;
         total = total.saturating_add(size);
