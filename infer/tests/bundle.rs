@@ -171,10 +171,7 @@ fn valid_bundle_loads_with_signer_and_files() {
         assert_eq!(b.signer.as_deref(), Some(public(&sk).id()));
         assert_eq!(b.liveness(), LIVENESS);
         assert_eq!(b.detector(), detector.then_some(DETECTOR));
-        assert_eq!(
-            b.manifest,
-            manifest(LIVENESS, detector.then_some(DETECTOR))
-        );
+        assert_eq!(b.manifest, manifest(LIVENESS, detector.then_some(DETECTOR)));
         assert_eq!(b.manifest_sha256, sha256_hex(&b.manifest_json));
         assert_eq!(b.manifest_json, b.manifest.to_canonical_json());
         assert_eq!(b.signature.unwrap().key_id, public(&sk).id());
@@ -286,7 +283,10 @@ fn unknown_key_names_the_key_and_where_keys_were_looked_for() {
         other => panic!("{other}"),
     }
     let s = e.to_string();
-    assert!(s.contains(public(&signer).id()) && s.contains("site.pub"), "{s}");
+    assert!(
+        s.contains(public(&signer).id()) && s.contains("site.pub"),
+        "{s}"
+    );
     // No keys at all.
     assert!(matches!(
         load_err(&signed_bundle(&signer, false), &TrustedKeys::new()),
@@ -457,7 +457,13 @@ fn non_regular_entries_are_refused() {
 #[test]
 fn paths_must_be_plain_names() {
     let sk = signing_key(12);
-    for bad in ["../liveness.onnx", "models/liveness.onnx", "./manifest.json", "/liveness.onnx", ".."] {
+    for bad in [
+        "../liveness.onnx",
+        "models/liveness.onnx",
+        "./manifest.json",
+        "/liveness.onnx",
+        "..",
+    ] {
         // The tar crate refuses such paths in set_path, so write the name field directly.
         let mut h = tar::Header::new_ustar();
         h.as_old_mut().name[..bad.len()].copy_from_slice(bad.as_bytes());
@@ -517,8 +523,9 @@ fn invalid_manifest_wraps_the_field_error() {
         other => panic!("{other}"),
     }
     assert!(
-        e.to_string()
-            .starts_with(&format!("bundle {ORIGIN}: manifest.json: field \"thresholds\"")),
+        e.to_string().starts_with(&format!(
+            "bundle {ORIGIN}: manifest.json: field \"thresholds\""
+        )),
         "{e}"
     );
     assert!(matches!(
@@ -531,7 +538,10 @@ fn invalid_manifest_wraps_the_field_error() {
 fn malformed_signature_file() {
     let sk = signing_key(15);
     let m = manifest(LIVENESS, None).to_canonical_json();
-    for sig in [&b"not json"[..], br#"{"algorithm":"rsa","key_id":"0123456789abcdef","signature":""}"#] {
+    for sig in [
+        &b"not json"[..],
+        br#"{"algorithm":"rsa","key_id":"0123456789abcdef","signature":""}"#,
+    ] {
         let bytes = tar_of(&[
             (MANIFEST_FILE, &m),
             (LIVENESS_FILE, LIVENESS),
@@ -549,7 +559,16 @@ fn malformed_signature_file() {
 fn truncated_corrupt_and_oversized_tars() {
     let sk = signing_key(16);
     let bytes = signed_bundle(&sk, true);
-    for cut in [0, 1, 511, 512, 700, bytes.len() / 2, bytes.len() - 1024, bytes.len() - 1] {
+    for cut in [
+        0,
+        1,
+        511,
+        512,
+        700,
+        bytes.len() / 2,
+        bytes.len() - 1024,
+        bytes.len() - 1,
+    ] {
         match load_err(&bytes[..cut], &trusted(&sk)) {
             LoadErrorKind::Truncated { len, .. } => assert_eq!(len, cut as u64),
             other => panic!("cut at {cut}: {other}"),
@@ -609,7 +628,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             .prop_map(Mutation::Flip),
         any::<prop::sample::Index>().prop_map(Mutation::Truncate),
         prop::collection::vec(any::<u8>(), 1..1200).prop_map(Mutation::Append),
-        (any::<prop::sample::Index>(), prop::collection::vec(any::<u8>(), 1..64))
+        (
+            any::<prop::sample::Index>(),
+            prop::collection::vec(any::<u8>(), 1..64)
+        )
             .prop_map(|(i, v)| Mutation::Splice(i, v)),
     ]
 }

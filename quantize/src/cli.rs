@@ -295,11 +295,7 @@ fn summary(path: &Path, size: u64, b: &Bundle, claimed_key: Option<&str>) -> Str
     for (i, (name, data)) in b.files.iter().enumerate() {
         line(
             if i == 0 { "files" } else { "" },
-            format!(
-                "{name}  {} bytes  sha256 {}",
-                data.len(),
-                m.files[name]
-            ),
+            format!("{name}  {} bytes  sha256 {}", data.len(), m.files[name]),
         );
     }
     line("created by", m.created_by.clone());

@@ -22,7 +22,11 @@ fn assets_dir() -> PathBuf {
 
 fn asset(name: &str) -> PathBuf {
     let p = assets_dir().join(name);
-    assert!(p.is_file(), "asset {} missing: run `cargo xtask assets`", p.display());
+    assert!(
+        p.is_file(),
+        "asset {} missing: run `cargo xtask assets`",
+        p.display()
+    );
     p
 }
 
@@ -135,15 +139,27 @@ fn keygen_bundle_verify_inspect_sign_tamper() {
 
     // Bundle, signed with key A.
     let out = ok(&[
-        &"bundle", &"--manifest", &draft, &"--model", &model, &"--detector", &detector,
-        &"--key", &a_key, &"--out", &fasb,
+        &"bundle",
+        &"--manifest",
+        &draft,
+        &"--model",
+        &model,
+        &"--detector",
+        &detector,
+        &"--key",
+        &a_key,
+        &"--out",
+        &fasb,
     ]);
     assert!(out.contains(&format!("signed by key {a_id}")), "{out}");
 
     // Verify with the .pub file and with its directory.
     let out = ok(&[&"verify", &"--bundle", &fasb, &"--keys", &a_pub]);
     assert!(out.starts_with("OK "), "{out}");
-    assert!(out.contains(&a_id) && out.contains("pnet-as-liveness"), "{out}");
+    assert!(
+        out.contains(&a_id) && out.contains("pnet-as-liveness"),
+        "{out}"
+    );
     assert_eq!(out.lines().count(), 1, "{out}");
     ok(&[&"verify", &"--bundle", &fasb, &"--keys", &d.join("keys-a")]);
 
@@ -218,7 +234,14 @@ fn unsigned_bundles_and_argument_errors() {
     let model = asset("mtcnn_pnet.onnx");
     let fasb = d.join("dev.fasb");
     let out = ok(&[
-        &"bundle", &"--manifest", &draft, &"--model", &model, &"--unsigned", &"--out", &fasb,
+        &"bundle",
+        &"--manifest",
+        &draft,
+        &"--model",
+        &model,
+        &"--unsigned",
+        &"--out",
+        &fasb,
     ]);
     assert!(out.contains("UNSIGNED"), "{out}");
     let text = ok(&[&"inspect", &"--bundle", &fasb]);
@@ -229,12 +252,26 @@ fn unsigned_bundles_and_argument_errors() {
 
     // Exactly one of --key / --unsigned.
     let out = fas_quantize(&[
-        &"bundle", &"--manifest", &draft, &"--model", &model, &"--out", &fasb,
+        &"bundle",
+        &"--manifest",
+        &draft,
+        &"--model",
+        &model,
+        &"--out",
+        &fasb,
     ]);
     assert_eq!(out.status.code(), Some(2));
     let out = fas_quantize(&[
-        &"bundle", &"--manifest", &draft, &"--model", &model, &"--unsigned", &"--key",
-        &d.join("k.key"), &"--out", &fasb,
+        &"bundle",
+        &"--manifest",
+        &draft,
+        &"--model",
+        &model,
+        &"--unsigned",
+        &"--key",
+        &d.join("k.key"),
+        &"--out",
+        &fasb,
     ]);
     assert_eq!(out.status.code(), Some(2));
 
@@ -244,16 +281,25 @@ fn unsigned_bundles_and_argument_errors() {
     std::fs::write(&draft, v.to_string()).unwrap();
     let other = d.join("other.fasb");
     let err = fails(&[
-        &"bundle", &"--manifest", &draft, &"--model", &model, &"--unsigned", &"--out", &other,
+        &"bundle",
+        &"--manifest",
+        &draft,
+        &"--model",
+        &model,
+        &"--unsigned",
+        &"--out",
+        &other,
     ]);
-    assert!(err.contains("files.liveness.onnx") && err.contains("other.fasb"), "{err}");
+    assert!(
+        err.contains("files.liveness.onnx") && err.contains("other.fasb"),
+        "{err}"
+    );
     assert!(!other.exists());
     // A world-readable secret key is refused.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(d.join("k.key"), std::fs::Permissions::from_mode(0o644))
-            .unwrap();
+        std::fs::set_permissions(d.join("k.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = fails(&[&"sign", &"--bundle", &fasb, &"--key", &d.join("k.key")]);
         assert!(err.contains("chmod 600"), "{err}");
     }

@@ -53,7 +53,7 @@ pub fn read_entries(bytes: &[u8], max_total: u64) -> Result<Vec<Entry<'_>>, Load
                     "data after the end-of-archive marker",
                 ));
             }
-            if tail.len() % BLOCK != 0 {
+            if !tail.len().is_multiple_of(BLOCK) {
                 return Err(corrupt(
                     bytes.len(),
                     "the archive is not a whole number of 512-byte blocks",
@@ -149,7 +149,13 @@ fn check_checksum(header: &[u8; BLOCK], pos: usize) -> Result<(), LoadErrorKind>
     let actual: u64 = header
         .iter()
         .enumerate()
-        .map(|(i, &b)| if CHKSUM.contains(&i) { 32 } else { u64::from(b) })
+        .map(|(i, &b)| {
+            if CHKSUM.contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
         .sum();
     if recorded != actual {
         return Err(corrupt(
@@ -173,7 +179,9 @@ fn parse_octal(field: &[u8]) -> Option<u64> {
     }
     field[start..start + digits]
         .iter()
-        .try_fold(0u64, |acc, &d| acc.checked_mul(8)?.checked_add(u64::from(d - b'0')))
+        .try_fold(0u64, |acc, &d| {
+            acc.checked_mul(8)?.checked_add(u64::from(d - b'0'))
+        })
 }
 
 /// The entry's name, which must be one plain file name.
@@ -324,7 +332,16 @@ mod tests {
                 other => panic!("{flag}: {other:?}"),
             }
         }
-        for name in [&b"../x"[..], b"a/b", b"..", b".", b"", b"a\\b", b"\xff", b"a\nb"] {
+        for name in [
+            &b"../x"[..],
+            b"a/b",
+            b"..",
+            b".",
+            b"",
+            b"a\\b",
+            b"\xff",
+            b"a\nb",
+        ] {
             let mut bytes = header(name, 0, b'0').to_vec();
             bytes.extend_from_slice(&[0; 1024]);
             if name.is_empty() {

@@ -93,7 +93,10 @@ impl PublicKey {
 
     /// The `.pub` file text.
     pub fn to_text(&self) -> String {
-        format!("{PUBLIC_KEY_HEADER}\n{}\n", hex::encode(self.key.as_bytes()))
+        format!(
+            "{PUBLIC_KEY_HEADER}\n{}\n",
+            hex::encode(self.key.as_bytes())
+        )
     }
 
     /// The key id (16 lowercase hex digits).
@@ -167,8 +170,10 @@ pub fn parse_key_text(
     if lines.any(|l| !l.is_empty()) {
         return Err(err("has more than the header and one key line".into()));
     }
-    let valid =
-        hex_line.len() == 64 && hex_line.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let valid = hex_line.len() == 64
+        && hex_line
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if !valid {
         return Err(err(format!(
             "second line is not 64 lowercase hex digits ({} characters)",
@@ -330,7 +335,10 @@ mod tests {
             (String::new(), "is empty"),
             (format!("ssh-ed25519\n{hex}\n"), "first line"),
             (format!("{PUBLIC_KEY_HEADER}\n"), "no key line"),
-            (format!("{PUBLIC_KEY_HEADER}\n{}\n", &hex[..62]), "64 lowercase hex"),
+            (
+                format!("{PUBLIC_KEY_HEADER}\n{}\n", &hex[..62]),
+                "64 lowercase hex",
+            ),
             (
                 format!("{PUBLIC_KEY_HEADER}\n{}\n", hex.to_uppercase()),
                 "64 lowercase hex",
@@ -365,7 +373,10 @@ mod tests {
         assert_eq!(t.get(a.id()), Some(&a));
         assert_eq!(t.get(b.id()), Some(&b));
         let desc = t.describe();
-        assert!(desc.contains(&d.display().to_string()) && desc.contains(a.id()), "{desc}");
+        assert!(
+            desc.contains(&d.display().to_string()) && desc.contains(a.id()),
+            "{desc}"
+        );
         let one = TrustedKeys::load(&d.join("b.pub")).unwrap();
         assert_eq!(one.ids().collect::<Vec<_>>(), [b.id()]);
 

@@ -137,15 +137,13 @@ impl Bundle {
                 n if PAYLOAD_FILES.contains(&n) => {
                     files.insert(e.name, e.data);
                 }
-                _ => {
-                    return Err(LoadErrorKind::UnexpectedEntry {
-                        name: e.name,
-                        reason: format!(
-                            "is not a file a bundle may hold ({MANIFEST_FILE}, {}, {SIGNATURE_FILE})",
-                            PAYLOAD_FILES.join(", ")
-                        ),
-                    })
-                }
+                _ => return Err(LoadErrorKind::UnexpectedEntry {
+                    name: e.name,
+                    reason: format!(
+                        "is not a file a bundle may hold ({MANIFEST_FILE}, {}, {SIGNATURE_FILE})",
+                        PAYLOAD_FILES.join(", ")
+                    ),
+                }),
             }
         }
         let manifest_json = manifest_json.ok_or_else(|| LoadErrorKind::MissingFile {
@@ -185,7 +183,10 @@ impl Bundle {
             if !PAYLOAD_FILES.contains(&name.as_str()) {
                 return Err(LoadErrorKind::ManifestInvalid(BundleError::Field {
                     field: format!("files.{name}"),
-                    problem: format!("names a file a bundle may not carry (only {})", PAYLOAD_FILES.join(", ")),
+                    problem: format!(
+                        "names a file a bundle may not carry (only {})",
+                        PAYLOAD_FILES.join(", ")
+                    ),
                     fix: "rebuild the bundle with `fas-quantize bundle`".into(),
                 }));
             }

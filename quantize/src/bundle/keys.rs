@@ -78,7 +78,10 @@ impl SecretKey {
                         "is readable or writable by group or others (mode {:04o})",
                         mode & 0o7777
                     ),
-                    fix: format!("a signing key must stay private: chmod 600 {}", path.display()),
+                    fix: format!(
+                        "a signing key must stay private: chmod 600 {}",
+                        path.display()
+                    ),
                 });
             }
         }
@@ -89,7 +92,10 @@ impl SecretKey {
 
     /// The `.key` file text.
     pub fn to_text(&self) -> String {
-        format!("{SECRET_KEY_HEADER}\n{}\n", hex::encode(self.key.to_bytes()))
+        format!(
+            "{SECRET_KEY_HEADER}\n{}\n",
+            hex::encode(self.key.to_bytes())
+        )
     }
 
     pub fn public(&self) -> PublicKey {
@@ -227,7 +233,10 @@ mod tests {
             ("keys/release.v2.key".into(), "keys/release.v2.pub".into())
         );
         let (k, p) = key_paths(Path::new("keys/release.key"));
-        assert_eq!((k, p), ("keys/release.key".into(), "keys/release.pub".into()));
+        assert_eq!(
+            (k, p),
+            ("keys/release.key".into(), "keys/release.pub".into())
+        );
     }
 
     #[test]
@@ -243,7 +252,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&files.secret).unwrap().permissions().mode();
+            let mode = std::fs::metadata(&files.secret)
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let before = std::fs::read(&files.secret).unwrap();
@@ -278,7 +290,10 @@ mod tests {
         let e = SecretKey::load(&p).unwrap_err();
         assert!(e.to_string().contains("chmod 600"), "{e}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(SecretKey::load(&p).unwrap().id(), SecretKey::from_seed([1; 32]).id());
+        assert_eq!(
+            SecretKey::load(&p).unwrap().id(),
+            SecretKey::from_seed([1; 32]).id()
+        );
         // A public key where a secret one is expected.
         std::fs::write(&p, SecretKey::from_seed([1; 32]).public().to_text()).unwrap();
         let e = SecretKey::load(&p).unwrap_err();

@@ -8,7 +8,9 @@ use fas_core::bundle::{
     sha256_hex, BundleError, BundleManifest, BUNDLE_FORMAT_VERSION, DETECTOR_FILE, LIVENESS_FILE,
     MANIFEST_FILE, SIGNATURE_FILE,
 };
-use fas_infer::bundle::{Bundle, BundleLoadError, ManifestSignature, TrustedKeys, MAX_BUNDLE_BYTES};
+use fas_infer::bundle::{
+    Bundle, BundleLoadError, ManifestSignature, TrustedKeys, MAX_BUNDLE_BYTES,
+};
 
 use super::keys::SecretKey;
 
@@ -92,9 +94,7 @@ pub fn fill_files(
             Some(actual) if actual != hash => {
                 return Err(WriteError::DraftFiles {
                     name: name.clone(),
-                    problem: format!(
-                        "records sha256 {hash}, but the file given has {actual}"
-                    ),
+                    problem: format!("records sha256 {hash}, but the file given has {actual}"),
                     fix: "pass the model the draft was written for, or leave \"files\" empty"
                         .into(),
                 })
@@ -125,7 +125,8 @@ pub fn pack(
     let mut tar = tar::Builder::new(Vec::new());
     for (name, data) in std::iter::once((MANIFEST_FILE, manifest_json)).chain(rest) {
         let mut h = tar::Header::new_ustar();
-        h.set_path(name).expect("bundle entry names are short plain names");
+        h.set_path(name)
+            .expect("bundle entry names are short plain names");
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(0);
@@ -348,7 +349,8 @@ mod tests {
     #[test]
     fn draft_files_must_match_what_is_packed() {
         let mut m = draft();
-        m.files.insert(LIVENESS_FILE.into(), sha256_hex(b"other model"));
+        m.files
+            .insert(LIVENESS_FILE.into(), sha256_hex(b"other model"));
         let e = fill_files(&mut m, b"live", None).unwrap_err();
         assert!(e.to_string().contains("files.liveness.onnx"), "{e}");
         let mut m = draft();
