@@ -174,6 +174,11 @@ fn valid_bundle_loads_with_signer_and_files() {
         assert_eq!(b.manifest, manifest(LIVENESS, detector.then_some(DETECTOR)));
         assert_eq!(b.manifest_sha256, sha256_hex(&b.manifest_json));
         assert_eq!(b.manifest_json, b.manifest.to_canonical_json());
+        let dbg = format!("{b:?}");
+        assert!(
+            dbg.contains(&format!("\"liveness.onnx\": {}", LIVENESS.len())),
+            "{dbg}"
+        );
         assert_eq!(b.signature.unwrap().key_id, public(&sk).id());
     }
     // Entry order is not part of the format; GNU-magic headers are read too.

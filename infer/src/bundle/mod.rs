@@ -57,8 +57,8 @@ pub const MAX_FILE_BYTES: u64 = MAX_BUNDLE_BYTES + (64 << 10);
 pub const PAYLOAD_FILES: [&str; 2] = [LIVENESS_FILE, DETECTOR_FILE];
 
 /// A bundle whose structure, manifest and hashes were checked (and, unless it came from
-/// [`Bundle::open_unverified`], its signature).
-#[derive(Debug, Clone)]
+/// [`Bundle::open_unverified`], its signature). `Debug` shows file sizes, not contents.
+#[derive(Clone)]
 pub struct Bundle {
     pub manifest: BundleManifest,
     /// `manifest.json` exactly as stored (the signed bytes).
@@ -72,6 +72,22 @@ pub struct Bundle {
     /// `manifest.sig` as found in the tar. Verified only when `signer` is `Some`; from the
     /// unverified path its `key_id` is just a claim.
     pub signature: Option<ManifestSignature>,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: BTreeMap<&str, usize> = self
+            .files
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.len()))
+            .collect();
+        f.debug_struct("Bundle")
+            .field("model", &self.manifest.model.name)
+            .field("manifest_sha256", &self.manifest_sha256)
+            .field("file_sizes", &sizes)
+            .field("signer", &self.signer)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether the signature must verify.
@@ -137,13 +153,15 @@ impl Bundle {
                 n if PAYLOAD_FILES.contains(&n) => {
                     files.insert(e.name, e.data);
                 }
-                _ => return Err(LoadErrorKind::UnexpectedEntry {
-                    name: e.name,
-                    reason: format!(
+                _ => {
+                    return Err(LoadErrorKind::UnexpectedEntry {
+                        name: e.name,
+                        reason: format!(
                         "is not a file a bundle may hold ({MANIFEST_FILE}, {}, {SIGNATURE_FILE})",
                         PAYLOAD_FILES.join(", ")
                     ),
-                }),
+                    })
+                }
             }
         }
         let manifest_json = manifest_json.ok_or_else(|| LoadErrorKind::MissingFile {
