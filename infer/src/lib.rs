@@ -2,6 +2,9 @@
 //!
 //! * [`detect`]: the [`detect::FaceDetector`] trait and its RetinaFace (mobilenet-0.25,
 //!   5 landmarks) implementation: prior boxes, decoding, NMS.
+//! * [`bundle`]: reading signed model bundles (`*.fasb`) and verifying their signature,
+//!   manifest and file hashes.
 
+pub mod bundle;
 pub mod detect;
 pub mod liveness;

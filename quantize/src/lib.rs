@@ -1,5 +1,8 @@
 //! fas-quantize: ONNX export, int8 calibration and signed bundles. Never links libtorch.
+//!
+//! * [`bundle`]: key generation, writing and signing `.fasb` bundles.
 
+pub mod bundle;
 pub mod calibrate;
 pub mod export;
 pub mod onnx;

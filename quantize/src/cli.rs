@@ -1,0 +1,327 @@
+//! Command line. Each subcommand is one [`Command`] variant holding its `clap::Args`
+//! struct, and one function `fn name(args) -> anyhow::Result<()>` called from [`run`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use fas_core::bundle::{BundleManifest, Encoding};
+use fas_infer::bundle::{Bundle, TrustedKeys};
+use fas_quantize::bundle::{self, SecretKey, Signing};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fas-quantize",
+    version,
+    about = "Export, calibrate and bundle face anti-spoofing models; sign and verify bundles"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a signing key pair: NAME.key (secret, mode 0600) and NAME.pub.
+    Keygen(KeygenArgs),
+    /// Pack a draft manifest and its models into a signed bundle (.fasb).
+    Bundle(BundleArgs),
+    /// Re-sign an existing bundle with another key (replaces manifest.sig).
+    Sign(SignArgs),
+    /// Check a bundle's signature against trusted keys, its manifest and its file hashes.
+    Verify(VerifyArgs),
+    /// Show what a bundle holds (no keys needed; says whether it is signed).
+    Inspect(InspectArgs),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Keygen(a) => keygen(a),
+        Command::Bundle(a) => bundle(a),
+        Command::Sign(a) => sign(a),
+        Command::Verify(a) => verify(a),
+        Command::Inspect(a) => inspect(a),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// DIR/NAME: writes DIR/NAME.key and DIR/NAME.pub; never overwrites.
+    #[arg(long, value_name = "DIR/NAME")]
+    pub out: PathBuf,
+}
+
+fn keygen(a: KeygenArgs) -> Result<()> {
+    let files = bundle::keygen(&a.out)?;
+    println!(
+        "key {}: secret {} (keep it private), public {} (install it on devices)",
+        files.key_id,
+        files.secret.display(),
+        files.public.display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// Draft manifest.json (its "files" may be empty or missing; hashes are filled in).
+    #[arg(long, value_name = "DRAFT.json")]
+    pub manifest: PathBuf,
+    /// The liveness model (liveness.onnx in the bundle).
+    #[arg(long, value_name = "liveness.onnx")]
+    pub model: PathBuf,
+    /// An optional face detector (detector.onnx in the bundle).
+    #[arg(long, value_name = "det.onnx")]
+    pub detector: Option<PathBuf>,
+    /// Secret key to sign with.
+    #[arg(long, value_name = "K.key", required_unless_present = "unsigned")]
+    pub key: Option<PathBuf>,
+    /// Write an unsigned bundle; devices load it only with their development flag.
+    #[arg(long, conflicts_with = "key")]
+    pub unsigned: bool,
+    /// The bundle to write (replaced atomically).
+    #[arg(long, value_name = "X.fasb")]
+    pub out: PathBuf,
+}
+
+fn bundle(a: BundleArgs) -> Result<()> {
+    let draft_bytes = read(&a.manifest, "draft manifest")?;
+    let draft = bundle::parse_draft(&draft_bytes)
+        .with_context(|| format!("draft manifest {}", a.manifest.display()))?;
+    let liveness = read(&a.model, "liveness model")?;
+    let detector = a
+        .detector
+        .as_deref()
+        .map(|p| read(p, "detector model"))
+        .transpose()?;
+    let key = a.key.as_deref().map(load_secret).transpose()?;
+    let signing = match &key {
+        Some(k) => Signing::Key(k),
+        None => Signing::Unsigned,
+    };
+    let b = bundle::write_bundle(&a.out, draft, &liveness, detector.as_deref(), signing)
+        .with_context(|| format!("writing bundle {}", a.out.display()))?;
+    println!(
+        "wrote {}: model \"{}\" ({}), {}, manifest sha256 {}",
+        a.out.display(),
+        b.manifest.model.name,
+        b.manifest.model.recipe,
+        match &b.signer {
+            Some(id) => format!("signed by key {id}"),
+            None => "UNSIGNED (development only)".into(),
+        },
+        b.manifest_sha256
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The bundle to re-sign in place.
+    #[arg(long, value_name = "X.fasb")]
+    pub bundle: PathBuf,
+    /// Secret key to sign with.
+    #[arg(long, value_name = "K.key")]
+    pub key: PathBuf,
+}
+
+fn sign(a: SignArgs) -> Result<()> {
+    let key = load_secret(&a.key)?;
+    let b = bundle::sign_bundle(&a.bundle, &key)
+        .with_context(|| format!("signing bundle {}", a.bundle.display()))?;
+    println!(
+        "signed {} with key {}: model \"{}\"",
+        a.bundle.display(),
+        key.id(),
+        b.manifest.model.name
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[arg(long, value_name = "X.fasb")]
+    pub bundle: PathBuf,
+    /// A trusted .pub file, or a directory whose *.pub files are trusted.
+    #[arg(long, value_name = "DIR_OR_PUB")]
+    pub keys: PathBuf,
+}
+
+fn verify(a: VerifyArgs) -> Result<()> {
+    let keys = TrustedKeys::load(&a.keys)?;
+    let b = Bundle::open(&a.bundle, &keys)?;
+    println!(
+        "OK {}: model \"{}\" signed by key {}",
+        a.bundle.display(),
+        b.manifest.model.name,
+        b.signer.as_deref().expect("a verified bundle has a signer")
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[arg(long, value_name = "X.fasb")]
+    pub bundle: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn inspect(a: InspectArgs) -> Result<()> {
+    // Every check but the signature's: there may be no keys here.
+    let b = Bundle::open_unverified(&a.bundle)?;
+    let size = std::fs::metadata(&a.bundle)
+        .with_context(|| format!("bundle {}", a.bundle.display()))?
+        .len();
+    let files: Vec<serde_json::Value> = b
+        .files
+        .iter()
+        .map(|(name, data)| {
+            serde_json::json!({
+                "name": name,
+                "size": data.len(),
+                "sha256": b.manifest.files[name],
+            })
+        })
+        .collect();
+    let claimed = b.signature.as_ref().map(|s| s.key_id.clone());
+    if a.json {
+        let out = serde_json::json!({
+            "bundle": a.bundle.display().to_string(),
+            "size": size,
+            "signed": claimed.is_some(),
+            "signature_verified": false,
+            "key_id": claimed,
+            "manifest_sha256": b.manifest_sha256,
+            "files": files,
+            "manifest": b.manifest,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    print!("{}", summary(&a.bundle, size, &b, claimed.as_deref()));
+    Ok(())
+}
+
+/// The text `inspect` prints.
+fn summary(path: &Path, size: u64, b: &Bundle, claimed_key: Option<&str>) -> String {
+    use std::fmt::Write;
+    let m: &BundleManifest = &b.manifest;
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(s, "{k:<12}{v}");
+    };
+    line("bundle", format!("{} ({size} bytes)", path.display()));
+    line(
+        "signed",
+        match claimed_key {
+            Some(id) => format!(
+                "yes, by key {id} (not verified here; `fas-quantize verify --keys` checks it)"
+            ),
+            None => "NO — loads only with a device's development flag".into(),
+        },
+    );
+    line("manifest", format!("sha256 {}", b.manifest_sha256));
+    line(
+        "model",
+        format!(
+            "{} (recipe {}){}",
+            m.model.name,
+            m.model.recipe,
+            if m.model.demo {
+                " — DEMO model, not for a real door"
+            } else {
+                ""
+            }
+        ),
+    );
+    line(
+        "input",
+        format!("{:?} {}", m.input.shape, json_str(&m.input.dtype)),
+    );
+    line("preprocess", compact(&m.preprocess));
+    line(
+        "score",
+        format!(
+            "{} in [{}, {}]",
+            json_str(&m.score.semantics),
+            m.score.range[0],
+            m.score.range[1]
+        ),
+    );
+    let q = &m.quantization;
+    line(
+        "encoding",
+        match &q.calibration {
+            Some(c) => format!(
+                "{}, calibrated with {} on {} face crops",
+                json_str(&q.encoding),
+                c.method,
+                c.samples
+            ),
+            None => json_str(&q.encoding),
+        },
+    );
+    line(
+        "drift",
+        match (&q.drift, q.encoding) {
+            (Some(d), _) => format!(
+                "max |Δ| {}, mean |Δ| {}, AUC fp32 {} → quantised {}",
+                d.max_abs, d.mean_abs, d.auc_fp32, d.auc_int8
+            ),
+            (None, Encoding::Fp32) => "none (fp32)".into(),
+            (None, _) => "not recorded".into(),
+        },
+    );
+    if m.metrics.is_empty() {
+        line("metrics", "none recorded".into());
+    }
+    for (i, x) in m.metrics.iter().enumerate() {
+        line(
+            if i == 0 { "metrics" } else { "" },
+            format!("{} {} = {}", x.protocol, x.metric, x.value),
+        );
+    }
+    for (i, t) in m.thresholds.iter().enumerate() {
+        line(
+            if i == 0 { "thresholds" } else { "" },
+            format!(
+                "{} = {} ({}, chosen on {})",
+                t.name, t.value, t.operating_point, t.chosen_on
+            ),
+        );
+    }
+    for (i, (name, data)) in b.files.iter().enumerate() {
+        line(
+            if i == 0 { "files" } else { "" },
+            format!("{name}  {} bytes  sha256 {}", data.len(), m.files[name]),
+        );
+    }
+    line("created by", m.created_by.clone());
+    s
+}
+
+fn json_str<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(e) => format!("<{e}>"),
+    }
+}
+
+fn compact<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|e| format!("<{e}>"))
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{what} {}", path.display()))?;
+    if bytes.is_empty() {
+        bail!("{what} {}: is empty", path.display());
+    }
+    Ok(bytes)
+}
+
+fn load_secret(path: &Path) -> Result<SecretKey> {
+    Ok(SecretKey::load(path)?)
+}
