@@ -22,6 +22,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Export a fas-train run dir to ONNX (liveness.onnx) plus a draft bundle manifest,
+    /// checked in tract against the trainer's own outputs (max |Δ| ≤ 1e-4).
+    Export(ExportArgs),
     /// Generate a signing key pair: NAME.key (secret, mode 0600) and NAME.pub.
     Keygen(KeygenArgs),
     /// Pack a draft manifest and its models into a signed bundle (.fasb).
@@ -36,12 +39,66 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Export(a) => export(a),
         Command::Keygen(a) => keygen(a),
         Command::Bundle(a) => bundle(a),
         Command::Sign(a) => sign(a),
         Command::Verify(a) => verify(a),
         Command::Inspect(a) => inspect(a),
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The fas-train run dir (model.json, weights.safetensors, run.json, parity.safetensors).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Output dir: writes liveness.onnx and manifest.draft.json.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let run = fas_quantize::export::RunDir::load(&a.run)?;
+    let ex = fas_quantize::export::export_run(&run)?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("creating {}", a.out.display()))?;
+    let onnx = a.out.join(fas_core::bundle::LIVENESS_FILE);
+    fas_core::atomic::write_atomic(&onnx, &ex.bytes)
+        .with_context(|| format!("writing {}", onnx.display()))?;
+    let draft = a.out.join("manifest.draft.json");
+    let text = serde_json::to_string_pretty(&ex.draft).expect("serialisable");
+    fas_core::atomic::write_atomic(&draft, text.as_bytes())
+        .with_context(|| format!("writing {}", draft.display()))?;
+    let ops: Vec<String> = ex
+        .onnx
+        .op_histogram()
+        .into_iter()
+        .map(|(k, v)| format!("{k}×{v}"))
+        .collect();
+    println!(
+        "exported {} ({} bytes, opset {}, input {:?}): {}",
+        onnx.display(),
+        ex.bytes.len(),
+        fas_quantize::onnx::proto::OPSET,
+        ex.onnx.input_shape,
+        ops.join(" ")
+    );
+    println!(
+        "parity vs trainer (tch) on {} validation crops: max |Δ| = {:.2e} (bound {:.0e})",
+        ex.parity.samples, ex.parity.max_abs, ex.parity.tolerance
+    );
+    println!(
+        "draft manifest {} (thresholds: {})",
+        draft.display(),
+        ex.draft
+            .thresholds
+            .iter()
+            .map(|t| format!("{}={:.4} [{}]", t.name, t.value, t.operating_point))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]
