@@ -81,7 +81,11 @@ impl TrackConfig {
             return bad("idle_detect_every", "0".into(), "must be at least 1");
         }
         if !(0.0..=1.0).contains(&self.min_score) {
-            return bad("min_score", self.min_score.to_string(), "must lie in [0, 1]");
+            return bad(
+                "min_score",
+                self.min_score.to_string(),
+                "must lie in [0, 1]",
+            );
         }
         if !(self.max_predicted_shift.is_finite() && self.max_predicted_shift > 0.0) {
             return bad(
@@ -207,7 +211,7 @@ impl<D: FaceDetector> Tracker<D> {
         let reason = match self.track.as_mut() {
             _ if std::mem::take(&mut self.requested) => Some(DetectReason::Requested),
             None => {
-                let due = self.idle_frames % self.cfg.idle_detect_every == 0;
+                let due = self.idle_frames.is_multiple_of(self.cfg.idle_detect_every);
                 self.idle_frames += 1;
                 due.then_some(DetectReason::Idle)
             }
@@ -327,7 +331,12 @@ fn velocity(prev: &Track, d: &Detection, t: Duration) -> Option<[f32; 2]> {
 
 fn shifted(d: &Detection, s: [f32; 2]) -> Detection {
     let mut p = *d;
-    p.bbox = [d.bbox[0] + s[0], d.bbox[1] + s[1], d.bbox[2] + s[0], d.bbox[3] + s[1]];
+    p.bbox = [
+        d.bbox[0] + s[0],
+        d.bbox[1] + s[1],
+        d.bbox[2] + s[0],
+        d.bbox[3] + s[1],
+    ];
     for l in &mut p.landmarks {
         *l = [l[0] + s[0], l[1] + s[1]];
     }
@@ -344,10 +353,14 @@ fn template(img: &fas_core::preprocess::RgbImage, b: &[f32; 4]) -> Option<Vec<f3
     let mut out = Vec::with_capacity(TEMPLATE_SIDE * TEMPLATE_SIDE);
     for j in 0..TEMPLATE_SIDE {
         let fy = (j as f32 + 0.5) / TEMPLATE_SIDE as f32;
-        let y = (b[1] + fy * (b[3] - b[1])).round().clamp(0.0, (h - 1) as f32) as usize;
+        let y = (b[1] + fy * (b[3] - b[1]))
+            .round()
+            .clamp(0.0, (h - 1) as f32) as usize;
         for i in 0..TEMPLATE_SIDE {
             let fx = (i as f32 + 0.5) / TEMPLATE_SIDE as f32;
-            let x = (b[0] + fx * (b[2] - b[0])).round().clamp(0.0, (w - 1) as f32) as usize;
+            let x = (b[0] + fx * (b[2] - b[0]))
+                .round()
+                .clamp(0.0, (w - 1) as f32) as usize;
             let k = (y * w + x) * 3;
             let p = &img.data[k..k + 3];
             out.push(0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]));
@@ -395,7 +408,10 @@ mod tests {
             age: 0,
         };
         let v = velocity(&track, &det(310.0, 5.0, 50.0), Duration::from_millis(200)).unwrap();
-        assert!((v[0] - 100.0).abs() < 1e-3 && (v[1] - 50.0).abs() < 1e-3, "{v:?}");
+        assert!(
+            (v[0] - 100.0).abs() < 1e-3 && (v[1] - 50.0).abs() < 1e-3,
+            "{v:?}"
+        );
         assert!(velocity(&track, &det(150.0, 0.0, 50.0), Duration::from_millis(200)).is_none());
         assert!(velocity(&track, &det(0.0, 0.0, 50.0), Duration::from_millis(100)).is_none());
     }
@@ -426,7 +442,11 @@ mod tests {
             detect_every: 0,
             ..TrackConfig::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("track.detect_every"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("track.detect_every"));
         let c = TrackConfig {
             quality: Some(QualityConfig {
                 max_roll_deg: -1.0,
@@ -434,6 +454,10 @@ mod tests {
             }),
             ..TrackConfig::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("quality.max_roll_deg"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("quality.max_roll_deg"));
     }
 }

@@ -35,7 +35,7 @@ fn folder_in_name_order_with_a_corrupt_file_named() {
     std::fs::write(dir.path().join("b_1.png"), b"not a png at all").unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
     let mut src = FileSource::open(dir.path()).unwrap();
-    assert_eq!(src.len(), Some(3));
+    assert_eq!(src.image_count(), Some(3));
     assert!(src.describe().contains("3 images"), "{}", src.describe());
 
     let f0 = src.next_frame().unwrap();
@@ -47,7 +47,11 @@ fn folder_in_name_order_with_a_corrupt_file_named() {
     assert!(e.to_string().contains("b_1.png"), "{e}");
 
     let f2 = src.next_frame().unwrap();
-    assert_eq!((f2.seq, f2.dropped_before), (2, 1), "the corrupt file counts as dropped");
+    assert_eq!(
+        (f2.seq, f2.dropped_before),
+        (2, 1),
+        "the corrupt file counts as dropped"
+    );
     assert_eq!((f2.image.width, f2.image.height), (16, 12));
     assert!((f2.t.as_secs_f64() - 2.0 / 30.0).abs() < 1e-9);
 
@@ -63,9 +67,14 @@ fn folder_in_name_order_with_a_corrupt_file_named() {
 fn folder_timeline_follows_the_configured_rate() {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..2 {
-        pattern(i, 4, 4).save(dir.path().join(format!("{i}.png"))).unwrap();
+        pattern(i, 4, 4)
+            .save(dir.path().join(format!("{i}.png")))
+            .unwrap();
     }
-    let mut src = FileSource::open(dir.path()).unwrap().with_fps(10.0).unwrap();
+    let mut src = FileSource::open(dir.path())
+        .unwrap()
+        .with_fps(10.0)
+        .unwrap();
     src.next_frame().unwrap();
     assert_eq!(src.next_frame().unwrap().t, Duration::from_millis(100));
     assert!(FileSource::open(dir.path()).unwrap().with_fps(0.0).is_err());
@@ -76,7 +85,9 @@ fn folder_timeline_follows_the_configured_rate() {
 fn video_decodes_every_frame_exactly() {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..5 {
-        pattern(i, 32, 24).save(dir.path().join(format!("f{i:02}.png"))).unwrap();
+        pattern(i, 32, 24)
+            .save(dir.path().join(format!("f{i:02}.png")))
+            .unwrap();
     }
     let video = dir.path().join("clip.mkv");
     let pattern_arg = dir.path().join("f%02d.png");
@@ -105,29 +116,40 @@ fn video_decodes_every_frame_exactly() {
     ));
 }
 
-/// A phone video stored landscape with a 90° display rotation comes out portrait.
+/// A phone video stored landscape with a 90° display rotation comes out portrait, turned
+/// the way a player shows it (rotation 90 = counter-clockwise).
 #[test]
-fn rotated_video_comes_out_upright_sized() {
+fn rotated_video_comes_out_upright() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("one.png");
-    pattern(0, 32, 16).save(&png).unwrap();
-    let video = dir.path().join("rot.mp4");
+    let src = pattern(0, 32, 16);
+    src.save(&png).unwrap();
+    let plain = dir.path().join("plain.mov");
+    let rotated = dir.path().join("rotated.mov");
+    // Lossless PNG-in-MOV; the rotation is written while remuxing.
     ffmpeg(&[
-        "-loop",
-        "1",
         "-i",
         png.to_str().unwrap(),
-        "-frames:v",
-        "3",
         "-c:v",
-        "mjpeg",
+        "png",
+        "-pix_fmt",
+        "rgb24",
+        plain.to_str().unwrap(),
+    ]);
+    ffmpeg(&[
+        "-i",
+        plain.to_str().unwrap(),
+        "-c",
+        "copy",
         "-metadata:s:v:0",
         "rotate=90",
-        video.to_str().unwrap(),
+        rotated.to_str().unwrap(),
     ]);
-    let mut src = FileSource::open(&video).unwrap();
-    let f = src.next_frame().unwrap();
+    let mut src_frames = FileSource::open(&rotated).unwrap();
+    let f = src_frames.next_frame().unwrap();
     assert_eq!((f.image.width, f.image.height), (16, 32));
+    let want = fas_core::preprocess::RgbImage::from_fn(16, 32, |x, y| src.get_pixel(31 - y, x).0);
+    assert_eq!(f.image, want);
 }
 
 #[test]
@@ -184,7 +206,8 @@ fn truncated_video_reports_corrupt_then_end() {
 
 #[test]
 fn synthetic_source_as_a_trait_object() {
-    let mut src: Box<dyn FrameSource> = Box::new(SyntheticSource::from_spec("synthetic:5").unwrap());
+    let mut src: Box<dyn FrameSource> =
+        Box::new(SyntheticSource::from_spec("synthetic:5").unwrap());
     assert!(src.describe().starts_with("synthetic:5"));
     let a = src.next_frame().unwrap();
     let b = src.next_frame().unwrap();
@@ -209,6 +232,8 @@ fn synthetic_truth_covers_live_and_attack_segments() {
 
 #[test]
 fn missing_input_is_an_open_error() {
-    let e = FileSource::open(Path::new("/definitely/not/here.mp4")).err().unwrap();
+    let e = FileSource::open(Path::new("/definitely/not/here.mp4"))
+        .err()
+        .unwrap();
     assert!(matches!(e, CaptureError::Open { .. }));
 }

@@ -80,7 +80,7 @@ impl FileSource {
     }
 
     /// Frames in the folder (`None` for a video, whose length is known only at its end).
-    pub fn len(&self) -> Option<usize> {
+    pub fn image_count(&self) -> Option<usize> {
         match &self.inner {
             Inner::Folder { files, .. } => Some(files.len()),
             Inner::Video(_) => None,
@@ -434,12 +434,16 @@ mod tests {
 
     #[test]
     fn probe_parsing() {
-        let p = VideoProbe::parse("width=640\nheight=480\nr_frame_rate=30/1\navg_frame_rate=30000/1001\n")
-            .unwrap();
+        let p = VideoProbe::parse(
+            "width=640\nheight=480\nr_frame_rate=30/1\navg_frame_rate=30000/1001\n",
+        )
+        .unwrap();
         assert_eq!((p.width, p.height), (640, 480));
         assert!((p.fps - 29.97).abs() < 0.01);
-        let r = VideoProbe::parse("width=1920\nheight=1080\nr_frame_rate=25/1\navg_frame_rate=0/0\nrotation=-90\n")
-            .unwrap();
+        let r = VideoProbe::parse(
+            "width=1920\nheight=1080\nr_frame_rate=25/1\navg_frame_rate=0/0\nrotation=-90\n",
+        )
+        .unwrap();
         assert_eq!((r.width, r.height, r.fps), (1080, 1920, 25.0));
         let t = VideoProbe::parse("width=8\nheight=4\nTAG:rotate=180\n").unwrap();
         assert_eq!((t.width, t.height, t.fps), (8, 4, DEFAULT_FOLDER_FPS));
@@ -449,8 +453,13 @@ mod tests {
 
     #[test]
     fn missing_path_and_empty_folder_fail_to_open() {
-        let e = FileSource::open(Path::new("/nonexistent/fas-input")).err().unwrap();
-        assert!(matches!(e, CaptureError::Open { .. }) && e.to_string().contains("/nonexistent/fas-input"));
+        let e = FileSource::open(Path::new("/nonexistent/fas-input"))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, CaptureError::Open { .. })
+                && e.to_string().contains("/nonexistent/fas-input")
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
         let e = FileSource::open(dir.path()).err().unwrap();

@@ -206,7 +206,11 @@ mod tests {
         let d = c.stamp(img(), None, Duration::from_millis(30));
         assert_eq!((d.seq, d.dropped_before), (6, 1));
         let e = c.stamp(img(), Some(2), Duration::from_millis(40));
-        assert_eq!((e.seq, e.dropped_before), (7, 0), "a restarted counter is no drop");
+        assert_eq!(
+            (e.seq, e.dropped_before),
+            (7, 0),
+            "a restarted counter is no drop"
+        );
     }
 
     #[test]

@@ -134,7 +134,11 @@ where
 {
     /// Opens the source now; an error here (wrong device, bad format) is returned as is,
     /// so a misconfigured door fails at start-up.
-    pub fn open(label: impl Into<String>, open: F, cfg: BackoffConfig) -> Result<Self, CaptureError> {
+    pub fn open(
+        label: impl Into<String>,
+        open: F,
+        cfg: BackoffConfig,
+    ) -> Result<Self, CaptureError> {
         Self::with_clock(label, open, cfg, SystemClock::default(), true)
     }
 }
@@ -367,19 +371,37 @@ mod tests {
         assert!(e.is_lost(), "{e}");
         for _ in 0..4 {
             let e = r.next_frame().unwrap_err();
-            assert!(e.is_lost() && e.to_string().contains("re-open failed"), "{e}");
+            assert!(
+                e.is_lost() && e.to_string().contains("re-open failed"),
+                "{e}"
+            );
             assert!(!r.is_connected());
         }
         assert_eq!(clock.0.borrow().1, [ms(100), ms(200), ms(400), ms(400)]);
         write_frames(&folder, 2);
         let f1 = r.next_frame().unwrap();
-        assert_eq!(clock.0.borrow().1.len(), 5, "waited out the last delay first");
+        assert_eq!(
+            clock.0.borrow().1.len(),
+            5,
+            "waited out the last delay first"
+        );
         assert_eq!(r.reopens(), 1);
-        assert!(f1.seq > f0.seq && f1.t >= ms(1500), "{:?} {:?}", f1.seq, f1.t);
+        assert!(
+            f1.seq > f0.seq && f1.t >= ms(1500),
+            "{:?} {:?}",
+            f1.seq,
+            f1.t
+        );
         let f2 = r.next_frame().unwrap();
         assert_eq!(f2.seq, f1.seq + 1);
-        assert!(matches!(r.next_frame(), Err(CaptureError::EndOfInput { .. })));
-        assert!(matches!(r.next_frame(), Err(CaptureError::EndOfInput { .. })));
+        assert!(matches!(
+            r.next_frame(),
+            Err(CaptureError::EndOfInput { .. })
+        ));
+        assert!(matches!(
+            r.next_frame(),
+            Err(CaptureError::EndOfInput { .. })
+        ));
         assert!(r.is_connected(), "end of input is not a loss");
         // A frame arrived since the losses, so the backoff starts over.
         std::fs::remove_dir_all(&folder).unwrap();

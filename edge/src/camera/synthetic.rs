@@ -184,7 +184,10 @@ mod tests {
         assert_eq!((f0.seq, f0.t, f0.dropped_before), (0, Duration::ZERO, 0));
         assert_eq!((f0.image.width, f0.image.height), (640, 480));
         assert_eq!(t0, s.truth_of(0));
-        assert_eq!(t0.label == Label::Live, t0.presentation == Presentation::Live);
+        assert_eq!(
+            t0.label == Label::Live,
+            t0.presentation == Presentation::Live
+        );
         let f1 = s.next_frame().unwrap();
         assert_eq!(f1.seq, 1);
         assert!((f1.t.as_secs_f64() - 1.0 / DEFAULT_FPS).abs() < 1e-9);
@@ -212,7 +215,14 @@ mod tests {
         assert!(e.to_string().contains("camera") && e.to_string().contains("synthetic:abc"));
         let e = SyntheticSource::new(0).paced(0.0).err().unwrap();
         assert!(e.to_string().contains("camera.fps"), "{e}");
-        assert_eq!(SyntheticSource::from_spec("synthetic").unwrap().describe().split(' ').next(), Some("synthetic:0"));
+        assert_eq!(
+            SyntheticSource::from_spec("synthetic")
+                .unwrap()
+                .describe()
+                .split(' ')
+                .next(),
+            Some("synthetic:0")
+        );
     }
 
     #[test]
@@ -223,6 +233,10 @@ mod tests {
             s.next_frame().unwrap();
         }
         // Frames 0..3 are due at 0, 20, 40, 60 ms.
-        assert!(start.elapsed() >= Duration::from_millis(60), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(60),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

@@ -70,7 +70,11 @@ impl V4l2Config {
             })
         };
         if self.formats.is_empty() {
-            return bad("camera.formats", "[]".into(), "list at least one pixel format");
+            return bad(
+                "camera.formats",
+                "[]".into(),
+                "list at least one pixel format",
+            );
         }
         for (i, f) in self.formats.iter().enumerate() {
             if self.formats[..i].contains(f) {
@@ -458,9 +462,8 @@ impl FrameSource for V4l2Camera {
             }
         };
         let seq = self.seq.observe(meta.sequence);
-        let image = converted.map_err(|d| {
-            CaptureError::corrupt(&self.device, format!("frame {seq}: {d}"))
-        })?;
+        let image = converted
+            .map_err(|d| CaptureError::corrupt(&self.device, format!("frame {seq}: {d}")))?;
         let ts = Duration::from_secs(meta.timestamp.sec.max(0) as u64)
             + Duration::from_micros(meta.timestamp.usec.max(0) as u64);
         let monotonic = (meta.flags & BufFlags::TIMESTAMP_MASK) == BufFlags::TIMESTAMP_MONOTONIC;
@@ -517,8 +520,16 @@ mod tests {
         let d = |width, height| SizeRange::Discrete { width, height };
         let sizes = [d(320, 240), d(1280, 720), d(800, 600), d(1920, 1080)];
         assert_eq!(choose_size(&sizes, (1280, 720)), (1280, 720));
-        assert_eq!(choose_size(&sizes, (640, 480)), (800, 600), "smallest covering");
-        assert_eq!(choose_size(&sizes, (4000, 3000)), (1920, 1080), "else largest");
+        assert_eq!(
+            choose_size(&sizes, (640, 480)),
+            (800, 600),
+            "smallest covering"
+        );
+        assert_eq!(
+            choose_size(&sizes, (4000, 3000)),
+            (1920, 1080),
+            "else largest"
+        );
         assert_eq!(choose_size(&[], (640, 480)), (640, 480), "driver adjusts");
         let step = SizeRange::Stepwise {
             min_width: 48,
@@ -567,7 +578,11 @@ mod tests {
         assert_eq!(s.observe(1), u64::from(u32::MAX) + 3, "repeat = next");
         assert_eq!(s.observe(0), u64::from(u32::MAX) + 4, "restart = next");
         let mut first = SequenceTracker::default();
-        assert_eq!(first.observe(3), 3, "frames before the first count as dropped");
+        assert_eq!(
+            first.observe(3),
+            3,
+            "frames before the first count as dropped"
+        );
     }
 
     #[test]
@@ -588,7 +603,8 @@ mod tests {
     #[test]
     fn config_validation_names_fields() {
         assert!(V4l2Config::default().validate().is_ok());
-        let cases: [(&str, fn(&mut V4l2Config)); 6] = [
+        type Edit = fn(&mut V4l2Config);
+        let cases: [(&str, Edit); 6] = [
             ("camera.formats", |c| c.formats.clear()),
             ("camera.formats", |c| c.formats.push(PixelFormat::Yuyv)),
             ("camera.width", |c| c.width = 0),
