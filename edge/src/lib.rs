@@ -1,6 +1,12 @@
 //! fas-edge: camera → face → liveness → fail-closed door decision.
 
 pub mod actuator;
+pub mod camera;
+pub mod config;
 pub mod crop;
 pub mod display;
+pub mod door;
+pub mod model;
 pub mod policy;
+pub mod quality;
+pub mod track;
