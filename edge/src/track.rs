@@ -147,6 +147,8 @@ struct Tracked {
     /// Pixels per second.
     velocity: [f32; 2],
     template: Vec<f32>,
+    /// Whether it passed the quality gates when detected.
+    passed_quality: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -251,7 +253,7 @@ impl<D: FaceDetector> Tracker<D> {
                 redetect = Some(DetectReason::PatchChange);
                 break;
             }
-            if let Some(q) = &self.cfg.quality {
+            if let (Some(q), true) = (&self.cfg.quality, f.passed_quality) {
                 if quality::assess(&frame.image, &p, q).is_err() {
                     redetect = Some(DetectReason::Quality);
                     break;
@@ -295,6 +297,11 @@ impl<D: FaceDetector> Tracker<D> {
                     .and_then(|p| velocity(p, d, frame.t))
                     .unwrap_or([0.0; 2]),
                 template: template(&frame.image, &d.bbox).unwrap_or_default(),
+                passed_quality: self
+                    .cfg
+                    .quality
+                    .as_ref()
+                    .is_some_and(|q| quality::assess(&frame.image, d, q).is_ok()),
             })
             .collect();
         self.track = Some(Track {
@@ -397,11 +404,13 @@ mod tests {
                     det: det(0.0, 0.0, 50.0),
                     velocity: [0.0; 2],
                     template: vec![],
+                    passed_quality: true,
                 },
                 Tracked {
                     det: det(300.0, 0.0, 50.0),
                     velocity: [0.0; 2],
                     template: vec![],
+                    passed_quality: true,
                 },
             ],
             detected_at: Duration::from_millis(100),

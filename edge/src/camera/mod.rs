@@ -3,7 +3,7 @@
 //!
 //! | backend | module | spec |
 //! |---|---|---|
-//! | V4L2 `/dev/videoN` (feature `v4l2`) | [`v4l2`] | `--camera /dev/video0` |
+//! | V4L2 `/dev/videoN` (feature `v4l2`; without it opening fails with [`CaptureError::Unsupported`]) | [`v4l2`] | `--camera /dev/video0` |
 //! | SynthFAS in memory | [`synthetic`] | `--camera synthetic[:seed]` |
 //! | a folder of images or a video file | [`files`] | `--input PATH` |
 //!
@@ -14,7 +14,6 @@ pub mod convert;
 pub mod files;
 pub mod reconnect;
 pub mod synthetic;
-#[cfg(feature = "v4l2")]
 pub mod v4l2;
 
 use std::time::Duration;
@@ -25,6 +24,7 @@ pub use convert::{ConvertError, Layout, PixelFormat};
 pub use files::FileSource;
 pub use reconnect::{Backoff, BackoffConfig, Clock, Reconnect, SystemClock};
 pub use synthetic::{SyntheticSource, Truth};
+pub use v4l2::{V4l2Camera, V4l2Config};
 
 /// One captured frame.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,22 +3,11 @@
 //! driver's sequence numbers, and device loss (ENODEV, EIO, …) reported as
 //! [`CaptureError::Lost`].
 
-use std::io;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use v4l::buffer::{Flags as BufFlags, Type as BufType};
-use v4l::capability::Flags as CapFlags;
-use v4l::format::FourCC;
-use v4l::framesize::FrameSizeEnum;
-use v4l::io::mmap::Stream as MmapStream;
-use v4l::io::traits::{CaptureStream, Stream as _};
-use v4l::video::capture::Parameters;
-use v4l::video::Capture;
-use v4l::{Device, Format};
-
-use super::convert::{self, Layout, PixelFormat};
-use super::{CaptureError, Frame, FrameCounter, FrameSource};
+use super::convert::PixelFormat;
+use super::{CaptureError, Frame, FrameSource};
 
 /// What to ask the camera for.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,283 +205,339 @@ impl SequenceTracker {
     }
 }
 
-/// A V4L2 capture device streaming through mmap buffers.
-pub struct V4l2Camera {
-    device: String,
-    card: String,
-    layout: Layout,
-    fps: Option<f64>,
-    timeout: Duration,
-    // Declared before `dev` so it is dropped (streaming stopped) first.
-    stream: Option<MmapStream<'static>>,
-    _dev: Device,
-    seq: SequenceTracker,
-    counter: FrameCounter,
-    start_mono: Option<Duration>,
-    start: Instant,
-    lost: bool,
-}
+#[cfg(feature = "v4l2")]
+pub use device::V4l2Camera;
+#[cfg(not(feature = "v4l2"))]
+pub use disabled::V4l2Camera;
 
-fn open_err(device: &str, what: &str, e: io::Error) -> CaptureError {
-    let hint = match e.raw_os_error() {
-        Some(libc::ENOENT) => " (no such device: is the camera plugged in?)",
-        Some(libc::EACCES) | Some(libc::EPERM) => {
-            " (permission denied: add the user to the `video` group)"
+/// Built without the `v4l2` feature: opening says so.
+#[cfg(not(feature = "v4l2"))]
+mod disabled {
+    use super::*;
+
+    /// Stands in for the V4L2 camera in builds without the `v4l2` feature; it has no
+    /// values, [`V4l2Camera::open`] always fails with [`CaptureError::Unsupported`].
+    pub enum V4l2Camera {}
+
+    impl V4l2Camera {
+        pub fn open(cfg: &V4l2Config) -> Result<V4l2Camera, CaptureError> {
+            cfg.validate()?;
+            Err(CaptureError::Unsupported {
+                backend: "v4l2",
+                fix: "rebuild fas-edge with `--features v4l2` (needs libclang-dev at build time)",
+            })
         }
-        Some(libc::EBUSY) => " (busy: another program is using the camera)",
-        _ => "",
-    };
-    CaptureError::Open {
-        device: device.to_string(),
-        detail: format!("{what}{hint}"),
-        os: Some(e),
+    }
+
+    impl FrameSource for V4l2Camera {
+        fn next_frame(&mut self) -> Result<Frame, CaptureError> {
+            match *self {}
+        }
+        fn describe(&self) -> String {
+            match *self {}
+        }
     }
 }
 
-/// Maps an error while streaming: a timeout is [`CaptureError::Timeout`], anything else
-/// (ENODEV unplugged, EIO, EBADF, …) leaves the stream unusable: [`CaptureError::Lost`].
-fn stream_err(device: &str, e: io::Error, timeout: Duration) -> CaptureError {
-    if e.kind() == io::ErrorKind::TimedOut {
-        return CaptureError::Timeout {
+#[cfg(feature = "v4l2")]
+mod device {
+    use std::io;
+    use std::time::{Duration, Instant};
+
+    use v4l::buffer::{Flags as BufFlags, Type as BufType};
+    use v4l::capability::Flags as CapFlags;
+    use v4l::format::FourCC;
+    use v4l::framesize::FrameSizeEnum;
+    use v4l::io::mmap::Stream as MmapStream;
+    use v4l::io::traits::{CaptureStream, Stream as _};
+    use v4l::video::capture::Parameters;
+    use v4l::video::Capture;
+    use v4l::{Device, Format};
+
+    use super::super::convert::{self, Layout, PixelFormat};
+    use super::super::FrameCounter;
+    use super::*;
+
+    fn open_err(device: &str, what: &str, e: io::Error) -> CaptureError {
+        let hint = match e.raw_os_error() {
+            Some(libc::ENOENT) => " (no such device: is the camera plugged in?)",
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                " (permission denied: add the user to the `video` group)"
+            }
+            Some(libc::EBUSY) => " (busy: another program is using the camera)",
+            _ => "",
+        };
+        CaptureError::Open {
             device: device.to_string(),
-            after: timeout,
-        };
-    }
-    let why = match e.raw_os_error() {
-        Some(libc::ENODEV) => "device removed (ENODEV)",
-        Some(libc::EIO) => "I/O error (EIO)",
-        Some(libc::ENXIO) => "no such device or address (ENXIO)",
-        _ => "streaming failed",
-    };
-    CaptureError::Lost {
-        device: device.to_string(),
-        detail: why.to_string(),
-        os: Some(e),
-    }
-}
-
-fn monotonic_now() -> Option<Duration> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec to the valid pointer it is given.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (r == 0 && ts.tv_sec >= 0 && ts.tv_nsec >= 0)
-        .then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-}
-
-impl V4l2Camera {
-    /// Opens and configures the device and allocates its buffers; streaming starts with
-    /// the first [`FrameSource::next_frame`].
-    pub fn open(cfg: &V4l2Config) -> Result<V4l2Camera, CaptureError> {
-        cfg.validate()?;
-        let device = cfg.device.display().to_string();
-        let dev = Device::with_path(&cfg.device).map_err(|e| open_err(&device, "open", e))?;
-        let caps = dev
-            .query_caps()
-            .map_err(|e| open_err(&device, "VIDIOC_QUERYCAP (not a V4L2 device?)", e))?;
-        if !caps.capabilities.contains(CapFlags::VIDEO_CAPTURE)
-            || !caps.capabilities.contains(CapFlags::STREAMING)
-        {
-            return Err(CaptureError::Open {
-                device,
-                detail: format!(
-                    "{} ({}) is not a single-planar streaming capture device",
-                    caps.card, caps.driver
-                ),
-                os: None,
-            });
+            detail: format!("{what}{hint}"),
+            os: Some(e),
         }
-        let offered: Vec<[u8; 4]> = dev
-            .enum_formats()
-            .map_err(|e| open_err(&device, "VIDIOC_ENUM_FMT", e))?
-            .iter()
-            .map(|d| d.fourcc.repr)
-            .collect();
-        let list = |v: &[PixelFormat]| {
-            v.iter()
-                .map(|f| f.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+    }
+
+    /// Maps an error while streaming: a timeout is [`CaptureError::Timeout`], anything else
+    /// (ENODEV unplugged, EIO, EBADF, …) leaves the stream unusable: [`CaptureError::Lost`].
+    pub(super) fn stream_err(device: &str, e: io::Error, timeout: Duration) -> CaptureError {
+        if e.kind() == io::ErrorKind::TimedOut {
+            return CaptureError::Timeout {
+                device: device.to_string(),
+                after: timeout,
+            };
+        }
+        let why = match e.raw_os_error() {
+            Some(libc::ENODEV) => "device removed (ENODEV)",
+            Some(libc::EIO) => "I/O error (EIO)",
+            Some(libc::ENXIO) => "no such device or address (ENXIO)",
+            _ => "streaming failed",
         };
-        let format = choose_format(&offered, &cfg.formats).ok_or_else(|| CaptureError::Format {
-            device: device.clone(),
-            detail: format!(
-                "asked for [{}], the device offers [{}]",
-                list(&cfg.formats),
-                offered
-                    .iter()
-                    .map(|c| String::from_utf8_lossy(c).into_owned())
+        CaptureError::Lost {
+            device: device.to_string(),
+            detail: why.to_string(),
+            os: Some(e),
+        }
+    }
+
+    /// A V4L2 capture device streaming through mmap buffers.
+    pub struct V4l2Camera {
+        device: String,
+        card: String,
+        layout: Layout,
+        fps: Option<f64>,
+        timeout: Duration,
+        // Declared before `dev` so it is dropped (streaming stopped) first.
+        stream: Option<MmapStream<'static>>,
+        _dev: Device,
+        seq: SequenceTracker,
+        counter: FrameCounter,
+        start_mono: Option<Duration>,
+        start: Instant,
+        lost: bool,
+    }
+
+    fn monotonic_now() -> Option<Duration> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec to the valid pointer it is given.
+        let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        (r == 0 && ts.tv_sec >= 0 && ts.tv_nsec >= 0)
+            .then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+
+    impl V4l2Camera {
+        /// Opens and configures the device and allocates its buffers; streaming starts with
+        /// the first [`FrameSource::next_frame`].
+        pub fn open(cfg: &V4l2Config) -> Result<V4l2Camera, CaptureError> {
+            cfg.validate()?;
+            let device = cfg.device.display().to_string();
+            let dev = Device::with_path(&cfg.device).map_err(|e| open_err(&device, "open", e))?;
+            let caps = dev
+                .query_caps()
+                .map_err(|e| open_err(&device, "VIDIOC_QUERYCAP (not a V4L2 device?)", e))?;
+            if !caps.capabilities.contains(CapFlags::VIDEO_CAPTURE)
+                || !caps.capabilities.contains(CapFlags::STREAMING)
+            {
+                return Err(CaptureError::Open {
+                    device,
+                    detail: format!(
+                        "{} ({}) is not a single-planar streaming capture device",
+                        caps.card, caps.driver
+                    ),
+                    os: None,
+                });
+            }
+            let offered: Vec<[u8; 4]> = dev
+                .enum_formats()
+                .map_err(|e| open_err(&device, "VIDIOC_ENUM_FMT", e))?
+                .iter()
+                .map(|d| d.fourcc.repr)
+                .collect();
+            let list = |v: &[PixelFormat]| {
+                v.iter()
+                    .map(|f| f.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
-            ),
-        })?;
-        let fourcc = FourCC::new(&format.fourcc());
-        let sizes: Vec<SizeRange> = dev
-            .enum_framesizes(fourcc)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| match s.size {
-                FrameSizeEnum::Discrete(d) => SizeRange::Discrete {
-                    width: d.width,
-                    height: d.height,
-                },
-                FrameSizeEnum::Stepwise(s) => SizeRange::Stepwise {
-                    min_width: s.min_width,
-                    max_width: s.max_width,
-                    step_width: s.step_width,
-                    min_height: s.min_height,
-                    max_height: s.max_height,
-                    step_height: s.step_height,
-                },
-            })
-            .collect();
-        let (w, h) = choose_size(&sizes, (cfg.width, cfg.height));
-        let set = dev
-            .set_format(&Format::new(w, h, fourcc))
-            .map_err(|e| open_err(&device, &format!("VIDIOC_S_FMT {format} {w}x{h}"), e))?;
-        if set.fourcc != fourcc {
-            return Err(CaptureError::Format {
-                device,
-                detail: format!(
-                    "asked for {format} {w}x{h}, the driver set {}",
-                    String::from_utf8_lossy(&set.fourcc.repr)
-                ),
-            });
-        }
-        let layout = Layout {
-            format,
-            width: set.width,
-            height: set.height,
-            stride: set.stride as usize,
-        };
-        layout.min_len().map_err(|e| CaptureError::Format {
-            device: device.clone(),
-            detail: format!("the driver set an unusable layout: {e}"),
-        })?;
-        // Not every driver lets the rate be set; the one in effect is reported.
-        let _ = dev.set_params(&Parameters::with_fps(cfg.fps));
-        let fps = dev.params().ok().and_then(|p| {
-            let i = p.interval;
-            (i.numerator > 0 && i.denominator > 0)
-                .then(|| f64::from(i.denominator) / f64::from(i.numerator))
-        });
-        let mut stream = MmapStream::with_buffers(&dev, BufType::VideoCapture, cfg.buffers)
-            .map_err(|e| open_err(&device, "VIDIOC_REQBUFS / mmap", e))?;
-        stream.set_timeout(cfg.timeout);
-        Ok(V4l2Camera {
-            device,
-            card: caps.card,
-            layout,
-            fps,
-            timeout: cfg.timeout,
-            stream: Some(stream),
-            _dev: dev,
-            seq: SequenceTracker::default(),
-            counter: FrameCounter::default(),
-            start_mono: monotonic_now(),
-            start: Instant::now(),
-            lost: false,
-        })
-    }
-
-    /// The negotiated format, size and stride.
-    pub fn layout(&self) -> Layout {
-        self.layout
-    }
-
-    /// The frame rate in effect, where the driver reports one.
-    pub fn fps(&self) -> Option<f64> {
-        self.fps
-    }
-
-    fn lost(&mut self, e: CaptureError) -> CaptureError {
-        if e.is_lost() {
-            self.lost = true;
-        }
-        e
-    }
-}
-
-impl FrameSource for V4l2Camera {
-    fn next_frame(&mut self) -> Result<Frame, CaptureError> {
-        if self.lost {
-            return Err(CaptureError::Lost {
-                device: self.device.clone(),
-                detail: "lost earlier; open the device again".into(),
-                os: None,
-            });
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(CaptureError::Lost {
-                device: self.device.clone(),
-                detail: "stream closed".into(),
-                os: None,
-            });
-        };
-        let mut retries = 0;
-        let (converted, meta) = loop {
-            match CaptureStream::next(stream) {
-                Ok((buf, meta)) => {
-                    let meta = *meta;
-                    let used = (meta.bytesused as usize).min(buf.len());
-                    let converted = if meta.flags.contains(BufFlags::ERROR) {
-                        Err("the driver flagged the buffer as corrupted".to_string())
-                    } else if used == 0 {
-                        Err("the driver returned an empty buffer".to_string())
-                    } else {
-                        convert::to_rgb(&self.layout, &buf[..used]).map_err(|e| e.to_string())
-                    };
-                    break (converted, meta);
-                }
-                // A signal, or a wake-up without a buffer: try again (bounded).
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                    ) && retries < 8 =>
-                {
-                    retries += 1;
-                }
-                Err(e) => {
-                    let err = stream_err(&self.device, e, self.timeout);
-                    return Err(self.lost(err));
-                }
+            };
+            let format =
+                choose_format(&offered, &cfg.formats).ok_or_else(|| CaptureError::Format {
+                    device: device.clone(),
+                    detail: format!(
+                        "asked for [{}], the device offers [{}]",
+                        list(&cfg.formats),
+                        offered
+                            .iter()
+                            .map(|c| String::from_utf8_lossy(c).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })?;
+            let fourcc = FourCC::new(&format.fourcc());
+            let sizes: Vec<SizeRange> = dev
+                .enum_framesizes(fourcc)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| match s.size {
+                    FrameSizeEnum::Discrete(d) => SizeRange::Discrete {
+                        width: d.width,
+                        height: d.height,
+                    },
+                    FrameSizeEnum::Stepwise(s) => SizeRange::Stepwise {
+                        min_width: s.min_width,
+                        max_width: s.max_width,
+                        step_width: s.step_width,
+                        min_height: s.min_height,
+                        max_height: s.max_height,
+                        step_height: s.step_height,
+                    },
+                })
+                .collect();
+            let (w, h) = choose_size(&sizes, (cfg.width, cfg.height));
+            let set = dev
+                .set_format(&Format::new(w, h, fourcc))
+                .map_err(|e| open_err(&device, &format!("VIDIOC_S_FMT {format} {w}x{h}"), e))?;
+            if set.fourcc != fourcc {
+                return Err(CaptureError::Format {
+                    device,
+                    detail: format!(
+                        "asked for {format} {w}x{h}, the driver set {}",
+                        String::from_utf8_lossy(&set.fourcc.repr)
+                    ),
+                });
             }
-        };
-        let seq = self.seq.observe(meta.sequence);
-        let image = converted
-            .map_err(|d| CaptureError::corrupt(&self.device, format!("frame {seq}: {d}")))?;
-        let ts = Duration::from_secs(meta.timestamp.sec.max(0) as u64)
-            + Duration::from_micros(meta.timestamp.usec.max(0) as u64);
-        let monotonic = (meta.flags & BufFlags::TIMESTAMP_MASK) == BufFlags::TIMESTAMP_MONOTONIC;
-        let t = match self.start_mono {
-            Some(start) if monotonic && !ts.is_zero() => ts.saturating_sub(start),
-            _ => self.start.elapsed(),
-        };
-        Ok(self.counter.stamp(image, Some(seq), t))
+            let layout = Layout {
+                format,
+                width: set.width,
+                height: set.height,
+                stride: set.stride as usize,
+            };
+            layout.min_len().map_err(|e| CaptureError::Format {
+                device: device.clone(),
+                detail: format!("the driver set an unusable layout: {e}"),
+            })?;
+            // Not every driver lets the rate be set; the one in effect is reported.
+            let _ = dev.set_params(&Parameters::with_fps(cfg.fps));
+            let fps = dev.params().ok().and_then(|p| {
+                let i = p.interval;
+                (i.numerator > 0 && i.denominator > 0)
+                    .then(|| f64::from(i.denominator) / f64::from(i.numerator))
+            });
+            let mut stream = MmapStream::with_buffers(&dev, BufType::VideoCapture, cfg.buffers)
+                .map_err(|e| open_err(&device, "VIDIOC_REQBUFS / mmap", e))?;
+            stream.set_timeout(cfg.timeout);
+            Ok(V4l2Camera {
+                device,
+                card: caps.card,
+                layout,
+                fps,
+                timeout: cfg.timeout,
+                stream: Some(stream),
+                _dev: dev,
+                seq: SequenceTracker::default(),
+                counter: FrameCounter::default(),
+                start_mono: monotonic_now(),
+                start: Instant::now(),
+                lost: false,
+            })
+        }
+
+        /// The negotiated format, size and stride.
+        pub fn layout(&self) -> Layout {
+            self.layout
+        }
+
+        /// The frame rate in effect, where the driver reports one.
+        pub fn fps(&self) -> Option<f64> {
+            self.fps
+        }
+
+        fn lost(&mut self, e: CaptureError) -> CaptureError {
+            if e.is_lost() {
+                self.lost = true;
+            }
+            e
+        }
     }
 
-    fn describe(&self) -> String {
-        let fps = self.fps.map_or(String::new(), |f| format!(" @{f:.0} fps"));
-        format!(
-            "{} {} {}x{}{fps} ({})",
-            self.device, self.layout.format, self.layout.width, self.layout.height, self.card
-        )
-    }
-}
+    impl FrameSource for V4l2Camera {
+        fn next_frame(&mut self) -> Result<Frame, CaptureError> {
+            if self.lost {
+                return Err(CaptureError::Lost {
+                    device: self.device.clone(),
+                    detail: "lost earlier; open the device again".into(),
+                    os: None,
+                });
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                return Err(CaptureError::Lost {
+                    device: self.device.clone(),
+                    detail: "stream closed".into(),
+                    os: None,
+                });
+            };
+            let mut retries = 0;
+            let (converted, meta) = loop {
+                match CaptureStream::next(stream) {
+                    Ok((buf, meta)) => {
+                        let meta = *meta;
+                        let used = (meta.bytesused as usize).min(buf.len());
+                        let converted = if meta.flags.contains(BufFlags::ERROR) {
+                            Err("the driver flagged the buffer as corrupted".to_string())
+                        } else if used == 0 {
+                            Err("the driver returned an empty buffer".to_string())
+                        } else {
+                            convert::to_rgb(&self.layout, &buf[..used]).map_err(|e| e.to_string())
+                        };
+                        break (converted, meta);
+                    }
+                    // A signal, or a wake-up without a buffer: try again (bounded).
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                        ) && retries < 8 =>
+                    {
+                        retries += 1;
+                    }
+                    Err(e) => {
+                        let err = stream_err(&self.device, e, self.timeout);
+                        return Err(self.lost(err));
+                    }
+                }
+            };
+            let seq = self.seq.observe(meta.sequence);
+            let image = converted
+                .map_err(|d| CaptureError::corrupt(&self.device, format!("frame {seq}: {d}")))?;
+            let ts = Duration::from_secs(meta.timestamp.sec.max(0) as u64)
+                + Duration::from_micros(meta.timestamp.usec.max(0) as u64);
+            let monotonic =
+                (meta.flags & BufFlags::TIMESTAMP_MASK) == BufFlags::TIMESTAMP_MONOTONIC;
+            let t = match self.start_mono {
+                Some(start) if monotonic && !ts.is_zero() => ts.saturating_sub(start),
+                _ => self.start.elapsed(),
+            };
+            Ok(self.counter.stamp(image, Some(seq), t))
+        }
 
-impl Drop for V4l2Camera {
-    fn drop(&mut self) {
-        // The v4l crate panics in its own drop when VIDIOC_STREAMOFF fails with anything
-        // but ENODEV; stop here first, and on such an error leak the buffers rather than
-        // panic on the door.
-        if let Some(mut stream) = self.stream.take() {
-            match stream.stop() {
-                Ok(()) => drop(stream),
-                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => drop(stream),
-                Err(_) => std::mem::forget(stream),
+        fn describe(&self) -> String {
+            let fps = self.fps.map_or(String::new(), |f| format!(" @{f:.0} fps"));
+            format!(
+                "{} {} {}x{}{fps} ({})",
+                self.device, self.layout.format, self.layout.width, self.layout.height, self.card
+            )
+        }
+    }
+
+    impl Drop for V4l2Camera {
+        fn drop(&mut self) {
+            // The v4l crate panics in its own drop when VIDIOC_STREAMOFF fails with anything
+            // but ENODEV; stop here first, and on such an error leak the buffers rather than
+            // panic on the door.
+            if let Some(mut stream) = self.stream.take() {
+                match stream.stop() {
+                    Ok(()) => drop(stream),
+                    Err(e) if e.raw_os_error() == Some(libc::ENODEV) => drop(stream),
+                    Err(_) => std::mem::forget(stream),
+                }
             }
         }
     }
@@ -501,6 +546,7 @@ impl Drop for V4l2Camera {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::camera::FrameCounter;
 
     #[test]
     fn format_follows_the_preference_list() {
@@ -585,8 +631,11 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "v4l2")]
     #[test]
     fn errors_map_to_lost_and_timeout() {
+        use super::device::stream_err;
+        use std::io;
         let t = Duration::from_millis(500);
         for errno in [libc::ENODEV, libc::EIO, libc::EBADF] {
             let e = stream_err("/dev/video0", io::Error::from_raw_os_error(errno), t);
@@ -620,6 +669,15 @@ mod tests {
         }
     }
 
+    #[cfg(not(feature = "v4l2"))]
+    #[test]
+    fn without_the_feature_opening_says_why() {
+        let e = V4l2Camera::open(&V4l2Config::default()).err().unwrap();
+        assert!(matches!(e, CaptureError::Unsupported { .. }), "{e}");
+        assert!(e.to_string().contains("--features v4l2"), "{e}");
+    }
+
+    #[cfg(feature = "v4l2")]
     #[test]
     fn opening_a_missing_or_non_v4l2_node_fails_cleanly() {
         let cfg = V4l2Config {
