@@ -297,7 +297,8 @@ impl EdgeConfig {
 
     /// Checks every section (the policy with a placeholder threshold).
     pub fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
-        self.v4l2().map_err(|e| Self::invalid(origin, "camera", e))?;
+        self.v4l2()
+            .map_err(|e| Self::invalid(origin, "camera", e))?;
         self.backoff()
             .validate()
             .map_err(|e| Self::invalid(origin, "camera.reconnect_*", e.to_string()))?;
@@ -319,7 +320,10 @@ impl EdgeConfig {
             return Err(Self::invalid(
                 origin,
                 "detector.max_side",
-                format!("{} is too small for a face detector; use 320–1280", self.detector.max_side),
+                format!(
+                    "{} is too small for a face detector; use 320–1280",
+                    self.detector.max_side
+                ),
             ));
         }
         self.policy_config(0.5)
@@ -354,8 +358,8 @@ impl EdgeConfig {
                     .into_iter()
                     .find(|p| p.fourcc() == f.as_bytes())
                     .ok_or_else(|| {
-                    format!("formats: \"{f}\" is not one of YUYV, MJPG, NV12, RGB3, BGR3")
-                })
+                        format!("formats: \"{f}\" is not one of YUYV, MJPG, NV12, RGB3, BGR3")
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let v = V4l2Config {

@@ -141,7 +141,7 @@ impl<D: FaceDetector> Door<D> {
                 self.camera_down = false;
                 self.last_t = frame.t;
                 self.last_frame_at = Instant::now();
-                (self.observe(&frame), Some(frame))
+                (Some(self.observe(&frame)), Some(frame))
             }
             Err(e) => {
                 let t = self.now_ms();
@@ -172,7 +172,9 @@ impl<D: FaceDetector> Door<D> {
             outcome = self.policy.observe(o.clone());
         }
         if outcome.is_none() {
-            let t = obs.as_ref().map_or_else(|| self.now_ms(), Observation::t_ms);
+            let t = obs
+                .as_ref()
+                .map_or_else(|| self.now_ms(), Observation::t_ms);
             outcome = self.policy.tick(t);
         }
         let outcome = match outcome {
@@ -267,16 +269,20 @@ impl<D: FaceDetector> Door<D> {
         println!(
             "decision: {} ({}) aggregate={} threshold={:.4} frames={}",
             wire(out.verdict.decision),
-            serde_json::to_string(&out.verdict.reason).unwrap_or_default().trim_matches('"'),
+            serde_json::to_string(&out.verdict.reason)
+                .unwrap_or_default()
+                .trim_matches('"'),
             out.aggregate.map_or("-".into(), |a| format!("{a:.4}")),
             out.threshold_used,
             out.frames_used
         );
         self.overlay.verdict = Some(out.verdict);
-        if let (Display::Png(s), Some(f)) = (&mut self.display, frame) {
+        if let (true, Some(f)) = (matches!(self.display, Display::Png(_)), frame) {
             let shown = self.render(f)?;
-            if let Err(e) = s.decision(&shown, out.verdict) {
-                eprintln!("fas-edge: snapshot: {e}");
+            if let Display::Png(s) = &mut self.display {
+                if let Err(e) = s.decision(&shown, out.verdict) {
+                    eprintln!("fas-edge: snapshot: {e}");
+                }
             }
         }
         Ok(out)

@@ -1,7 +1,9 @@
 //! fas-edge: camera → face → liveness → fail-closed door decision.
 
 pub mod actuator;
+pub mod app;
 pub mod camera;
+pub mod cli;
 pub mod config;
 pub mod crop;
 pub mod display;

@@ -14,7 +14,10 @@ use fas_infer::liveness::LivenessModel;
 /// Where the model comes from.
 #[derive(Debug, Clone)]
 pub enum ModelSource {
-    Bundle { path: PathBuf, keys: PathBuf },
+    Bundle {
+        path: PathBuf,
+        keys: PathBuf,
+    },
     /// Development: a bundle whose signature is not checked (hashes still are).
     DevUnsignedBundle(PathBuf),
     /// Development: a plain ONNX file.
@@ -71,7 +74,10 @@ impl LoadedModel {
 
     /// The bundle threshold called `name`.
     pub fn threshold(&self, name: &str) -> Option<f64> {
-        self.thresholds.iter().find(|t| t.name == name).map(|t| t.value)
+        self.thresholds
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.value)
     }
 }
 
@@ -103,8 +109,9 @@ fn from_onnx(path: &Path) -> Result<LoadedModel> {
     let pre = meta.get("fas.preprocess").with_context(|| {
         format!("{origin}: has no \"fas.preprocess\" metadata — export it with `fas-quantize export`, or use a bundle")
     })?;
-    let preprocess: PreprocessSpec = serde_json::from_str(pre)
-        .with_context(|| format!("{origin}: metadata \"fas.preprocess\" is not a preprocessing spec"))?;
+    let preprocess: PreprocessSpec = serde_json::from_str(pre).with_context(|| {
+        format!("{origin}: metadata \"fas.preprocess\" is not a preprocessing spec")
+    })?;
     preprocess
         .validate()
         .with_context(|| format!("{origin}: metadata \"fas.preprocess\""))?;
@@ -122,7 +129,10 @@ fn from_onnx(path: &Path) -> Result<LoadedModel> {
         thresholds: vec![],
         detector_onnx: None,
         demo: meta.get("fas.demo").is_some_and(|v| v == "true"),
-        name: meta.get("fas.model").cloned().unwrap_or_else(|| origin.clone()),
+        name: meta
+            .get("fas.model")
+            .cloned()
+            .unwrap_or_else(|| origin.clone()),
         signer: None,
         origin,
     })

@@ -131,7 +131,9 @@ impl LivenessModel {
 
 /// The `metadata_props` of an ONNX model (the exporter records the preprocessing, the
 /// recipe and the run's hashes there).
-pub fn metadata(bytes: &[u8]) -> Result<std::collections::BTreeMap<String, String>, prost::DecodeError> {
+pub fn metadata(
+    bytes: &[u8],
+) -> Result<std::collections::BTreeMap<String, String>, prost::DecodeError> {
     use prost::Message;
     let m = tract_onnx::pb::ModelProto::decode(bytes)?;
     Ok(m.metadata_props

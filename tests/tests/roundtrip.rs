@@ -4,6 +4,7 @@
 //! carries the run's preprocessing, metrics and source-validation thresholds.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use clap::Parser;
 use fas_core::synthfas::{write_dataset, SynthConfig};
@@ -66,10 +67,29 @@ pub fn train_small(root: &Path) -> PathBuf {
     out
 }
 
+/// One small training run shared by the tests of this file.
+fn trained() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| train_small(&tmp("train")))
+}
+
+/// A copy of the trained run dir (tests that modify it work on their own copy).
+fn run_copy(tag: &str) -> PathBuf {
+    let dst = tmp(tag).join("run");
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(trained()).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
+    dst
+}
+
 #[test]
 fn train_export_parity_on_synthfas() {
-    let root = tmp("export");
-    let run_dir = train_small(&root);
+    let run_dir = run_copy("export");
+    let root = run_dir.parent().unwrap().to_path_buf();
     let run = RunDir::load(&run_dir).unwrap();
     let ex = export_run(&run).unwrap();
     assert_eq!(ex.parity.samples, 8);
@@ -112,5 +132,109 @@ fn train_export_parity_on_synthfas() {
         .expect("parity must fail")
         .to_string();
     assert!(err.contains("max |Δ|"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Export → signed bundle → the real door pipeline (synthetic camera, RetinaFace, tract,
+/// policy, audit log) → `fas-edge audit verify`; and the door's refusals.
+#[test]
+fn bundle_drives_the_door_and_every_decision_is_audited() {
+    use fas_edge::app::{run, Common, RunLimits};
+    use fas_quantize::bundle::{write_bundle, SecretKey, Signing};
+
+    let run_dir = run_copy("door");
+    let root = run_dir.parent().unwrap().to_path_buf();
+    let ex = export_run(&RunDir::load(&run_dir).unwrap()).unwrap();
+    let key = SecretKey::from_seed([7; 32]);
+    let keys = root.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("door.pub"), key.public().to_text()).unwrap();
+    let bundle = root.join("model.fasb");
+    write_bundle(
+        &bundle,
+        ex.draft.clone(),
+        &ex.bytes,
+        None,
+        Signing::Key(&key),
+    )
+    .unwrap();
+
+    let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
+    let audit = root.join("audit.jsonl");
+    let common = Common {
+        camera: Some("synthetic:3".into()),
+        bundle: Some(bundle.clone()),
+        keys: Some(keys.clone()),
+        allow_demo: true,
+        detector: Some(Path::new(&assets).join("retinaface_mnet025.onnx")),
+        audit: Some(audit.clone()),
+        calibration: Some(root.join("no-calibration.json")),
+        ..Common::default()
+    };
+    let limits = RunLimits {
+        max_frames: Some(240),
+        max_decisions: None,
+    };
+    let s = run(&common, &limits).unwrap();
+    let decisions = s.grant + s.deny + s.no_decision;
+    assert!(decisions >= 2, "{s:?}");
+    let chain = fas_core::audit::verify_file(&audit).unwrap();
+    assert_eq!(chain.records, decisions, "{s:?}");
+    let sha = fas_core::bundle::sha256_hex(&ex.bytes);
+    let threshold = ex.draft.thresholds[0].value as f32;
+    for line in std::fs::read_to_string(&audit).unwrap().lines() {
+        let r: fas_core::audit::AuditRecord = serde_json::from_str(line).unwrap();
+        assert_eq!(r.model_sha256, sha);
+        if r.decision == fas_core::decision::Decision::Grant {
+            let a = r.aggregate.expect("a grant has an aggregate");
+            assert!(a >= r.threshold && r.threshold >= threshold, "{r:?}");
+            assert!(r.frames_used >= 1, "{r:?}");
+        }
+    }
+
+    // Refusals: an untrusted signer, a tampered bundle, a demo model without allow_demo,
+    // a calibration made for another model.
+    let other = root.join("other-keys");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("x.pub"),
+        SecretKey::from_seed([9; 32]).public().to_text(),
+    )
+    .unwrap();
+    let err = |c: &Common| run(c, &limits).err().expect("must refuse").to_string();
+    let e = err(&Common {
+        keys: Some(other),
+        ..common.clone()
+    });
+    assert!(e.contains("key"), "{e}");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    let tampered = root.join("tampered.fasb");
+    std::fs::write(&tampered, &bytes).unwrap();
+    err(&Common {
+        bundle: Some(tampered),
+        ..common.clone()
+    });
+    let e = err(&Common {
+        allow_demo: false,
+        ..common.clone()
+    });
+    assert!(e.contains("demo"), "{e}");
+    let cal = root.join("calibration.json");
+    std::fs::write(
+        &cal,
+        serde_json::json!({
+            "threshold": 0.5, "target_bpcer": 0.05, "bpcer": 0.0, "apcer": null,
+            "bona_fide": [0.9], "attacks": [], "model_sha256": "ab".repeat(32), "time_ms": 0
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let e = err(&Common {
+        calibration: Some(cal),
+        ..common.clone()
+    });
+    assert!(e.contains("calibrate"), "{e}");
     let _ = std::fs::remove_dir_all(&root);
 }

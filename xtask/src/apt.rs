@@ -52,6 +52,15 @@ pub const PACKAGES: &[Requirement] = &[
         probe: &["sh", "-c", "ffmpeg -version && ffprobe -version"],
         packages: &["ffmpeg"],
     },
+    Requirement {
+        what: "libclang (bindgen of the v4l crate: fas-edge's V4L2 camera)",
+        probe: &[
+            "sh",
+            "-c",
+            "ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/*/libclang.so* 2>/dev/null | grep -q .",
+        ],
+        packages: &["libclang-dev"],
+    },
 ];
 
 fn probe_ok(probe: &[&str]) -> bool {

@@ -1,0 +1,545 @@
+//! `fas-edge` commands: run the door, calibrate its threshold, verify the audit log.
+//!
+//! `main → cli → app::run(args) → ExitCode`: this module turns validated arguments and the
+//! config file into the pipeline's components and runs them.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use anyhow::{bail, Context, Result};
+use fas_core::audit::AuditWriter;
+use fas_core::decision::{Decision, Reason};
+use fas_infer::detect::retinaface::{RetinaFace, RetinaFaceConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::actuator::ActuatorConfig;
+use crate::camera::{
+    CaptureError, FileSource, FrameSource, Reconnect, SyntheticSource, V4l2Camera,
+};
+use crate::config::{DisplaySection, EdgeConfig, TriggerSection};
+use crate::display::fb::FbWriter;
+use crate::display::png::Snapshots;
+use crate::door::{Display, Door};
+use crate::model::{LoadedModel, ModelSource};
+use crate::policy::{Mode, Policy};
+use crate::track::Tracker;
+
+/// Options shared by `run` and `calibrate` (command line over config file).
+#[derive(Debug, Clone, Default)]
+pub struct Common {
+    pub config: Option<PathBuf>,
+    pub camera: Option<String>,
+    pub input: Option<PathBuf>,
+    pub bundle: Option<PathBuf>,
+    pub keys: Option<PathBuf>,
+    pub dev_unsigned_bundle: Option<PathBuf>,
+    pub dev_unsigned_model: Option<PathBuf>,
+    pub allow_demo: bool,
+    pub detector: Option<PathBuf>,
+    pub audit: Option<PathBuf>,
+    pub calibration: Option<PathBuf>,
+    pub snapshots: Option<PathBuf>,
+    pub fps: Option<f64>,
+}
+
+/// Packaged detector locations, in order (boards install it under /usr/share/fas).
+fn default_detector() -> Option<PathBuf> {
+    let mut c = vec![PathBuf::from("/usr/share/fas/retinaface_mnet025.onnx")];
+    if let Some(a) = std::env::var_os("FAS_ASSETS") {
+        c.insert(0, Path::new(&a).join("retinaface_mnet025.onnx"));
+    }
+    c.into_iter().find(|p| p.exists())
+}
+
+pub fn load_config(c: &Common) -> Result<EdgeConfig> {
+    let mut cfg = match &c.config {
+        Some(p) => EdgeConfig::load(p)?,
+        None => EdgeConfig::default(),
+    };
+    if let Some(cam) = &c.camera {
+        cfg.camera.device = cam.clone();
+    }
+    if let Some(b) = &c.bundle {
+        cfg.model.bundle = Some(b.clone());
+    }
+    if let Some(k) = &c.keys {
+        cfg.model.trusted_keys = k.clone();
+    }
+    if c.allow_demo {
+        cfg.model.allow_demo = true;
+    }
+    if let Some(d) = &c.detector {
+        cfg.detector.model = Some(d.clone());
+    }
+    if let Some(a) = &c.audit {
+        cfg.audit.path = a.clone();
+    }
+    if let Some(p) = &c.calibration {
+        cfg.model.calibration = p.clone();
+    }
+    if let Some(dir) = &c.snapshots {
+        cfg.display = DisplaySection::Png(crate::display::png::SnapshotConfig {
+            dir: dir.clone(),
+            every_n_frames: 0,
+            on_decision: true,
+            keep: 0,
+        });
+    }
+    cfg.validate(c.config.as_deref().unwrap_or(Path::new("(defaults)")))?;
+    Ok(cfg)
+}
+
+fn model_source(c: &Common, cfg: &EdgeConfig) -> Result<ModelSource> {
+    Ok(match (&c.dev_unsigned_model, &c.dev_unsigned_bundle, &cfg.model.bundle) {
+        (Some(p), _, _) => ModelSource::DevOnnx(p.clone()),
+        (None, Some(p), _) => ModelSource::DevUnsignedBundle(p.clone()),
+        (None, None, Some(p)) => ModelSource::Bundle {
+            path: p.clone(),
+            keys: cfg.model.trusted_keys.clone(),
+        },
+        (None, None, None) => bail!(
+            "no model: set model.bundle in the config file or pass --bundle (development: --dev-unsigned-model model.onnx)"
+        ),
+    })
+}
+
+/// The camera: `--input` (folder or video), `synthetic[:seed]`, or a V4L2 device wrapped
+/// in reconnect-with-backoff.
+pub fn open_source(c: &Common, cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
+    if let Some(input) = &c.input {
+        let mut s = FileSource::open(input)?;
+        if let Some(f) = c.fps {
+            s = s.with_fps(f)?;
+        }
+        return Ok(Box::new(s));
+    }
+    let dev = &cfg.camera.device;
+    if dev.starts_with("synthetic") {
+        let mut s = SyntheticSource::from_spec(dev)?;
+        if let Some(f) = c.fps {
+            s = s.paced(f)?;
+        }
+        return Ok(Box::new(s));
+    }
+    let v = cfg.v4l2().map_err(|e| anyhow::anyhow!("camera: {e}"))?;
+    let label = v.device.display().to_string();
+    let r = Reconnect::open(label, move || V4l2Camera::open(&v), cfg.backoff())?;
+    Ok(Box::new(r))
+}
+
+/// Threshold: config file > calibration file (for this model) > bundle threshold.
+fn resolve_threshold(cfg: &EdgeConfig, model: &LoadedModel) -> Result<(f32, String)> {
+    if let Some(t) = cfg.fixed_threshold() {
+        return Ok((t as f32, "policy.threshold in the config file".into()));
+    }
+    let cal_path = &cfg.model.calibration;
+    if cal_path.exists() {
+        let cal = Calibration::load(cal_path)?;
+        if cal.model_sha256 != model.sha256 {
+            bail!(
+                "{}: calibrated for model {} but the loaded model is {} — run `fas-edge calibrate` again for this model (or remove the file to use the bundle's threshold)",
+                cal_path.display(),
+                &cal.model_sha256[..12.min(cal.model_sha256.len())],
+                &model.sha256[..12]
+            );
+        }
+        return Ok((
+            cal.threshold as f32,
+            format!("calibration {}", cal_path.display()),
+        ));
+    }
+    match model.threshold(&cfg.model.threshold) {
+        Some(t) => Ok((t as f32, format!("bundle threshold \"{}\"", cfg.model.threshold))),
+        None => bail!(
+            "no threshold: {} has no threshold \"{}\" and {} does not exist — run `fas-edge calibrate`, or set policy.threshold",
+            model.origin,
+            cfg.model.threshold,
+            cal_path.display()
+        ),
+    }
+}
+
+fn detector(cfg: &EdgeConfig, model: &LoadedModel) -> Result<RetinaFace> {
+    let rc = RetinaFaceConfig {
+        max_side: cfg.detector.max_side,
+        score_threshold: cfg.detector.score_threshold,
+        ..RetinaFaceConfig::default()
+    };
+    if let Some(p) = &cfg.detector.model {
+        return Ok(RetinaFace::load(p, rc)?);
+    }
+    if let Some(bytes) = &model.detector_onnx {
+        return Ok(RetinaFace::from_onnx_bytes(
+            format!("{}:detector.onnx", model.origin),
+            bytes,
+            rc,
+        )?);
+    }
+    match default_detector() {
+        Some(p) => Ok(RetinaFace::load(p, rc)?),
+        None => bail!(
+            "no face detector: set detector.model, ship detector.onnx in the bundle, or install /usr/share/fas/retinaface_mnet025.onnx"
+        ),
+    }
+}
+
+/// Builds the whole door from the config.
+pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<RetinaFace>> {
+    let model = LoadedModel::load(&model_source(c, cfg)?, cfg.model.allow_demo)?;
+    let (threshold, from) = resolve_threshold(cfg, &model)?;
+    let mut policy_cfg = cfg
+        .policy_config(threshold)
+        .map_err(|e| anyhow::anyhow!("policy: {e}"))?;
+    // The trigger section decides how sessions start.
+    policy_cfg.mode = match cfg.trigger {
+        TriggerSection::Continuous => Mode::Continuous,
+        _ => Mode::Triggered,
+    };
+    eprintln!(
+        "fas-edge: model {} ({}), threshold {threshold:.4} from {from}, signer {}",
+        model.name,
+        &model.sha256[..12],
+        model.signer.as_deref().unwrap_or("NONE (development)")
+    );
+    let tracker = Tracker::new(detector(cfg, &model)?, cfg.track_config())?;
+    let policy = Policy::new(policy_cfg)?;
+    let actuator = cfg
+        .actuator
+        .clone()
+        .unwrap_or(ActuatorConfig::None)
+        .build()?;
+    if let Some(dir) = cfg
+        .audit
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let audit = AuditWriter::open(&cfg.audit.path, cfg.audit.fsync)?;
+    let display = match &cfg.display {
+        DisplaySection::None => Display::None,
+        DisplaySection::Framebuffer { device } => Display::Framebuffer(FbWriter::open(device)?),
+        DisplaySection::Png(s) => Display::Png(Snapshots::new(s.clone())?),
+    };
+    Door::new(
+        tracker,
+        cfg.quality.to_config(),
+        model,
+        policy,
+        actuator,
+        audit,
+        display,
+    )
+}
+
+/// Limits for `run` (tests, demos).
+#[derive(Debug, Clone, Default)]
+pub struct RunLimits {
+    pub max_frames: Option<u64>,
+    pub max_decisions: Option<u64>,
+}
+
+/// Counts of what a run decided.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub frames: u64,
+    pub grant: u64,
+    pub deny: u64,
+    pub no_decision: u64,
+}
+
+fn spawn_triggers(t: &TriggerSection) -> Result<Option<mpsc::Receiver<()>>> {
+    let (tx, rx) = mpsc::channel();
+    match t {
+        TriggerSection::Continuous => return Ok(None),
+        TriggerSection::Stdin => {
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    if line.is_err() || tx.send(()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        TriggerSection::Socket { path } => {
+            let _ = std::fs::remove_file(path);
+            let listener = std::os::unix::net::UnixListener::bind(path)
+                .with_context(|| format!("trigger socket {}", path.display()))?;
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    let Ok(conn) = conn else { continue };
+                    for line in std::io::BufReader::new(conn).lines() {
+                        if line.is_err() || tx.send(()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    }
+    Ok(Some(rx))
+}
+
+/// `fas-edge [run]`.
+pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
+    let cfg = load_config(c)?;
+    let mut door = build_door(c, &cfg)?;
+    let mut source = open_source(c, &cfg)?;
+    let triggers = spawn_triggers(&cfg.trigger)?;
+    eprintln!("fas-edge: ready — camera {}", source.describe());
+    let mut summary = RunSummary::default();
+    let result = (|| -> Result<()> {
+        loop {
+            if let Some(rx) = &triggers {
+                while rx.try_recv().is_ok() {
+                    door.trigger()?;
+                }
+            }
+            let frame = source.next_frame();
+            if let Err(CaptureError::EndOfInput { .. }) = &frame {
+                door.abort(Reason::Timeout)?;
+                break;
+            }
+            if frame.is_ok() {
+                summary.frames += 1;
+            }
+            let r = door.step(frame)?;
+            if let Some(out) = r.outcome {
+                match out.verdict.decision {
+                    Decision::Grant => summary.grant += 1,
+                    Decision::Deny => summary.deny += 1,
+                    Decision::NoDecision => summary.no_decision += 1,
+                }
+            }
+            let decisions = summary.grant + summary.deny + summary.no_decision;
+            if limits.max_frames.is_some_and(|m| summary.frames >= m)
+                || limits.max_decisions.is_some_and(|m| decisions >= m)
+            {
+                break;
+            }
+        }
+        Ok(())
+    })();
+    door.lock();
+    result?;
+    Ok(summary)
+}
+
+/// `calibration.json`, written by `fas-edge calibrate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    pub threshold: f64,
+    pub target_bpcer: f64,
+    /// BPCER / APCER measured on the calibration sessions at `threshold`.
+    pub bpcer: f64,
+    pub apcer: Option<f64>,
+    pub bona_fide: Vec<f64>,
+    pub attacks: Vec<f64>,
+    pub model_sha256: String,
+    pub time_ms: u64,
+}
+
+impl Calibration {
+    pub fn load(path: &Path) -> Result<Calibration> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading calibration {}", path.display()))?;
+        let c: Calibration = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: not a fas-edge calibration file — run `fas-edge calibrate` again",
+                path.display()
+            )
+        })?;
+        if !(0.0..=1.0).contains(&c.threshold) || !c.threshold.is_finite() {
+            bail!(
+                "{}: field \"threshold\": {} is not in [0, 1] — run `fas-edge calibrate` again",
+                path.display(),
+                c.threshold
+            );
+        }
+        Ok(c)
+    }
+}
+
+/// The highest threshold that keeps BPCER (bona fide sessions scored below it) at or under
+/// `target` on the calibration sessions.
+pub fn fit_threshold(bona_fide: &[f64], target: f64) -> Option<f64> {
+    let mut s: Vec<f64> = bona_fide
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    if s.is_empty() {
+        return None;
+    }
+    s.sort_by(f64::total_cmp);
+    // k bona fide sessions may fall below: the threshold is the (k+1)-th smallest score.
+    let k = (target * s.len() as f64).floor() as usize;
+    Some(s[k.min(s.len() - 1)])
+}
+
+/// Options of `fas-edge calibrate`.
+#[derive(Debug, Clone)]
+pub struct CalibrateOpts {
+    pub bona_fide: usize,
+    pub attacks: usize,
+    pub target_bpcer: f64,
+    pub out: Option<PathBuf>,
+    pub report_png: Option<PathBuf>,
+    /// Wait for Enter before each session (interactive); otherwise start at once.
+    pub wait_for_enter: bool,
+    /// Frames to give up a session after.
+    pub max_frames_per_session: u64,
+}
+
+/// `fas-edge calibrate`: guided sessions in front of the device's own camera; each session
+/// collects the policy's N good frames and aggregates them as the door would.
+pub fn calibrate(c: &Common, o: &CalibrateOpts) -> Result<Calibration> {
+    let cfg = load_config(c)?;
+    if o.bona_fide < 3 {
+        bail!(
+            "--bona-fide {}: at least 3 bona fide sessions are needed to fit a threshold",
+            o.bona_fide
+        );
+    }
+    if !(0.0..1.0).contains(&o.target_bpcer) {
+        bail!("--target-bpcer {}: must lie in [0, 1)", o.target_bpcer);
+    }
+    let model = LoadedModel::load(&model_source(c, &cfg)?, cfg.model.allow_demo)?;
+    let sha = model.sha256.clone();
+    let policy_cfg = cfg
+        .policy_config(0.5)
+        .map_err(|e| anyhow::anyhow!("policy: {e}"))?;
+    let mut tracker = Tracker::new(detector(&cfg, &model)?, cfg.track_config())?;
+    let quality = cfg.quality.to_config();
+    let mut cropper = crate::crop::FaceCropper::new(model.preprocess.clone())?;
+    let mut model = model;
+    let mut source = open_source(c, &cfg)?;
+    let stdin = std::io::stdin();
+    let mut session = |kind: &str, k: usize, n: usize| -> Result<Option<f64>> {
+        println!(
+            "calibrate: session {k}/{n}: present a {kind} to the camera{}",
+            if o.wait_for_enter {
+                ", then press Enter"
+            } else {
+                ""
+            }
+        );
+        if o.wait_for_enter {
+            let mut line = String::new();
+            stdin.lock().read_line(&mut line)?;
+        }
+        let mut scores = Vec::new();
+        let mut seen = 0u64;
+        while scores.len() < policy_cfg.frames && seen < o.max_frames_per_session {
+            let frame = match source.next_frame() {
+                Ok(f) => f,
+                Err(CaptureError::EndOfInput { .. }) => {
+                    bail!("calibration input ended during session {k}")
+                }
+                Err(e) if e.is_lost() => bail!("camera lost during calibration: {e}"),
+                Err(_) => continue,
+            };
+            seen += 1;
+            let faces = tracker.update(&frame)?;
+            let [det] = faces.faces.as_slice() else {
+                continue;
+            };
+            if crate::quality::assess(&frame.image, det, &quality).is_err() {
+                continue;
+            }
+            let face = fas_core::preprocess::Face {
+                bbox: det.bbox,
+                landmarks: det.landmarks,
+                score: det.score,
+            };
+            let input = cropper.crop(&frame.image, &face)?;
+            scores.push(model.model.score(input)?);
+        }
+        if scores.len() < policy_cfg.frames {
+            println!(
+                "calibrate: session {k}: only {} good frames in {seen} — skipped",
+                scores.len()
+            );
+            return Ok(None);
+        }
+        let agg = policy_cfg.aggregate.apply(&scores).map(f64::from);
+        println!(
+            "calibrate: session {k}: aggregate p_live {:.4}",
+            agg.unwrap_or(f64::NAN)
+        );
+        Ok(agg)
+    };
+    let mut bona = Vec::new();
+    for k in 1..=o.bona_fide {
+        bona.extend(session("LIVE (bona fide) face", k, o.bona_fide)?);
+    }
+    let mut attacks = Vec::new();
+    for k in 1..=o.attacks {
+        attacks.extend(session(
+            "presentation ATTACK (photo, screen, mask)",
+            k,
+            o.attacks,
+        )?);
+    }
+    let threshold = fit_threshold(&bona, o.target_bpcer).context(
+        "no bona fide session produced enough good frames — check lighting and distance",
+    )?;
+    let bpcer = bona.iter().filter(|&&s| s < threshold).count() as f64 / bona.len() as f64;
+    let apcer = (!attacks.is_empty())
+        .then(|| attacks.iter().filter(|&&s| s >= threshold).count() as f64 / attacks.len() as f64);
+    let cal = Calibration {
+        threshold,
+        target_bpcer: o.target_bpcer,
+        bpcer,
+        apcer,
+        bona_fide: bona,
+        attacks,
+        model_sha256: sha,
+        time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    };
+    println!(
+        "calibrate: threshold {:.4} for BPCER ≤ {:.1}% ({} bona fide sessions, measured BPCER {:.1}%){}",
+        cal.threshold,
+        100.0 * o.target_bpcer,
+        cal.bona_fide.len(),
+        100.0 * cal.bpcer,
+        cal.apcer.map_or(String::new(), |a| format!(", APCER {:.1}% on {} attack sessions", 100.0 * a, cal.attacks.len()))
+    );
+    let out = o
+        .out
+        .clone()
+        .unwrap_or_else(|| cfg.model.calibration.clone());
+    fas_core::atomic::write_atomic(&out, serde_json::to_string_pretty(&cal)?.as_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("calibrate: wrote {}", out.display());
+    if let Some(png) = &o.report_png {
+        fas_core::plot::score_histogram_png(
+            png,
+            "fas-edge calibration",
+            &cal.bona_fide,
+            &cal.attacks,
+            &[("threshold", cal.threshold)],
+            20,
+        )?;
+        println!("calibrate: histogram {}", png.display());
+    }
+    Ok(cal)
+}
+
+/// `fas-edge audit verify`.
+pub fn audit_verify(path: &Path) -> Result<()> {
+    let s = fas_core::audit::verify_file(path)?;
+    println!(
+        "{}: OK — {} records, chain head {}",
+        path.display(),
+        s.records,
+        s.head
+    );
+    Ok(())
+}
