@@ -201,7 +201,7 @@ fn bundle_drives_the_door_and_every_decision_is_audited() {
         SecretKey::from_seed([9; 32]).public().to_text(),
     )
     .unwrap();
-    let err = |c: &Common| run(c, &limits).err().expect("must refuse").to_string();
+    let err = |c: &Common| run(c, &limits).expect_err("must refuse").to_string();
     let e = err(&Common {
         keys: Some(other),
         ..common.clone()
