@@ -543,3 +543,24 @@ pub fn audit_verify(path: &Path) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_keeps_bpcer_at_or_under_the_target() {
+        let live = [0.9, 0.2, 0.8, 0.95, 0.7, 0.85, 0.6, 0.99, 0.75, 0.65];
+        // 10 sessions, 10 %: one may fall below → the second smallest.
+        assert_eq!(fit_threshold(&live, 0.1), Some(0.6));
+        // 0 %: none may fall below → the smallest.
+        assert_eq!(fit_threshold(&live, 0.0), Some(0.2));
+        assert_eq!(fit_threshold(&[], 0.1), None);
+        assert_eq!(fit_threshold(&[f64::NAN, 0.5], 0.0), Some(0.5));
+        for target in [0.0, 0.05, 0.1, 0.3, 0.5] {
+            let t = fit_threshold(&live, target).unwrap();
+            let below = live.iter().filter(|&&s| s < t).count() as f64 / live.len() as f64;
+            assert!(below <= target + 1e-12, "{target}: {below}");
+        }
+    }
+}

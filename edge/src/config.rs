@@ -309,23 +309,6 @@ impl EdgeConfig {
             .to_config()
             .validate()
             .map_err(|e| Self::invalid(origin, "quality", e.to_string()))?;
-        if !(0.0..=1.0).contains(&self.detector.score_threshold) {
-            return Err(Self::invalid(
-                origin,
-                "detector.score_threshold",
-                format!("{} must lie in [0, 1]", self.detector.score_threshold),
-            ));
-        }
-        if self.detector.max_side < 64 {
-            return Err(Self::invalid(
-                origin,
-                "detector.max_side",
-                format!(
-                    "{} is too small for a face detector; use 320–1280",
-                    self.detector.max_side
-                ),
-            ));
-        }
         self.policy_config(0.5)
             .map_err(|e| Self::invalid(origin, "policy", e))?;
         Ok(())
@@ -393,5 +376,90 @@ impl EdgeConfig {
             max_patch_change: self.track.max_patch_change,
             quality: Some(self.quality.to_config()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<EdgeConfig, ConfigError> {
+        EdgeConfig::parse(text, Path::new("fas-edge.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c, EdgeConfig::default());
+        assert_eq!(c.camera.device, "/dev/video0");
+        assert!(c.fixed_threshold().is_none());
+        assert_eq!(c.policy_config(0.7).unwrap().threshold, 0.7);
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = parse(
+            r#"
+            [model]
+            bundle = "/var/lib/fas/model.fasb"
+            trusted_keys = "/etc/fas/keys"
+            threshold = "strict"
+            [camera]
+            device = "/dev/video2"
+            width = 1280
+            height = 720
+            formats = ["MJPG", "YUYV"]
+            [policy]
+            frames = 7
+            aggregate = "median"
+            threshold = 0.8
+            [trigger]
+            kind = "socket"
+            path = "/run/fas/trigger.sock"
+            [actuator]
+            kind = "gpio"
+            chip = "/dev/gpiochip0"
+            line = 17
+            polarity = "active_high"
+            [display]
+            kind = "framebuffer"
+            device = "/dev/fb0"
+            [audit]
+            path = "/tmp/a.jsonl"
+            fsync = "never"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.model.threshold, "strict");
+        assert_eq!(c.v4l2().unwrap().formats.len(), 2);
+        assert_eq!(c.fixed_threshold(), Some(0.8));
+        let p = c.policy_config(0.1).unwrap();
+        assert_eq!((p.frames, p.threshold), (7, 0.8));
+        assert!(matches!(c.trigger, TriggerSection::Socket { .. }));
+        assert!(matches!(c.actuator, Some(ActuatorConfig::Gpio(_))));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        let e = parse("[camera]\nwidht = 640\n").unwrap_err().to_string();
+        assert!(e.contains("fas-edge.toml") && e.contains("widht"), "{e}");
+        let e = parse("[camera]\nformats = [\"H264\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("camera") && e.contains("H264"), "{e}");
+        let e = parse("[policy]\nframes = 0\n").unwrap_err().to_string();
+        assert!(e.contains("policy") && e.contains("frames"), "{e}");
+        let e = parse("[detector]\nscore_threshold = 1.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("detector.score_threshold"), "{e}");
+        let e = parse("[quality]\nmin_sharpness = -1.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("quality"), "{e}");
+        let e = parse("[trigger]\nkind = \"gpio\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trigger") || e.contains("gpio"), "{e}");
     }
 }

@@ -238,3 +238,71 @@ fn bundle_drives_the_door_and_every_decision_is_audited() {
     assert!(e.contains("calibrate"), "{e}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `fas-edge calibrate` on the synthetic camera (non-interactive): the threshold it fits
+/// keeps BPCER on its own sessions at the target, and the door then uses it.
+#[test]
+fn calibrate_on_the_device_then_the_door_uses_it() {
+    use fas_edge::app::{calibrate, run, CalibrateOpts, Common, RunLimits};
+    use fas_quantize::bundle::{write_bundle, Signing};
+
+    let run_dir = run_copy("calibrate");
+    let root = run_dir.parent().unwrap().to_path_buf();
+    let ex = export_run(&RunDir::load(&run_dir).unwrap()).unwrap();
+    let bundle = root.join("model.fasb");
+    write_bundle(
+        &bundle,
+        ex.draft.clone(),
+        &ex.bytes,
+        None,
+        Signing::Unsigned,
+    )
+    .unwrap();
+    let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
+    let cal_path = root.join("calibration.json");
+    let audit = root.join("audit.jsonl");
+    let common = Common {
+        camera: Some("synthetic:11".into()),
+        dev_unsigned_bundle: Some(bundle),
+        allow_demo: true,
+        detector: Some(Path::new(&assets).join("retinaface_mnet025.onnx")),
+        audit: Some(audit.clone()),
+        calibration: Some(cal_path.clone()),
+        ..Common::default()
+    };
+    let opts = CalibrateOpts {
+        bona_fide: 4,
+        attacks: 2,
+        target_bpcer: 0.25,
+        out: None,
+        report_png: Some(root.join("calibration.png")),
+        wait_for_enter: false,
+        max_frames_per_session: 120,
+    };
+    let cal = calibrate(&common, &opts).unwrap();
+    assert!(cal.bona_fide.len() >= 3, "{cal:?}");
+    assert!(cal.bpcer <= 0.25 + 1e-9, "{cal:?}");
+    assert_eq!(cal.apcer.is_some(), !cal.attacks.is_empty());
+    assert_eq!(cal.model_sha256, fas_core::bundle::sha256_hex(&ex.bytes));
+    assert!(cal_path.exists() && root.join("calibration.png").exists());
+
+    let s = run(
+        &common,
+        &RunLimits {
+            max_frames: Some(90),
+            max_decisions: Some(1),
+        },
+    )
+    .unwrap();
+    assert!(s.grant + s.deny + s.no_decision >= 1, "{s:?}");
+    let first = std::fs::read_to_string(&audit).unwrap();
+    let r: fas_core::audit::AuditRecord =
+        serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert!(
+        (r.threshold - cal.threshold as f32).abs() < 1e-6,
+        "door threshold {} vs calibrated {}",
+        r.threshold,
+        cal.threshold
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,12 +1,12 @@
 //! `cargo xtask demo`: the main job on generated data, without hardware.
 //!
-//! Today it runs what exists: the SynthFAS generator writes a four-domain dataset with
-//! manifest, a sample sheet, and frames of the synthetic camera that `fas-edge --camera
-//! synthetic` will watch. When fas-edge lands, the demo runs it on that camera with the
-//! demo bundle.
+//! SynthFAS data → `fas-train` (a small EdgeNet on the CPU) → `fas-quantize export`
+//! (parity-checked ONNX) → `keygen` + signed bundle → `fas-edge` watching the synthetic
+//! camera with that bundle (decisions on stdout, overlay snapshots, audit log) →
+//! `fas-edge audit verify`. The model is a demo model (SynthFAS only): the door runs it
+//! only because the demo passes `--allow-demo`.
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -16,52 +16,139 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         [flag, dir] if flag == "--out" => Path::new(dir).to_path_buf(),
         _ => bail!("usage: cargo xtask demo [--out DIR]"),
     };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let synth = |args: &[&str]| -> Result<()> {
-        let status = Command::new(crate::env::cargo_bin())
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "fas-core",
-                "--bin",
-                "fas-synth",
-                "--",
-            ])
-            .args(args)
-            .current_dir(root)
-            .status()
-            .context("could not run cargo")?;
-        if !status.success() {
-            bail!("fas-synth {} failed ({status})", args.join(" "));
-        }
-        Ok(())
+    let out = if out.is_absolute() {
+        out
+    } else {
+        std::env::current_dir()?.join(out)
     };
+    if out.join("run").exists() || out.join("keys").exists() {
+        bail!(
+            "{} holds an earlier demo; remove it or pass --out NEW_DIR",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    crate::setup(root)?;
+    let tenv = crate::env::TestEnv::new(root)?;
     let p = |name: &str| out.join(name).display().to_string();
-    println!("demo: SynthFAS sample sheet (rows: domains; columns: live, print, replay, mask)");
-    synth(&["sheet", "--out", &p("sheet.png")])?;
-    println!("demo: a four-domain SynthFAS dataset for leave-one-domain-out protocols");
-    synth(&[
-        "write",
-        "--out",
-        &p("synthfas"),
-        "--subjects",
-        "4",
-        "--frames",
-        "4",
-    ])?;
-    println!("demo: frames of the synthetic camera (what `fas-edge --camera synthetic:1` sees)");
-    synth(&[
-        "camera",
-        "--out",
-        &p("camera"),
-        "--seed",
-        "1",
-        "--count",
-        "4",
-        "--start",
-        "0",
-    ])?;
-    println!("demo: done; outputs in {}", out.display());
+    // Build exactly what `cargo xtask test` builds (same packages, so the same feature
+    // unification): after a test run this is a no-op, and no dependency is built twice.
+    println!("demo: building the workspace (shared with `cargo xtask test`)");
+    tenv.cargo(&["test", "--workspace", "--no-run", "--quiet"])?;
+    let cargo_run =
+        |_pkg: &str, bin: &str, args: &[&str]| -> Result<()> { tenv.run_bin(bin, args) };
+
+    println!("demo: 1/6 SynthFAS sample sheet and a four-domain dataset");
+    cargo_run(
+        "fas-core",
+        "fas-synth",
+        &["sheet", "--out", &p("sheet.png")],
+    )?;
+    cargo_run(
+        "fas-core",
+        "fas-synth",
+        &[
+            "write",
+            "--out",
+            &p("synthfas"),
+            "--subjects",
+            "12",
+            "--frames",
+            "2",
+        ],
+    )?;
+    println!("demo: 2/6 train a small EdgeNet (80 px) on the CPU");
+    cargo_run(
+        "fas-train",
+        "fas-train",
+        &[
+            "train",
+            "--manifest",
+            &p("synthfas/manifest.jsonl"),
+            "--protocol",
+            "intra",
+            "--task",
+            "all",
+            "--backbone",
+            "edgenet",
+            "--size",
+            "80",
+            "--batch-size",
+            "32",
+            "--steps",
+            "300",
+            "--lr",
+            "3e-3",
+            "--val-every",
+            "100",
+            "--device",
+            "auto",
+            "--quiet",
+            "--out",
+            &p("run"),
+        ],
+    )?;
+    println!("demo: 3/6 export to ONNX, checked in tract against the trainer");
+    cargo_run(
+        "fas-quantize",
+        "fas-quantize",
+        &["export", "--run", &p("run"), "--out", &p("export")],
+    )?;
+    println!("demo: 4/6 a signing key and a signed bundle");
+    cargo_run(
+        "fas-quantize",
+        "fas-quantize",
+        &["keygen", "--out", &p("keys/demo")],
+    )?;
+    cargo_run(
+        "fas-quantize",
+        "fas-quantize",
+        &[
+            "bundle",
+            "--manifest",
+            &p("export/manifest.draft.json"),
+            "--model",
+            &p("export/liveness.onnx"),
+            "--key",
+            &p("keys/demo.key"),
+            "--out",
+            &p("demo.fasb"),
+        ],
+    )?;
+    println!("demo: 5/6 fas-edge at the door, watching the synthetic camera");
+    let assets = root.join("assets");
+    cargo_run(
+        "fas-edge",
+        "fas-edge",
+        &[
+            "--camera",
+            "synthetic:1",
+            "--bundle",
+            &p("demo.fasb"),
+            "--keys",
+            &p("keys"),
+            "--allow-demo",
+            "--detector",
+            &assets.join("retinaface_mnet025.onnx").display().to_string(),
+            "--audit",
+            &p("audit.jsonl"),
+            "--calibration",
+            &p("calibration.json"),
+            "--snapshots",
+            &p("snapshots"),
+            "--max-frames",
+            "600",
+        ],
+    )?;
+    println!("demo: 6/6 verify the audit log's hash chain");
+    cargo_run(
+        "fas-edge",
+        "fas-edge",
+        &["audit", "verify", &p("audit.jsonl")],
+    )?;
+    println!(
+        "demo: done; outputs in {} (run/, export/, demo.fasb, audit.jsonl, snapshots/)",
+        out.display()
+    );
     Ok(())
 }

@@ -62,6 +62,25 @@ impl TestEnv {
         })
     }
 
+    /// Runs a built binary (`target/debug/<name>`) with this environment.
+    pub fn run_bin(&self, name: &str, args: &[&str]) -> Result<()> {
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.root.join("target"));
+        let bin = dir.join("debug").join(name);
+        println!("xtask: $ {name} {}", args.join(" "));
+        let status = Command::new(&bin)
+            .args(args)
+            .current_dir(&self.root)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .status()
+            .with_context(|| format!("could not start {}", bin.display()))?;
+        if !status.success() {
+            bail!("`{name} {}` failed ({status})", args.join(" "));
+        }
+        Ok(())
+    }
+
     /// Runs `cargo <args>` in the workspace root with this environment.
     pub fn cargo(&self, args: &[&str]) -> Result<()> {
         let cargo = cargo_bin();

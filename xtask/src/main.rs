@@ -94,7 +94,7 @@ fn run(args: Vec<String>) -> Result<()> {
 }
 
 /// Everything the tests need, each step reporting whether it had to install anything.
-fn setup(root: &std::path::Path) -> Result<()> {
+pub(crate) fn setup(root: &std::path::Path) -> Result<()> {
     let mut installed = Vec::new();
     if apt::ensure(apt::PACKAGES)? {
         installed.push("Debian packages");
