@@ -117,6 +117,28 @@ fn anrl_trains_resumes_and_exports() {
         .nodes
         .iter()
         .any(|n| matches!(n.op, fas_core::ir::Op::AdaptiveBnIn { .. })));
+    // `eval` reads the ANRL run dir like any other.
+    let (ok, stderr) = run(&[
+        "eval",
+        "--run",
+        o,
+        "--manifest",
+        m,
+        "--protocol",
+        "synth-domain",
+        "--task",
+        "unseen-synth-d",
+        "--device",
+        "cpu",
+        "--workers",
+        "2",
+    ]);
+    assert!(ok, "eval failed:\n{stderr}");
+    let eval = json(&out.join("eval-manifest/eval.json"));
+    assert_eq!(
+        eval["frame"]["deployable"],
+        metrics["test"]["frame"]["deployable"]
+    );
     std::fs::remove_dir_all(&root).ok();
 }
 

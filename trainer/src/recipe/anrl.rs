@@ -1,8 +1,11 @@
 //! ANRL: "Adaptive Normalized Representation Learning for Generalizable Face Anti-Spoofing"
-//! (Liu et al., ACM MM 2021), re-implemented from the paper's description.
+//! (Liu et al., ACM MM 2021), re-implemented from the paper's description (no reference code
+//! was used). Equation numbers follow the paper; where its exact form is not restated here
+//! (distance measures, margins, which stage carries which term), the choice is the one
+//! documented on the loss functions in [`losses`].
 //!
 //! * **Feature extractor** — the DepthNet backbone with the Adaptive Feature Normalization
-//!   Module (AFNM, §3.2, Eq. 1–3) in every normalisation slot: a per-channel gate
+//!   Module (AFNM) in every normalisation slot: a per-channel gate
 //!   `λ = σ(fc2(relu(fc1(gap(x)))))` mixes batch and instance normalisation,
 //!   `λ·BN(x) + (1−λ)·IN(x)`. The gate's last layer starts at zero, so the mix starts at
 //!   exactly 0.5 (the IR initialisation does this).
@@ -10,13 +13,13 @@
 //!   live faces and zeros for attacks (`L_dep`, pixel-wise MSE).
 //! * **Classifier** — one linear logit on the pooled features, `p_live = σ(logit)`,
 //!   binary cross-entropy (`L_cls`).
-//! * **Dual Calibration Constraints** (§3.3) on L2-normalised features:
+//! * **Dual Calibration Constraints** on L2-normalised features:
 //!   the Inter-Domain Compatible loss (Eq. 6–8, [`DomainCentroids`]) pulls the meta-test
 //!   domain's class centroids towards the momentum (γ = 0.9) global class centroids of the
 //!   meta-train domains; the Inter-Class Separable loss (Eq. 9–11,
 //!   [`losses::inter_class_separable`]) makes live features compact and pushes attacks away
 //!   from the live centroid by a margin.
-//! * **Meta-learning** (§3.4, Algorithm 1) — every iteration splits the source domains of the
+//! * **Meta-learning** (the paper's meta-train / meta-test / meta-optimisation loop) — every iteration splits the source domains of the
 //!   batch into meta-train and meta-test sets with [`MetaSplit`] (one meta-test domain by
 //!   default). Meta-train: `L_trn = L_cls + λ_d·L_dep + λ_ics·L_ICS` on the meta-train
 //!   domains, and the global centroids are updated (Eq. 7). Inner update of the AFNM gate
@@ -344,7 +347,7 @@ impl Recipe for Anrl {
         let c = self.cfg.clone();
 
         self.opt.zero_grad();
-        // Meta-train (Algorithm 1, lines 4–7).
+        // Meta-train.
         let tr = self.terms(&x_trn, &y_trn, d_trn.as_ref(), &Forward::train())?;
         let l_trn = &tr.cls + &tr.depth * c.depth_weight + &tr.ics * c.ics_weight;
         // Global centroids of the meta-train domains (Eq. 6–7).
@@ -370,7 +373,7 @@ impl Recipe for Anrl {
             .zip(theta.iter().zip(&grads))
             .map(|(n, (t, g))| (n.clone(), t - g.detach() * c.inner_lr))
             .collect();
-        // Meta-test with θ_A' (lines 8–10), running statistics untouched.
+        // Meta-test with θ_A', running statistics untouched.
         let f = Forward {
             train: true,
             update_stats: false,
@@ -384,7 +387,7 @@ impl Recipe for Anrl {
             .inter_domain_compatible(&local, &present, &trn);
         let l_tst =
             &te.cls + &te.depth * c.depth_weight + &te.ics * c.ics_weight + &idc * c.idc_weight;
-        // Meta-optimisation (line 11).
+        // Meta-optimisation.
         let total = &l_trn + &l_tst;
         let value = total.double_value(&[]);
         if !value.is_finite() {
