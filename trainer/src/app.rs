@@ -10,16 +10,20 @@ use fas_core::preprocess::{ColorSpace, CropSpec, Normalize, PreprocessSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{
-    EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, PrepareArgs, ScheduleName, TasksArgs,
-    TrainArgs,
+    EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, PrepareArgs, RecipeName,
+    ScheduleName, TasksArgs, TrainArgs,
 };
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Dataset, Loader, LoaderConfig};
 use crate::data::protocol::{Protocol, Task};
-use crate::data::sampler::{ClassBalanced, ClassBalancedConfig, EpochLength};
+use crate::data::sampler::{
+    BatchSampler, ClassBalanced, ClassBalancedConfig, DomainLabels, EpochLength, PerDomain,
+    PerDomainConfig,
+};
 use crate::device;
 use crate::eval::{self, EvalReport, Scored};
 use crate::prepare::PrepareConfig;
+use crate::recipe::anrl::{Anrl, AnrlConfig};
 use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
 use crate::recipe::losses::AmSoftmax;
 use crate::recipe::Recipe;
@@ -39,7 +43,8 @@ pub struct RunConfig {
     pub protocol: Protocol,
     pub task: Task,
     pub preprocess: PreprocessSpec,
-    pub model: BaselineConfig,
+    /// The recipe's model configuration ([`BaselineConfig`], [`AnrlConfig`]).
+    pub model: serde_json::Value,
     pub training: LoopConfig,
     pub loader: LoaderConfig,
     pub batch_size: usize,
@@ -219,42 +224,90 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     // Non-empty train / val / test with both classes where needed: `Task::apply` checks.
     let split = task.apply(&manifest)?;
 
-    let backbone: BackboneKind = a.backbone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let in_channels = match a.input {
+    let (input, size, depth_weight) = match a.recipe {
+        RecipeName::Baseline => (InputKind::Rgb, 224, 0.0),
+        RecipeName::Anrl => (InputKind::RgbHsv, 256, 1.0),
+    };
+    let input = a.input.unwrap_or(input);
+    let size = a.size.unwrap_or(size);
+    let depth_weight = a.depth_weight.unwrap_or(depth_weight);
+    let in_channels = match input {
         InputKind::Rgb => 3,
         InputKind::RgbHsv => 6,
     };
-    let model = BaselineConfig {
-        backbone,
-        in_channels,
-        input_size: a.size as usize,
-        width: a.width,
-        loss: match a.loss {
-            LossName::Bce => ClsLoss::Bce,
-            LossName::AmSoftmax => ClsLoss::AmSoftmax(AmSoftmax::default()),
-        },
-        depth_weight: a.depth_weight,
-        adam: AdamConfig {
-            weight_decay: a.weight_decay,
-            decoupled: a.optimizer == OptimizerName::Adamw,
-            ..AdamConfig::default()
-        },
-        grad_clip: a.clip,
-        amp: !a.no_amp,
+    let adam = AdamConfig {
+        weight_decay: a.weight_decay,
+        decoupled: a.optimizer == OptimizerName::Adamw,
+        ..AdamConfig::default()
     };
-    let spec = preprocess_spec(a.input, a.size);
-    let mut recipe = Baseline::new(model.clone(), device, a.seed)?;
-    if let Some(w) = &a.init_weights {
-        recipe.load_backbone_weights(w)?;
-    }
-    let depth_size = if a.depth_weight > 0.0 {
-        let g = recipe.network().graph();
-        let shapes = g.infer_shapes()?;
-        let d = g.outputs.get(1).context("depth output")?;
-        Some(shapes[d][2] as u32)
-    } else {
-        None
-    };
+    let spec = preprocess_spec(input, size);
+    let (mut recipe, model, depth_size): (Box<dyn Recipe>, serde_json::Value, Option<u32>) =
+        match a.recipe {
+            RecipeName::Baseline => {
+                let backbone: BackboneKind = a
+                    .backbone
+                    .as_deref()
+                    .unwrap_or("resnet18")
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let model = BaselineConfig {
+                    backbone,
+                    in_channels,
+                    input_size: size as usize,
+                    width: a.width,
+                    loss: match a.loss {
+                        LossName::Bce => ClsLoss::Bce,
+                        LossName::AmSoftmax => ClsLoss::AmSoftmax(AmSoftmax::default()),
+                    },
+                    depth_weight,
+                    adam,
+                    grad_clip: a.clip,
+                    amp: !a.no_amp,
+                };
+                let mut r = Baseline::new(model.clone(), device, a.seed)?;
+                if let Some(w) = &a.init_weights {
+                    r.load_backbone_weights(w)?;
+                }
+                let depth_size = if depth_weight > 0.0 {
+                    let g = r.network().graph();
+                    let shapes = g.infer_shapes()?;
+                    let d = g.outputs.get(1).context("depth output")?;
+                    Some(shapes[d][2] as u32)
+                } else {
+                    None
+                };
+                (Box::new(r), serde_json::to_value(&model)?, depth_size)
+            }
+            RecipeName::Anrl => {
+                if let Some(b) = a.backbone.as_deref() {
+                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
+                        bail!("--recipe anrl uses the DepthNet backbone; drop --backbone {b}");
+                    }
+                }
+                if a.loss != LossName::Bce {
+                    bail!("--recipe anrl trains its classifier with bce; drop --loss");
+                }
+                // The AFNM gate reduction must fit DepthNet's narrowest layer at this width.
+                let narrowest = ((64.0 * a.width).round() as usize).max(1);
+                let model = AnrlConfig {
+                    in_channels,
+                    input_size: size as usize,
+                    width: a.width,
+                    afnm_reduction: AnrlConfig::default().afnm_reduction.min(narrowest),
+                    depth_weight,
+                    adam,
+                    grad_clip: a.clip,
+                    ..AnrlConfig::default()
+                };
+                let domains = dataset.domain_names().len();
+                let mut r = Anrl::new(model.clone(), domains, device, a.seed)?;
+                if let Some(w) = &a.init_weights {
+                    r.load_backbone_weights(w)?;
+                }
+                let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
+                (Box::new(r), serde_json::to_value(&model)?, depth_size)
+            }
+        };
 
     let augment = match a.augment.as_str() {
         "default" => AugmentConfig::default(),
@@ -274,17 +327,39 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         shuffle: true,
     };
     let loader = Loader::new(dataset.clone(), loader_cfg.clone())?;
-    let sampler = ClassBalanced::new(
-        dataset.samples(),
-        &split.train,
-        ClassBalancedConfig {
-            batch_size: a.batch_size,
-            length: EpochLength::Largest,
-            seed: a.seed,
-        },
-    )?;
-    let sampler_desc = crate::data::sampler::BatchSampler::describe(&sampler);
-    let source = SampledSource::new(loader, Box::new(sampler), device);
+    let sampler: Box<dyn BatchSampler> = match recipe.sampling() {
+        crate::recipe::Sampling::PerDomain => {
+            let sources: std::collections::BTreeSet<&str> = split
+                .train
+                .iter()
+                .map(|&i| dataset.samples()[i].domain.as_str())
+                .collect();
+            // Half live, half spoof per domain, as close to --batch-size as that allows.
+            let per_domain = (a.batch_size / sources.len().max(1) / 2 * 2).max(2);
+            Box::new(PerDomain::new(
+                dataset.samples(),
+                &split.train,
+                DomainLabels::Manifest,
+                PerDomainConfig {
+                    per_domain,
+                    class_balanced: true,
+                    length: EpochLength::Largest,
+                    seed: a.seed,
+                },
+            )?)
+        }
+        _ => Box::new(ClassBalanced::new(
+            dataset.samples(),
+            &split.train,
+            ClassBalancedConfig {
+                batch_size: a.batch_size,
+                length: EpochLength::Largest,
+                seed: a.seed,
+            },
+        )?),
+    };
+    let sampler_desc = sampler.describe();
+    let source = SampledSource::new(loader, sampler, device);
     let bpe = run::BatchSource::batches_per_epoch(&source);
     let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
     let steps = a.max_steps.map_or(total, |m| m.min(total));
@@ -367,7 +442,14 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         batch_size: a.batch_size.max(32),
         device,
     };
-    let summary = run::train(&mut recipe, &source, &validator, &loop_cfg, &dir, a.resume)?;
+    let summary = run::train(
+        recipe.as_mut(),
+        &source,
+        &validator,
+        &loop_cfg,
+        &dir,
+        a.resume,
+    )?;
 
     // Evaluate the exported best model (exactly what quantize/edge get) on the test split.
     let best = DeployedModel::load(&dir.root, device)?;

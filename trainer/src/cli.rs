@@ -87,7 +87,11 @@ pub struct TasksArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RecipeName {
+    /// One backbone + binary head (optionally depth-supervised).
     Baseline,
+    /// ANRL (Liu et al., ACM MM 2021): DepthNet with adaptive BN/IN (AFNM), depth +
+    /// classifier, dual calibration losses, meta-learning over the source domains.
+    Anrl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -129,22 +133,24 @@ pub struct TrainArgs {
     pub task: String,
     #[arg(long, value_enum, default_value = "baseline")]
     pub recipe: RecipeName,
-    /// resnet18 | depthnet | edgenet
-    #[arg(long, default_value = "resnet18")]
-    pub backbone: String,
-    #[arg(long, value_enum, default_value = "rgb")]
-    pub input: InputKind,
-    /// Input side in pixels.
-    #[arg(long, default_value_t = 224)]
-    pub size: u32,
+    /// resnet18 | depthnet | edgenet [default: resnet18; anrl: depthnet, the only choice]
+    #[arg(long)]
+    pub backbone: Option<String>,
+    /// [default: rgb; anrl: rgb-hsv]
+    #[arg(long, value_enum)]
+    pub input: Option<InputKind>,
+    /// Input side in pixels [default: 224; anrl: 256].
+    #[arg(long)]
+    pub size: Option<u32>,
     /// Channel-width multiplier of the backbone.
     #[arg(long, default_value_t = 1.0)]
     pub width: f32,
     #[arg(long, value_enum, default_value = "bce")]
     pub loss: LossName,
-    /// Weight of the depth loss (DepthNet backbone; SynthFAS or user depth maps). 0 = off.
-    #[arg(long, default_value_t = 0.0)]
-    pub depth_weight: f64,
+    /// Weight of the depth loss (DepthNet backbone; SynthFAS or user depth maps). 0 = off
+    /// [default: 0; anrl: 1].
+    #[arg(long)]
+    pub depth_weight: Option<f64>,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Epochs over the training split (ignored when --steps is given).

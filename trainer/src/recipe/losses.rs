@@ -80,6 +80,160 @@ pub fn depth_mse(pred: &Tensor, target: &Tensor) -> Tensor {
     pred.mse_loss(&t, Reduction::Mean)
 }
 
+// ---------------------------------------------------------------------------------------------
+// ANRL Dual Calibration Constraints (Liu et al., ACM MM 2021, §3.3)
+
+/// Per-class centroids of a batch (ANRL Eq. 6): `[2, F]` (row 0 spoof, row 1 live) of
+/// `features [N, F]`, and `[2]` float flags, 1 where the class occurs in the batch (a class
+/// that does not occur gets a zero row).
+pub fn class_centroids(features: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
+    let onehot = labels.one_hot(2).to_kind(features.kind());
+    let counts = onehot.sum_dim_intlist([0i64].as_slice(), false, features.kind());
+    let sums = onehot.tr().matmul(features);
+    let centroids = sums / counts.clamp_min(1.0).unsqueeze(1);
+    (centroids, counts.gt(0.0).to_kind(Kind::Float))
+}
+
+/// ANRL's global class centroids of every domain, updated with momentum γ (Eq. 7):
+/// `C_d^k ← γ·C_d^k + (1−γ)·c_d^k` for each class `k` present in domain `d`'s batch, and
+/// `C_d^k ← c_d^k` the first time the pair is seen.
+#[derive(Debug)]
+pub struct DomainCentroids {
+    momentum: f64,
+    /// `[D, 2, F]`.
+    centroids: Tensor,
+    /// `[D, 2]` float, 1 once the pair has a centroid.
+    seen: Tensor,
+}
+
+impl DomainCentroids {
+    pub fn new(domains: usize, dim: usize, momentum: f64, device: tch::Device) -> Self {
+        let opts = (Kind::Float, device);
+        DomainCentroids {
+            momentum,
+            centroids: Tensor::zeros([domains as i64, 2, dim as i64], opts),
+            seen: Tensor::zeros([domains as i64, 2], opts),
+        }
+    }
+
+    /// `[D, 2, F]` global centroids (rows not yet seen are zero).
+    pub fn centroids(&self) -> &Tensor {
+        &self.centroids
+    }
+
+    /// `[D, 2]`, 1 where a centroid exists.
+    pub fn seen(&self) -> &Tensor {
+        &self.seen
+    }
+
+    /// Eq. 7 for domain `domain` with local centroids and presence flags from
+    /// [`class_centroids`] (detached: the global centroids carry no gradient).
+    pub fn update(&mut self, domain: i64, local: &Tensor, present: &Tensor) {
+        tch::no_grad(|| {
+            let local = local.detach().to_kind(Kind::Float);
+            let mut old = self.centroids.get(domain);
+            let mut seen = self.seen.get(domain);
+            let s = seen.unsqueeze(1);
+            let p = present.unsqueeze(1);
+            let mixed =
+                &s * (&old * self.momentum + &local * (1.0 - self.momentum)) + (1.0 - &s) * &local;
+            let new = &p * mixed + (1.0 - &p) * &old;
+            old.copy_(&new);
+            let now = seen.maximum(present);
+            seen.copy_(&now);
+        });
+    }
+
+    /// The Inter-Domain Compatible loss (Eq. 8): the mean squared distance between the
+    /// meta-test batch's class centroids `local [2, F]` (flags `present [2]`) and the global
+    /// centroids of the same class of each meta-train domain in `domains`; pairs without a
+    /// centroid on either side are skipped (zero, with a graph, when none is left).
+    pub fn inter_domain_compatible(
+        &self,
+        local: &Tensor,
+        present: &Tensor,
+        domains: &[i64],
+    ) -> Tensor {
+        let mut terms = Vec::new();
+        for &d in domains {
+            for k in 0..2i64 {
+                let both =
+                    present.double_value(&[k]) > 0.0 && self.seen.double_value(&[d, k]) > 0.0;
+                if both {
+                    let g = self.centroids.get(d).get(k);
+                    terms.push((local.get(k) - g).square().sum(Kind::Float));
+                }
+            }
+        }
+        if terms.is_empty() {
+            return local.sum(Kind::Float) * 0.0;
+        }
+        Tensor::stack(&terms, 0).mean(Kind::Float)
+    }
+
+    /// `centroids` and `seen`, for checkpoints.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("centroids".to_string(), self.centroids.shallow_clone()),
+            ("centroid_seen".to_string(), self.seen.shallow_clone()),
+        ]
+    }
+
+    pub fn load_state(
+        &mut self,
+        state: &std::collections::BTreeMap<String, Tensor>,
+    ) -> anyhow::Result<()> {
+        for (name, dst) in [
+            ("centroids", &mut self.centroids),
+            ("centroid_seen", &mut self.seen),
+        ] {
+            let src = state.get(name).ok_or_else(|| {
+                anyhow::anyhow!("checkpoint has no ANRL \"{name}\" — it is not an ANRL run")
+            })?;
+            if src.size() != dst.size() {
+                anyhow::bail!(
+                    "checkpoint ANRL \"{name}\" has shape {:?}, this model needs {:?} — the \
+                     manifest's domains or the feature width changed; resume with the original \
+                     settings",
+                    src.size(),
+                    dst.size()
+                );
+            }
+            tch::no_grad(|| dst.copy_(&src.to_device(dst.device())));
+        }
+        Ok(())
+    }
+}
+
+/// The Inter-Class Separable loss (ANRL Eq. 9–11) on `features [N, F]`: compactness of the
+/// live features only, the mean squared distance to their centroid `c_r` (Eq. 9), plus
+/// separability, `mean over attacks of max(0, margin − ‖f − c_r‖)²` (Eq. 10), summed
+/// (Eq. 11). Zero (with a graph) when the batch has no live sample; the separability term is
+/// zero without attacks.
+pub fn inter_class_separable(features: &Tensor, labels: &Tensor, margin: f64) -> Tensor {
+    let live = labels.eq(1).nonzero().view([-1]);
+    if live.size()[0] == 0 {
+        return features.sum(Kind::Float) * 0.0;
+    }
+    let real = features.index_select(0, &live);
+    let c = real.mean_dim([0i64].as_slice(), true, Kind::Float);
+    let compact = (&real - &c)
+        .square()
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        .mean(Kind::Float);
+    let spoof = labels.ne(1).nonzero().view([-1]);
+    if spoof.size()[0] == 0 {
+        return compact;
+    }
+    let dist = (features.index_select(0, &spoof) - &c)
+        .square()
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        .clamp_min(1e-12)
+        .sqrt();
+    let sep = (-dist + margin).relu().square().mean(Kind::Float);
+    compact + sep
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +290,93 @@ mod tests {
         let target = Tensor::ones([2, 1, 8, 8], (Kind::Float, Device::Cpu)) * 0.5;
         let l = depth_mse(&pred, &target);
         assert!((l.double_value(&[]) - 0.25).abs() < 1e-7);
+    }
+    /// Known answer (hand-computed): live features (0,0), (2,0) → live centroid (1,0),
+    /// compactness (1 + 1)/2 = 1; attacks at distance 0.5 and 3 with margin 1 →
+    /// ((1 − 0.5)² + 0)/2 = 0.125; total 1.125.
+    #[test]
+    fn inter_class_separable_known_answer() {
+        let f = t(&[0.0, 0.0, 2.0, 0.0, 1.0, 0.5, 4.0, 0.0], &[4, 2]);
+        let y = Tensor::from_slice(&[1i64, 1, 0, 0]);
+        let l = inter_class_separable(&f, &y, 1.0).double_value(&[]);
+        assert!((l - 1.125).abs() < 1e-6, "{l}");
+        // Only live samples: compactness alone; none: zero.
+        let l = inter_class_separable(&f.narrow(0, 0, 2), &y.narrow(0, 0, 2), 1.0);
+        assert!((l.double_value(&[]) - 1.0).abs() < 1e-6);
+        let l = inter_class_separable(&f.narrow(0, 2, 2), &y.narrow(0, 2, 2), 1.0);
+        assert_eq!(l.double_value(&[]), 0.0);
+    }
+
+    /// Known answers for Eq. 6–8: centroids of a small batch; first update copies, the
+    /// second mixes with γ = 0.9 ((1,0) then (3,0) → 0.9·(1,0) + 0.1·(3,0) = (1.2, 0)); the
+    /// compatible loss averages squared centroid distances over seen pairs.
+    #[test]
+    fn domain_centroids_known_answer() {
+        let f = t(&[1.0, 0.0, 0.0, 1.0, 0.0, 3.0], &[3, 2]);
+        let (c, p) = class_centroids(&f, &Tensor::from_slice(&[1i64, 0, 0]));
+        assert!(c.allclose(&t(&[0.0, 2.0, 1.0, 0.0], &[2, 2]), 1e-7, 1e-7, false));
+        assert!(p.equal(&t(&[1.0, 1.0], &[2])));
+        let (c1, p1) = class_centroids(&t(&[3.0, 0.0], &[1, 2]), &Tensor::from_slice(&[1i64]));
+        assert!(p1.equal(&t(&[0.0, 1.0], &[2])));
+
+        let mut g = DomainCentroids::new(3, 2, 0.9, Device::Cpu);
+        g.update(1, &c, &p);
+        assert!(g.seen().equal(&t(&[0.0, 0.0, 1.0, 1.0, 0.0, 0.0], &[3, 2])));
+        g.update(1, &c1, &p1);
+        let want = t(&[0.0, 2.0, 1.2, 0.0], &[2, 2]);
+        assert!(g.centroids().get(1).allclose(&want, 1e-6, 1e-6, false));
+
+        // Meta-test centroids: spoof (0,0) → distance² 4 to (0,2); live (1.2,1) → 1.
+        // Domain 0 and 2 have nothing yet and are skipped.
+        let local = t(&[0.0, 0.0, 1.2, 1.0], &[2, 2]);
+        let ones = t(&[1.0, 1.0], &[2]);
+        let l = g.inter_domain_compatible(&local, &ones, &[0, 1, 2]);
+        assert!((l.double_value(&[]) - 2.5).abs() < 1e-6);
+        let l = g.inter_domain_compatible(&local, &t(&[0.0, 1.0], &[2]), &[1]);
+        assert!((l.double_value(&[]) - 1.0).abs() < 1e-6);
+        assert_eq!(
+            g.inter_domain_compatible(&local, &ones, &[0, 2])
+                .double_value(&[]),
+            0.0
+        );
+    }
+
+    proptest::proptest! {
+        /// ICS depends on distances only: translating every feature changes nothing; it is
+        /// never negative.
+        #[test]
+        fn inter_class_separable_is_translation_invariant(
+            v in proptest::collection::vec(-3.0f32..3.0, 18),
+            shift in proptest::collection::vec(-5.0f32..5.0, 3),
+            margin in 0.0f64..2.0,
+        ) {
+            let f = t(&v, &[6, 3]);
+            let y = Tensor::from_slice(&[1i64, 0, 1, 0, 0, 1]);
+            let a = inter_class_separable(&f, &y, margin).double_value(&[]);
+            let b = inter_class_separable(&(&f + t(&shift, &[1, 3])), &y, margin).double_value(&[]);
+            proptest::prop_assert!(a >= 0.0);
+            proptest::prop_assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{} vs {}", a, b);
+        }
+
+        /// Eq. 7: after n updates with the same local centroid c from C₀,
+        /// C = c + γⁿ·(C₀ − c) (the first update copies C₀).
+        #[test]
+        fn momentum_update_converges_geometrically(
+            c0 in proptest::collection::vec(-3.0f32..3.0, 4),
+            c in proptest::collection::vec(-3.0f32..3.0, 4),
+            gamma in 0.0f64..0.99,
+            n in 1usize..8,
+        ) {
+            let (c0, c) = (t(&c0, &[2, 2]), t(&c, &[2, 2]));
+            let ones = t(&[1.0, 1.0], &[2]);
+            let mut g = DomainCentroids::new(1, 2, gamma, Device::Cpu);
+            g.update(0, &c0, &ones);
+            for _ in 0..n {
+                g.update(0, &c, &ones);
+            }
+            let want = &c + (&c0 - &c) * gamma.powi(n as i32);
+            let err = (g.centroids().get(0) - want).abs().max().double_value(&[]);
+            proptest::prop_assert!(err < 1e-5, "{}", err);
+        }
     }
 }

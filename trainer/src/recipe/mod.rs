@@ -5,6 +5,7 @@
 //! The baseline lives here; the paper recipes (DLIF, D²AM, dual-stage, ANRL) implement the
 //! same trait in their own files.
 
+pub mod anrl;
 pub mod baseline;
 pub mod losses;
 
