@@ -224,9 +224,6 @@ pub struct AuditSection {
     pub path: PathBuf,
     /// `every_record` (a granted door is on disk before it opens) or `never`.
     pub fsync: fas_core::audit::FsyncPolicy,
-    /// Start a new file when the log exceeds this size (0: never). The new file's chain
-    /// starts from the last hash of the old one.
-    pub rotate_bytes: u64,
 }
 
 impl Default for AuditSection {
@@ -234,7 +231,6 @@ impl Default for AuditSection {
         AuditSection {
             path: PathBuf::from("/var/lib/fas/audit.jsonl"),
             fsync: fas_core::audit::FsyncPolicy::EveryRecord,
-            rotate_bytes: 64 << 20,
         }
     }
 }
