@@ -99,7 +99,9 @@ impl fmt::Display for DriftReport {
 pub enum DriftError {
     #[error("drift: the held-out set is empty — give labelled faces of both classes")]
     Empty,
-    #[error("drift: held-out sample {index} has {found} values, the input {shape:?} needs {expected}")]
+    #[error(
+        "drift: held-out sample {index} has {found} values, the input {shape:?} needs {expected}"
+    )]
     SampleLen {
         index: usize,
         found: usize,

@@ -52,7 +52,10 @@ mod tests {
             // The analytic quantile, and the sample quantile (what a histogram can see).
             let exact = -(1.0 - p / 100.0).ln() as f32;
             let sample = xs[(p / 100.0 * n as f64).ceil() as usize - 1];
-            assert!((sample - exact).abs() < 0.03, "p {p}: grid {sample} vs {exact}");
+            assert!(
+                (sample - exact).abs() < 0.03,
+                "p {p}: grid {sample} vs {exact}"
+            );
             let [lo, hi] = range(&h, p);
             assert_eq!(lo, 0.0);
             // The upper edge of the bin that holds the sample quantile.
@@ -66,7 +69,9 @@ mod tests {
 
     #[test]
     fn uniform_two_sided() {
-        let xs: Vec<f32> = (0..=10_000).map(|i| -1.0 + 2.0 * i as f32 / 10_000.0).collect();
+        let xs: Vec<f32> = (0..=10_000)
+            .map(|i| -1.0 + 2.0 * i as f32 / 10_000.0)
+            .collect();
         let h = Histogram::of(&xs, 2048);
         let [lo, hi] = range(&h, 99.0);
         assert!((hi - 0.98).abs() <= h.bin_width() + 1e-3, "{hi}");

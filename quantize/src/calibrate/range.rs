@@ -23,9 +23,11 @@ impl CalibrationMethod {
     /// Checks parameters (the percentile).
     pub fn validate(self) -> Result<Self, UnknownMethod> {
         match self {
-            CalibrationMethod::Percentile(p) if !(50.0..=100.0).contains(&p) => Err(UnknownMethod(
-                format!("percentile-{p}: the percentile must lie in [50, 100], e.g. percentile-99.99"),
-            )),
+            CalibrationMethod::Percentile(p) if !(50.0..=100.0).contains(&p) => {
+                Err(UnknownMethod(format!(
+                    "percentile-{p}: the percentile must lie in [50, 100], e.g. percentile-99.99"
+                )))
+            }
             m => Ok(m),
         }
     }

@@ -63,7 +63,9 @@ pub enum QuantizeError {
     Encoding(Encoding),
     #[error("quantize: the model has no graph — export it with fas-quantize export")]
     NoGraph,
-    #[error("quantize: the model has no Conv, Gemm or MatMul weights to quantise — ship it as fp32")]
+    #[error(
+        "quantize: the model has no Conv, Gemm or MatMul weights to quantise — ship it as fp32"
+    )]
     NothingToQuantize,
     #[error("quantize: calibration sample {index} has {found} values, the model input {shape:?} needs {expected} — preprocess with the model's own spec")]
     SampleLen {
@@ -111,13 +113,7 @@ pub fn quantize(
     let mut calibration = None;
     if cfg.encoding == Encoding::Int8Qdq {
         let tensors = qdq::activation_tensors(&fp32_graph, cfg.quantize_joins);
-        ranges = calibrate(
-            &model.to_bytes(),
-            &shape,
-            &tensors,
-            calib,
-            &cfg.calibration,
-        )?;
+        ranges = calibrate(&model.to_bytes(), &shape, &tensors, calib, &cfg.calibration)?;
         let missing = qdq::insert_qdq(
             graph,
             &ranges,

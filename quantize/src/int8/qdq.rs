@@ -61,7 +61,13 @@ pub fn activation_tensors(graph: &GraphProto, joins: bool) -> Vec<String> {
 }
 
 /// A `DequantizeLinear` node (`axis` for per-channel parameters).
-pub fn dequantize_node(x: &str, scale: &str, zero_point: &str, y: &str, axis: Option<usize>) -> NodeProto {
+pub fn dequantize_node(
+    x: &str,
+    scale: &str,
+    zero_point: &str,
+    y: &str,
+    axis: Option<usize>,
+) -> NodeProto {
     NodeProto {
         name: format!("{y}_DequantizeLinear"),
         op_type: "DequantizeLinear".into(),

@@ -22,8 +22,8 @@ pub fn verify_runs(
     shape: &[usize],
     sample: &[f32],
 ) -> Result<f32, TractRefusal> {
-    let res = LivenessModel::from_bytes(bytes, shape, "int8 model")
-        .and_then(|mut m| m.score(sample));
+    let res =
+        LivenessModel::from_bytes(bytes, shape, "int8 model").and_then(|mut m| m.score(sample));
     res.map_err(|e| refusal(proto, &e))
 }
 

@@ -36,7 +36,11 @@ pub fn quantize_per_channel(data: &[f32], shape: &[usize], axis: usize) -> Chann
     let data = data
         .iter()
         .enumerate()
-        .map(|(i, &w)| (w / scales[channel_of(i)]).round_ties_even().clamp(-127.0, 127.0) as i8)
+        .map(|(i, &w)| {
+            (w / scales[channel_of(i)])
+                .round_ties_even()
+                .clamp(-127.0, 127.0) as i8
+        })
         .collect();
     ChannelQuant { data, scales, axis }
 }
