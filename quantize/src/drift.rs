@@ -280,3 +280,66 @@ pub fn layer_drift(
     out.sort_by(|x, y| y.rel_error.total_cmp(&x.rel_error));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_held_out_sets_are_refused_before_loading() {
+        let b = DriftBound::default();
+        assert!(matches!(
+            drift(b"", b"", &[1, 3, 2, 2], &[], &b),
+            Err(DriftError::Empty)
+        ));
+        let e = drift(b"", b"", &[1, 3, 2, 2], &[(vec![0.0; 11], Label::Live)], &b).unwrap_err();
+        assert!(matches!(
+            e,
+            DriftError::SampleLen {
+                index: 0,
+                found: 11,
+                expected: 12,
+                ..
+            }
+        ));
+        let e = drift(
+            b"nope",
+            b"",
+            &[1, 3, 2, 2],
+            &[(vec![0.0; 12], Label::Live)],
+            &b,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("fp32 model"), "{e}");
+    }
+
+    #[test]
+    fn report_maps_to_the_manifest_drift() {
+        let r = DriftReport {
+            samples: 4,
+            auc_fp32: 0.99,
+            auc_int8: 0.98,
+            threshold: 0.5,
+            hter_fp32: 0.02,
+            hter_int8: 0.03,
+            max_abs: 0.04,
+            mean_abs: 0.01,
+            layers: vec![],
+        };
+        assert_eq!(
+            r.to_drift(),
+            Drift {
+                max_abs: 0.04,
+                mean_abs: 0.01,
+                auc_fp32: 0.99,
+                auc_int8: 0.98
+            }
+        );
+        let e = DriftError::Exceeded {
+            report: Box::new(r),
+            reasons: vec!["AUC drop 0.0100 > 0.005".into()],
+        };
+        assert!(e.to_string().contains("AUC drop 0.0100 > 0.005"), "{e}");
+        assert!(e.to_string().contains("(not measured)"), "{e}");
+    }
+}

@@ -18,7 +18,7 @@ use tract_onnx::pb::{ModelProto, StringStringEntryProto};
 use crate::calibrate::{calibrate, CalibrationError, CalibrationOptions, TensorRange};
 use crate::onnx::OnnxModel;
 
-pub use verify::{verify_runs, TractRefusal};
+pub use verify::{verify_runs, TractRefusal, VerifyError};
 pub use weights::{quantize_per_channel, quantize_weights, ChannelQuant, QuantizedWeight};
 
 /// What to produce.
@@ -79,7 +79,7 @@ pub enum QuantizeError {
     #[error("quantize: no range for activation \"{0}\" — internal: calibration and QDQ disagree on the tensors")]
     MissingRange(String),
     #[error(transparent)]
-    Refused(#[from] TractRefusal),
+    Verify(#[from] VerifyError),
 }
 
 /// Quantises `model` as `cfg` says, calibrating on `calib` (preprocessed `[1, C, H, W]`

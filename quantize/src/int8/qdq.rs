@@ -148,3 +148,85 @@ pub fn insert_qdq(
     graph.node = nodes;
     missing
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::proto::GraphParts;
+    use tract_onnx::pb::ValueInfoProto;
+
+    /// x → Conv → a; Add(a, b_init) → c; Add(a, c) → d; Concat(a, d) → e; Gemm(e) → y.
+    fn graph() -> GraphProto {
+        let mut g = GraphParts::default();
+        g.init_f32("w", &[2, 2, 1, 1], &[1.0; 4]);
+        g.init_f32("b_init", &[1], &[0.5]);
+        g.init_f32("g_w", &[4, 1], &[1.0; 4]);
+        g.node("Conv", &["x", "w"], "a", vec![]);
+        g.node("Add", &["a", "b_init"], "c", vec![]);
+        g.node("Add", &["a", "c"], "d", vec![]);
+        g.node("Concat", &["a", "d"], "e", vec![]);
+        g.node("MatMul", &["e", "g_w"], "y", vec![]);
+        GraphProto {
+            node: g.nodes,
+            initializer: g.initializers,
+            input: vec![ValueInfoProto {
+                name: "x".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn range(t: &str) -> TensorRange {
+        TensorRange {
+            tensor: t.into(),
+            min: -1.0,
+            max: 1.0,
+            range: [-1.0, 1.0],
+            method: "minmax".into(),
+        }
+    }
+
+    #[test]
+    fn plans_compute_inputs_and_activation_joins_only() {
+        let g = graph();
+        assert_eq!(activation_tensors(&g, false), vec!["x", "e"]);
+        // The Add with an initializer (a BN shift, a bias) is not a join.
+        assert_eq!(activation_tensors(&g, true), vec!["x", "a", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn insertion_keeps_topological_order_and_rewires_only_quantised_uses() {
+        let mut g = graph();
+        crate::int8::quantize_weights(&mut g);
+        let ranges: Vec<TensorRange> = ["x", "a", "c", "d", "e"].map(range).to_vec();
+        let missing = insert_qdq(&mut g, &ranges[..4], ActivationType::U8, true);
+        assert_eq!(missing, vec!["e"]);
+        let mut known: HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
+        known.insert("x".into());
+        for n in &g.node {
+            for i in &n.input {
+                assert!(
+                    known.contains(i),
+                    "{} reads {i} before it is produced",
+                    n.name
+                );
+            }
+            known.extend(n.output.iter().cloned());
+        }
+        let node = |out: &str| g.node.iter().find(|n| n.output[0] == out).unwrap();
+        assert_eq!(node("a").input[0], "x_dequantized");
+        // The Add with a constant reads the f32 value; the join reads the dequantised one.
+        assert_eq!(node("c").input, vec!["a", "b_init"]);
+        assert_eq!(node("d").input, vec!["a_dequantized", "c_dequantized"]);
+        // No range for "e": the MatMul keeps reading f32.
+        assert_eq!(node("y").input[0], "e");
+        assert_eq!(
+            g.node
+                .iter()
+                .filter(|n| n.op_type == "QuantizeLinear")
+                .count(),
+            4
+        );
+    }
+}

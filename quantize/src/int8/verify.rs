@@ -15,23 +15,34 @@ pub struct TractRefusal {
     pub detail: String,
 }
 
+/// Why the quantised model is not shipped.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Refused(#[from] TractRefusal),
+    /// tract ran it, but the output is not one `p_live` in `[0, 1]` (contract 3).
+    #[error("int8 model: {0} — the model was not written")]
+    Output(String),
+}
+
 /// Loads and scores `bytes` (whose proto is `proto`) on `sample`; returns `p_live`.
 pub fn verify_runs(
     bytes: &[u8],
     proto: &ModelProto,
     shape: &[usize],
     sample: &[f32],
-) -> Result<f32, TractRefusal> {
+) -> Result<f32, VerifyError> {
     let res =
         LivenessModel::from_bytes(bytes, shape, "int8 model").and_then(|mut m| m.score(sample));
-    res.map_err(|e| refusal(proto, &e))
+    res.map_err(|e| match e {
+        LivenessError::Load { detail, .. } | LivenessError::Run { detail, .. } => {
+            VerifyError::Refused(refusal(proto, detail))
+        }
+        other => VerifyError::Output(other.to_string()),
+    })
 }
 
-fn refusal(proto: &ModelProto, e: &LivenessError) -> TractRefusal {
-    let detail = match e {
-        LivenessError::Load { detail, .. } | LivenessError::Run { detail, .. } => detail.clone(),
-        other => other.to_string(),
-    };
+fn refusal(proto: &ModelProto, detail: String) -> TractRefusal {
     // The longest node name tract's message mentions (names can prefix each other).
     let node = proto
         .graph
