@@ -19,7 +19,10 @@ use crate::calibrate::{calibrate, CalibrationError, CalibrationOptions, TensorRa
 use crate::onnx::OnnxModel;
 
 pub use verify::{verify_runs, TractRefusal, VerifyError};
-pub use weights::{quantize_per_channel, quantize_weights, ChannelQuant, QuantizedWeight};
+pub use weights::{
+    quantize_per_channel, quantize_weights, quantize_weights_with, ChannelQuant, QuantizedWeight,
+    TRACT_FOLD_BYTES,
+};
 
 /// What to produce.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +33,9 @@ pub struct QuantizeConfig {
     pub calibration: CalibrationOptions,
     /// QDQ: also quantise the inputs of Add / Concat whose inputs are all activations.
     pub quantize_joins: bool,
+    /// Split weights whose f32 size exceeds this into several `DequantizeLinear`s
+    /// ([`TRACT_FOLD_BYTES`]: tract then folds every weight at load); `None`: one each.
+    pub dequantize_chunk_bytes: Option<usize>,
 }
 
 impl Default for QuantizeConfig {
@@ -38,6 +44,7 @@ impl Default for QuantizeConfig {
             encoding: Encoding::Int8Qdq,
             calibration: CalibrationOptions::default(),
             quantize_joins: true,
+            dequantize_chunk_bytes: Some(TRACT_FOLD_BYTES),
         }
     }
 }
@@ -105,7 +112,7 @@ pub fn quantize(
     let mut proto = model.proto.clone();
     let graph = proto.graph.as_mut().ok_or(QuantizeError::NoGraph)?;
     let fp32_graph = graph.clone();
-    let weights = quantize_weights(graph);
+    let weights = quantize_weights_with(graph, cfg.dequantize_chunk_bytes);
     if weights.is_empty() {
         return Err(QuantizeError::NothingToQuantize);
     }

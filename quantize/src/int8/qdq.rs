@@ -15,12 +15,12 @@ const COMPUTE_OPS: [&str; 3] = ["Conv", "Gemm", "MatMul"];
 /// Ops quantised on request, when all their inputs are activations.
 const JOIN_OPS: [&str; 2] = ["Add", "Concat"];
 
-/// Values that are not activations: initializers and outputs of `DequantizeLinear` nodes
-/// fed by initializers (int8 weights).
+/// Values that are not activations: initializers and the outputs of nodes that read only
+/// constants (int8 weights: `DequantizeLinear`, and the `Concat` of its chunks).
 fn constants(graph: &GraphProto) -> HashSet<String> {
     let mut c: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
     for n in &graph.node {
-        if n.op_type == "DequantizeLinear" && n.input.first().is_some_and(|i| c.contains(i)) {
+        if !n.input.is_empty() && n.input.iter().all(|i| i.is_empty() || c.contains(i)) {
             c.extend(n.output.iter().cloned());
         }
     }

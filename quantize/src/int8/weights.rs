@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use tract_onnx::pb::{tensor_proto::DataType, GraphProto, NodeProto};
+use tract_onnx::pb::{
+    attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, NodeProto,
+};
 
 use crate::onnx::proto::{f32_data, tensor_f32, tensor_i8};
 
@@ -58,6 +60,15 @@ impl ChannelQuant {
     }
 }
 
+/// Channels `c0..c1` along `axis` of a row-major tensor.
+fn slice_axis<T: Copy>(data: &[T], shape: &[usize], axis: usize, c0: usize, c1: usize) -> Vec<T> {
+    let inner: usize = shape[axis + 1..].iter().product();
+    let block = shape[axis] * inner;
+    data.chunks(block)
+        .flat_map(|b| b[c0 * inner..c1 * inner].iter().copied())
+        .collect()
+}
+
 /// One weight that was replaced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuantizedWeight {
@@ -66,6 +77,8 @@ pub struct QuantizedWeight {
     pub op: String,
     pub axis: usize,
     pub channels: usize,
+    /// Number of `DequantizeLinear` nodes it is split into (see [`TRACT_FOLD_BYTES`]).
+    pub chunks: usize,
     /// Largest |w − ŵ| relative to its channel's max |w|.
     pub max_rel_error: f32,
 }
@@ -87,10 +100,26 @@ fn weight_axis(node: &NodeProto, rank: usize) -> Option<usize> {
     }
 }
 
-/// Replaces every f32 weight initializer of a Conv / Gemm / MatMul (input 1) by int8 +
-/// `DequantizeLinear`. A weight read by several ops that disagree on the channel axis stays
-/// f32. Returns what was replaced, in node order.
+/// tract folds a constant-fed `DequantizeLinear` into an f32 constant at load only when
+/// its output fits the constant-folding budget (`tract_core::optim::CONST_FOLD_MEM_BUDGET`,
+/// 4 MiB in 0.23.9); a larger weight would be dequantised again on every run (measured:
+/// ResNet-18 weight-only 1.4× slower than fp32). Weights above it are dequantised in
+/// channel chunks that fit and joined by a `Concat`, which tract folds too.
+pub const TRACT_FOLD_BYTES: usize = 4 << 20;
+
+/// [`quantize_weights_with`] with chunks of at most [`TRACT_FOLD_BYTES`].
 pub fn quantize_weights(graph: &mut GraphProto) -> Vec<QuantizedWeight> {
+    quantize_weights_with(graph, Some(TRACT_FOLD_BYTES))
+}
+
+/// Replaces every f32 weight initializer of a Conv / Gemm / MatMul (input 1) by int8 +
+/// `DequantizeLinear` — one per chunk of output channels whose f32 size stays within
+/// `chunk_bytes` (`None`: one per weight). A weight read by several ops that disagree on
+/// the channel axis stays f32. Returns what was replaced, in node order.
+pub fn quantize_weights_with(
+    graph: &mut GraphProto,
+    chunk_bytes: Option<usize>,
+) -> Vec<QuantizedWeight> {
     let inits: HashMap<String, usize> = graph
         .initializer
         .iter()
@@ -136,24 +165,68 @@ pub fn quantize_weights(graph: &mut GraphProto) -> Vec<QuantizedWeight> {
             .map(|(k, (a, b))| (a - b).abs() / (q.scales[(k / inner) % shape[axis]] * 127.0))
             .fold(0f32, f32::max);
         let channels = shape[axis];
-        let (qn, sn, zn) = (
-            format!("{w}_quantized"),
-            format!("{w}_scale"),
-            format!("{w}_zero_point"),
-        );
-        graph.initializer.push(tensor_i8(&qn, &shape, &q.data));
-        graph
-            .initializer
-            .push(tensor_f32(&sn, &[channels], &q.scales));
-        graph
-            .initializer
-            .push(tensor_i8(&zn, &[channels], &vec![0; channels]));
-        dq_nodes.push(super::qdq::dequantize_node(&qn, &sn, &zn, &w, Some(axis)));
+        // Channels per DequantizeLinear: all of them, or as many as keep its f32 output
+        // within `chunk_bytes`.
+        let per_chunk = match chunk_bytes {
+            Some(b) if data.len() * 4 > b => (b / (4 * data.len() / channels)).max(1),
+            _ => channels,
+        };
+        let chunks = channels.div_ceil(per_chunk);
+        let mut parts = vec![];
+        for k in 0..chunks {
+            let (c0, c1) = (k * per_chunk, ((k + 1) * per_chunk).min(channels));
+            let suffix = if chunks == 1 {
+                String::new()
+            } else {
+                format!("_{k}")
+            };
+            let (qn, sn, zn) = (
+                format!("{w}_quantized{suffix}"),
+                format!("{w}_scale{suffix}"),
+                format!("{w}_zero_point{suffix}"),
+            );
+            let mut part_shape = shape.clone();
+            part_shape[axis] = c1 - c0;
+            graph.initializer.push(tensor_i8(
+                &qn,
+                &part_shape,
+                &slice_axis(&q.data, &shape, axis, c0, c1),
+            ));
+            graph
+                .initializer
+                .push(tensor_f32(&sn, &[c1 - c0], &q.scales[c0..c1]));
+            graph
+                .initializer
+                .push(tensor_i8(&zn, &[c1 - c0], &vec![0; c1 - c0]));
+            let out = if chunks == 1 {
+                w.clone()
+            } else {
+                format!("{w}_part{k}")
+            };
+            dq_nodes.push(super::qdq::dequantize_node(&qn, &sn, &zn, &out, Some(axis)));
+            parts.push(out);
+        }
+        if chunks > 1 {
+            dq_nodes.push(NodeProto {
+                name: format!("{w}_Concat"),
+                op_type: "Concat".into(),
+                input: parts,
+                output: vec![w.clone()],
+                attribute: vec![AttributeProto {
+                    name: "axis".into(),
+                    r#type: AttributeType::Int as i32,
+                    i: axis as i64,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+        }
         report.push(QuantizedWeight {
             name: w,
             op,
             axis,
             channels,
+            chunks,
             max_rel_error,
         });
     }
@@ -179,6 +252,60 @@ mod tests {
         let q = quantize_per_channel(&w, &[3, 2], 1);
         assert_eq!(q.scales, vec![0.6 / 127.0, 1.0 / 127.0]);
         assert_eq!(q.data[..2], [127, -127]);
+    }
+
+    #[test]
+    fn slices_along_either_axis() {
+        let d: Vec<i32> = (0..12).collect();
+        assert_eq!(
+            slice_axis(&d, &[3, 4], 0, 1, 3),
+            (4..12).collect::<Vec<_>>()
+        );
+        assert_eq!(slice_axis(&d, &[3, 4], 1, 1, 3), vec![1, 2, 5, 6, 9, 10]);
+    }
+
+    #[test]
+    fn large_weights_are_dequantised_in_chunks() {
+        use crate::onnx::proto::GraphParts;
+        let mut g = GraphParts::default();
+        let w: Vec<f32> = (0..40).map(|i| i as f32 - 20.0).collect();
+        g.init_f32("w", &[5, 8], &w);
+        g.node("MatMul", &["x", "w"], "y", vec![]);
+        let mut graph = GraphProto {
+            node: g.nodes,
+            initializer: g.initializers,
+            ..Default::default()
+        };
+        // 5×8 f32 = 160 bytes; 64-byte chunks hold 3 of the 8 columns (axis 1).
+        let r = quantize_weights_with(&mut graph, Some(64));
+        assert_eq!((r[0].axis, r[0].channels, r[0].chunks), (1, 8, 3));
+        let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(
+            ops,
+            [
+                "DequantizeLinear",
+                "DequantizeLinear",
+                "DequantizeLinear",
+                "Concat",
+                "MatMul"
+            ]
+        );
+        let concat = &graph.node[3];
+        assert_eq!(concat.output, vec!["w"]);
+        assert_eq!(concat.attribute[0].i, 1);
+        let dims: Vec<Vec<i64>> = ["w_quantized_0", "w_quantized_1", "w_quantized_2"]
+            .iter()
+            .map(|n| {
+                graph
+                    .initializer
+                    .iter()
+                    .find(|t| &t.name == n)
+                    .unwrap()
+                    .dims
+                    .clone()
+            })
+            .collect();
+        assert_eq!(dims, vec![vec![5, 3], vec![5, 3], vec![5, 2]]);
     }
 
     #[test]
