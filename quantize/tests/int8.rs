@@ -200,11 +200,14 @@ fn fake_quant_i8(x: f32, lo: f32, hi: f32) -> f32 {
     (x / s).round_ties_even().clamp(-127.0, 127.0) * s
 }
 
+/// `fake_quant(x, lo, hi)` of one activation type.
+type FakeQuant = fn(f32, f32, f32) -> f32;
+
 fn reference(
     x: &[f32],
     c1: &ConvSpec,
     c2: &ConvSpec,
-    fq: fn(f32, f32, f32) -> f32,
+    fq: FakeQuant,
     rx: [f32; 2],
     ra: [f32; 2],
 ) -> Vec<f32> {
@@ -257,7 +260,7 @@ fn qdq_conv_matches_rust_reference() {
     let xs = inputs(3, 300, 9);
     // Power-of-two scales: tract multiplies by 1/scale where the spec divides by scale;
     // the two agree exactly when 1/scale is exact.
-    let cases: [(ActivationType, fn(f32, f32, f32) -> f32, [f32; 2], [f32; 2]); 2] = [
+    let cases: [(ActivationType, FakeQuant, [f32; 2], [f32; 2]); 2] = [
         // u8: x scale 2⁻⁶ with zero point 128; post-ReLU scale 2⁻¹ with zero point 0.
         (
             ActivationType::U8,
