@@ -5,7 +5,9 @@
 //! cargo run --release -p fas-quantize --example int8_bench -- [OUT_DIR] [RUNS]
 //! ```
 //!
-//! Writes `OUT_DIR/{model}-{fp32,int8-weight-only,int8-qdq}.onnx` and the timing input
+//! Writes `OUT_DIR/{model}-{fp32,int8-weight-only,int8-qdq}.onnx` (plus `…-1dq.onnx`, one
+//! `DequantizeLinear` per weight, where the default splits large weights into chunks that
+//! tract folds at load: see `fas_quantize::int8::TRACT_FOLD_BYTES`) and the timing input
 //! `OUT_DIR/{model}-input.f32` (raw little-endian NCHW) for `quantize/bench/ort_bench.py`,
 //! then prints, per model and encoding: file size, median latency of RUNS runs after
 //! warm-up (same input), ratio to fp32, and the largest |Δp_live| against fp32 on held-out
@@ -72,7 +74,18 @@ fn main() {
                 ..QuantizeConfig::default()
             };
             let q = quantize(&onnx, &calib, &cfg).expect("quantize");
+            let chunked = q.weights.iter().any(|w| w.chunks > 1);
             variants.push((encoding_name(encoding).to_string(), q.onnx_bytes));
+            if chunked {
+                // The same without chunking: what onnxruntime fuses best, and what tract
+                // would pay for dequantising large weights at every run.
+                let cfg = QuantizeConfig {
+                    dequantize_chunk_bytes: None,
+                    ..cfg
+                };
+                let q = quantize(&onnx, &calib, &cfg).expect("quantize");
+                variants.push((format!("{}-1dq", encoding_name(encoding)), q.onnx_bytes));
+            }
         }
         let shape = onnx.input_shape.clone();
         let mut reference = LivenessModel::from_bytes(&fp32, &shape, "fp32").expect("load");
