@@ -4,5 +4,7 @@
 
 pub mod bundle;
 pub mod calibrate;
+pub mod drift;
 pub mod export;
+pub mod int8;
 pub mod onnx;
