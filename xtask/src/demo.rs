@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: the main job on generated data, without hardware.
 //!
 //! SynthFAS data → `fas-train` (a small EdgeNet on the CPU) → `fas-quantize export`
-//! (parity-checked ONNX) → `keygen` + signed bundle → `fas-edge` watching the synthetic
+//! (parity-checked ONNX) → `calibrate` (int8, drift-gated) → `keygen` + signed bundle → `fas-edge` watching the synthetic
 //! camera with that bundle (decisions on stdout, overlay snapshots, audit log) →
 //! `fas-edge audit verify`. The model is a demo model (SynthFAS only): the door runs it
 //! only because the demo passes `--allow-demo`.
@@ -94,7 +94,29 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         "fas-quantize",
         &["export", "--run", &p("run"), "--out", &p("export")],
     )?;
-    println!("demo: 4/6 a signing key and a signed bundle");
+    println!("demo: 4/6 int8 (weight-only) calibrated on the training crops, drift-gated on held-out faces");
+    let (draft, model) = match cargo_run(
+        "fas-quantize",
+        "fas-quantize",
+        &[
+            "calibrate",
+            "--export",
+            &p("export"),
+            "--manifest",
+            &p("synthfas/manifest.jsonl"),
+            "--encoding",
+            "int8-weight-only",
+            "--out",
+            &p("int8"),
+        ],
+    ) {
+        Ok(()) => (p("int8/manifest.draft.json"), p("int8/liveness.onnx")),
+        Err(e) => {
+            println!("demo: int8 refused ({e}); the bundle ships the fp32 model");
+            (p("export/manifest.draft.json"), p("export/liveness.onnx"))
+        }
+    };
+    println!("demo: a signing key and a signed bundle");
     cargo_run(
         "fas-quantize",
         "fas-quantize",
@@ -106,14 +128,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         &[
             "bundle",
             "--manifest",
-            &p("export/manifest.draft.json"),
+            &draft,
             "--model",
-            &p("export/liveness.onnx"),
+            &model,
             "--key",
             &p("keys/demo.key"),
             "--out",
             &p("demo.fasb"),
         ],
+    )?;
+    cargo_run(
+        "fas-quantize",
+        "fas-quantize",
+        &["inspect", "--bundle", &p("demo.fasb")],
     )?;
     println!("demo: 5/6 fas-edge at the door, watching the synthetic camera");
     let assets = root.join("assets");

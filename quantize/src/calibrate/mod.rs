@@ -7,6 +7,7 @@ pub mod entropy;
 pub mod grid;
 pub mod histogram;
 pub mod input;
+pub mod manifest;
 pub mod minmax;
 pub mod mse;
 pub mod percentile;

@@ -693,3 +693,58 @@ fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     }
     t
 }
+
+impl OnnxModel {
+    /// Reads an ONNX file written by [`export`] (one input `[1, C, H, W]`).
+    pub fn from_bytes(bytes: &[u8]) -> Result<OnnxModel, ExportError> {
+        use prost::Message;
+        let proto = ModelProto::decode(bytes).map_err(|e| {
+            unsupported(format!(
+                "not an ONNX model ({e}) — pass the liveness.onnx that `fas-quantize export` wrote"
+            ))
+        })?;
+        let g = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| unsupported("the ONNX model has no graph".into()))?;
+        let init: std::collections::HashSet<&str> =
+            g.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<_> = g
+            .input
+            .iter()
+            .filter(|i| !init.contains(i.name.as_str()))
+            .collect();
+        let [input] = inputs.as_slice() else {
+            return Err(unsupported(format!(
+                "the model has {} inputs; a liveness model has one",
+                inputs.len()
+            )));
+        };
+        use tract_onnx::pb::{tensor_shape_proto::dimension::Value, type_proto};
+        let shape: Option<Vec<usize>> = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(type_proto::Value::TensorType(t)) => t.shape.as_ref().map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(Value::DimValue(v)) if v > 0 => v as usize,
+                        _ => 0,
+                    })
+                    .collect()
+            }),
+            _ => None,
+        };
+        let shape = shape
+            .filter(|s| s.len() == 4 && s.iter().all(|&d| d > 0))
+            .ok_or_else(|| {
+                unsupported(format!(
+                    "input \"{}\" has no static [1, C, H, W] shape",
+                    input.name
+                ))
+            })?;
+        Ok(OnnxModel {
+            input_name: input.name.clone(),
+            input_shape: shape,
+            proto,
+        })
+    }
+}
