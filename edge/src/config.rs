@@ -293,6 +293,23 @@ impl EdgeConfig {
 
     /// Checks every section (the policy with a placeholder threshold).
     pub fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.detector.score_threshold) {
+            return Err(Self::invalid(
+                origin,
+                "detector.score_threshold",
+                format!("{} must lie in [0, 1]", self.detector.score_threshold),
+            ));
+        }
+        if self.detector.max_side < 64 {
+            return Err(Self::invalid(
+                origin,
+                "detector.max_side",
+                format!(
+                    "{} is too small for a face detector; use 320–1280",
+                    self.detector.max_side
+                ),
+            ));
+        }
         self.v4l2()
             .map_err(|e| Self::invalid(origin, "camera", e))?;
         self.backoff()
