@@ -1,1 +1,9 @@
-//! fas-boards: board profiles, cross builds, packages and flashable images.
+//! fas-boards: board profiles, cross builds, packages and flashable images, and the
+//! real-device test of fas-edge in a QEMU guest.
+
+pub mod cpio;
+pub mod cross;
+pub mod deb;
+pub mod debian;
+pub mod profile;
+pub mod testbed;

@@ -289,9 +289,18 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
     let mut source = open_source(c, &cfg)?;
     let triggers = spawn_triggers(&cfg.trigger)?;
     eprintln!("fas-edge: ready — camera {}", source.describe());
+    crate::signals::install();
+    let mut notifier = crate::notify::Notifier::from_env();
+    notifier.ready(&format!("camera {}", source.describe()));
     let mut summary = RunSummary::default();
     let result = (|| -> Result<()> {
         loop {
+            notifier.pet();
+            if crate::signals::requested() {
+                eprintln!("fas-edge: stop requested; locking the door");
+                door.abort(Reason::Timeout)?;
+                break;
+            }
             if let Some(rx) = &triggers {
                 while rx.try_recv().is_ok() {
                     door.trigger()?;
@@ -323,6 +332,7 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
         Ok(())
     })();
     door.lock();
+    notifier.stopping();
     result?;
     Ok(summary)
 }

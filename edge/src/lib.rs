@@ -9,6 +9,8 @@ pub mod crop;
 pub mod display;
 pub mod door;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod quality;
+pub mod signals;
 pub mod track;

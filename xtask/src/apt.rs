@@ -61,6 +61,29 @@ pub const PACKAGES: &[Requirement] = &[
         ],
         packages: &["libclang-dev"],
     },
+    Requirement {
+        what: "aarch64 cross toolchain (fas-boards cross builds fas-edge for the boards and the QEMU guest)",
+        probe: &[
+            "sh",
+            "-c",
+            "aarch64-linux-gnu-gcc --version && test -f /usr/aarch64-linux-gnu/include/linux/videodev2.h && test -f /usr/aarch64-linux-gnu/include/stdio.h",
+        ],
+        packages: &[
+            "gcc-aarch64-linux-gnu",
+            "libc6-dev-arm64-cross",
+            "linux-libc-dev-arm64-cross",
+        ],
+    },
+    Requirement {
+        what: "QEMU aarch64 system emulator (the real-device test of fas-edge)",
+        probe: &["qemu-system-aarch64", "--version"],
+        packages: &["qemu-system-arm"],
+    },
+    Requirement {
+        what: "kmod and dpkg-deb (guest kernel module order; .deb packages)",
+        probe: &["sh", "-c", "depmod --version && modprobe --version && dpkg-deb --version"],
+        packages: &["kmod", "dpkg"],
+    },
 ];
 
 fn probe_ok(probe: &[&str]) -> bool {

@@ -1,0 +1,269 @@
+//! `fas-boards`: board profiles, cross builds, packages and images for fas-edge, and the
+//! real-device test in a QEMU guest.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use fas_boards::profile::Profile;
+use fas_boards::testbed::{guest, plan, verdict};
+use fas_boards::{cross, deb};
+
+#[derive(Parser)]
+#[command(name = "fas-boards", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Lists the built-in board profiles.
+    List,
+    /// Prints a board profile and the fas-edge config it implies.
+    Show {
+        /// Board name (`fas-boards list`) or the path of a profile .toml.
+        board: String,
+    },
+    /// Cross-compiles fas-edge for a board and stages it with its config, systemd unit and
+    /// udev rules; `--deb` also packages it.
+    Build(BuildArgs),
+    /// Runs the real fas-edge in an aarch64 QEMU guest with a real V4L2 camera (vivid,
+    /// fed SynthFAS sessions), a PL061 GPIO relay line and a virtio-gpu framebuffer, and
+    /// checks its decisions, the relay, the framebuffer and the audit log.
+    Testbed(TestbedArgs),
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// Board name (`fas-boards list`) or the path of a profile .toml.
+    #[arg(long)]
+    board: String,
+    /// Optimised build (`--release`: thin LTO).
+    #[arg(long)]
+    release: bool,
+    /// `-C target-cpu=` the board's CPU (rebuilds every dependency for it).
+    #[arg(long)]
+    tune: bool,
+    /// Output directory (`<out>/<board>/...`).
+    #[arg(long, default_value = "target/boards")]
+    out: PathBuf,
+    /// Also build the .deb.
+    #[arg(long)]
+    deb: bool,
+    /// Ship this RetinaFace ONNX in the package.
+    #[arg(long)]
+    detector: Option<PathBuf>,
+    /// Ship this signed bundle in the package (with --keys).
+    #[arg(long, requires = "keys")]
+    bundle: Option<PathBuf>,
+    /// Directory of the bundle signer's `.pub` key(s).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct TestbedArgs {
+    /// fas-edge built for aarch64-unknown-linux-musl (static); built here when absent.
+    #[arg(long, requires = "testbed")]
+    edge: Option<PathBuf>,
+    /// fas-testbed built for aarch64-unknown-linux-musl (static); built here when absent.
+    #[arg(long, requires = "edge")]
+    testbed: Option<PathBuf>,
+    /// Signed model bundle.
+    #[arg(long)]
+    bundle: PathBuf,
+    /// Directory with the bundle signer's `.pub` key.
+    #[arg(long)]
+    keys: PathBuf,
+    /// RetinaFace ONNX (assets/retinaface_mnet025.onnx).
+    #[arg(long)]
+    detector: PathBuf,
+    /// Work directory (plan, initramfs, serial log, verdict.json).
+    #[arg(long, default_value = "target/testbed")]
+    work: PathBuf,
+    /// Presentations shown, in order.
+    #[arg(long, default_value = "live,print,live,replay,mask")]
+    sessions: String,
+    /// Seconds each presentation stays in front of the camera.
+    #[arg(long, default_value_t = 14.0)]
+    seconds: f32,
+    /// Seconds of empty scene between presentations.
+    #[arg(long, default_value_t = 3.0)]
+    gap: f32,
+    /// Do not unplug the camera during the first live session.
+    #[arg(long)]
+    no_unplug: bool,
+    /// SynthFAS camera seed.
+    #[arg(long, default_value_t = 11)]
+    seed: u64,
+    /// Distinct frames rendered per session (shown back and forth).
+    #[arg(long, default_value_t = 12)]
+    frames: usize,
+    /// Guest CPUs.
+    #[arg(long, default_value_t = 2)]
+    smp: u32,
+    /// Wall-clock limit for the guest, seconds; a hang past it fails the test.
+    #[arg(long, default_value_t = 420)]
+    timeout: u64,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("fas-boards: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<bool> {
+    match cli.cmd {
+        Cmd::List => {
+            for name in fas_boards::profile::names() {
+                let p = Profile::load(name)?;
+                println!("{name:<18} {:<28} {}", p.target, p.description);
+            }
+            Ok(true)
+        }
+        Cmd::Show { board } => {
+            let p = Profile::load(&board)?;
+            println!("{}", toml::to_string_pretty(&p)?);
+            println!("# /etc/fas/edge.toml for this board:\n{}", p.edge_config());
+            Ok(true)
+        }
+        Cmd::Build(a) => build(a),
+        Cmd::Testbed(a) => testbed(a),
+    }
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let mut d = std::env::current_dir()?;
+    loop {
+        if d.join("Cargo.toml").exists() && d.join("edge/Cargo.toml").exists() {
+            return Ok(d);
+        }
+        if !d.pop() {
+            anyhow::bail!("run fas-boards inside the fas workspace (it builds fas-edge from source)");
+        }
+    }
+}
+
+fn build(a: BuildArgs) -> Result<bool> {
+    let profile = Profile::load(&a.board)?;
+    let root = workspace_root()?;
+    let bin_dir = cross::build(
+        &root,
+        &profile,
+        &cross::BuildOptions { release: a.release, tune: a.tune, packages: &["fas-edge"], target_dir: None },
+    )?;
+    let out = a.out.join(&profile.name);
+    std::fs::create_dir_all(&out)?;
+    let edge = out.join("fas-edge");
+    std::fs::copy(bin_dir.join("fas-edge"), &edge)
+        .with_context(|| format!("copying {}", bin_dir.join("fas-edge").display()))?;
+    fas_core::atomic::write_atomic(&out.join("edge.toml"), profile.edge_config().as_bytes())?;
+    fas_core::atomic::write_atomic(&out.join("fas-edge.service"), deb::systemd_unit().as_bytes())?;
+    fas_core::atomic::write_atomic(&out.join("60-fas-edge.rules"), deb::udev_rules().as_bytes())?;
+    let size = std::fs::metadata(&edge)?.len();
+    println!("fas-boards: {} ({:.1} MiB), edge.toml, fas-edge.service, 60-fas-edge.rules in {}", edge.display(), size as f64 / 1048576.0, out.display());
+    if a.deb {
+        let path = deb::build(
+            &profile,
+            &deb::DebInputs {
+                edge_binary: &edge,
+                detector: a.detector.as_deref(),
+                bundle: a.bundle.as_deref(),
+                keys: a.keys.as_deref(),
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            &out,
+        )?;
+        println!("fas-boards: package {} ({:.1} MiB)", path.display(), std::fs::metadata(&path)?.len() as f64 / 1048576.0);
+    }
+    Ok(true)
+}
+
+fn testbed(a: TestbedArgs) -> Result<bool> {
+    std::fs::create_dir_all(&a.work).with_context(|| format!("creating {}", a.work.display()))?;
+    let cache = fas_boards::debian::cache_root();
+    println!("testbed: Debian arm64 kernel and busybox (cache {})", cache.display());
+    let (kernel, busybox) = guest::fetch(&cache)?;
+    println!("testbed: kernel {}", kernel.version);
+    let presentations = plan::parse_presentations(&a.sessions)?;
+    let unplug_session = if a.no_unplug {
+        None
+    } else {
+        presentations.iter().position(|p| *p == fas_core::synthfas::Presentation::Live)
+    };
+    let plan_dir = a.work.join("plan");
+    let spec = plan::PlanSpec {
+        width: 720,
+        height: 576,
+        seed: a.seed,
+        presentations,
+        frames_per_session: a.frames,
+        seconds: a.seconds,
+        gap_seconds: a.gap,
+        unplug_session,
+    };
+    let plan = plan::render(&spec, &plan_dir)?;
+    println!("testbed: rendered {} sessions at 720x576 (vivid S-Video, PAL by default)", plan.sessions.len());
+    let (edge, testbed) = match (a.edge, a.testbed) {
+        (Some(e), Some(t)) => (e, t),
+        _ => {
+            let profile = Profile::load("qemu-virt")?;
+            let dir = cross::build(
+                &workspace_root()?,
+                &profile,
+                &cross::BuildOptions { release: false, tune: false, packages: &["fas-edge", "fas-testbed"], target_dir: None },
+            )?;
+            (dir.join("fas-edge"), dir.join("fas-testbed"))
+        }
+    };
+    let initrd = a.work.join("initrd.cpio");
+    guest::initramfs(
+        &kernel,
+        &busybox,
+        &guest::GuestFiles {
+            edge: &edge,
+            testbed: &testbed,
+            bundle: &a.bundle,
+            keys: &a.keys,
+            detector: &a.detector,
+            plan_dir: &plan_dir,
+        },
+        &initrd,
+    )?;
+    let mib = std::fs::metadata(&initrd)?.len() as f64 / (1 << 20) as f64;
+    println!("testbed: initramfs {mib:.1} MiB; booting qemu-system-aarch64 (virt, cortex-a72, TCG, {} CPUs)", a.smp);
+    let serial_log = a.work.join("serial.log");
+    let boot = guest::boot(&kernel, &initrd, &serial_log, Duration::from_secs(a.timeout), a.smp)?;
+    let log = verdict::SerialLog::parse(&boot.serial);
+    let mut v = verdict::judge(&plan, &log, guest::RELAY_LINE);
+    if boot.timed_out {
+        v.failures.insert(0, format!("the guest ran past {} s and was killed", a.timeout));
+    }
+    fas_core::atomic::write_atomic(&a.work.join("verdict.json"), serde_json::to_string_pretty(&v)?.as_bytes())?;
+    print!("{}", v.table());
+    println!("testbed: guest ran {:.1} s (serial log {})", boot.elapsed.as_secs_f64(), serial_log.display());
+    if v.passed() {
+        println!("testbed: PASS");
+        Ok(true)
+    } else {
+        let tail: Vec<&str> = boot.serial.lines().rev().take(80).collect();
+        eprintln!("---- serial log (last 80 lines) ----");
+        for l in tail.iter().rev() {
+            eprintln!("{l}");
+        }
+        eprintln!("---- failures ----");
+        for f in &v.failures {
+            eprintln!("testbed: FAIL: {f}");
+        }
+        Ok(false)
+    }
+}

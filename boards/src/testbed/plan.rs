@@ -1,0 +1,268 @@
+//! The scenario the guest plays in front of its camera, rendered on the host.
+//!
+//! Each session is one SynthFAS person with one presentation (bona fide or an attack),
+//! taken from the same endless camera the edge's `--camera synthetic` uses, rendered at
+//! the guest camera's resolution and stored as raw YUYV frames: the guest only streams
+//! bytes (rendering under TCG emulation would cost more than the test itself). Between
+//! sessions the feeder shows an empty scene, so every decision belongs to exactly one
+//! presentation.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use fas_core::synthfas::{Presentation, SyntheticCamera};
+use serde::{Deserialize, Serialize};
+
+/// One presentation in the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedSession {
+    pub index: usize,
+    pub presentation: Presentation,
+    /// The synthetic camera's segment the frames come from.
+    pub segment: u64,
+    /// Raw YUYV frames, `frames` of them back to back, relative to the plan directory.
+    pub file: String,
+    pub frames: usize,
+    /// How long the feeder shows it (ping-ponging through the frames).
+    pub seconds: f32,
+    /// Take the camera away this many seconds into the session (and give it back).
+    #[serde(default)]
+    pub unplug_after_s: Option<f32>,
+}
+
+/// `plan.json` in the plan directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub width: u32,
+    pub height: u32,
+    pub seed: u64,
+    /// Seconds of empty scene before each session.
+    pub gap_seconds: f32,
+    pub sessions: Vec<PlannedSession>,
+}
+
+/// What to render.
+#[derive(Debug, Clone)]
+pub struct PlanSpec {
+    pub width: u32,
+    pub height: u32,
+    pub seed: u64,
+    pub presentations: Vec<Presentation>,
+    pub frames_per_session: usize,
+    pub seconds: f32,
+    pub gap_seconds: f32,
+    /// Index (into `presentations`) of a bona fide session during which the camera is
+    /// unplugged and plugged back; that presentation is then shown again after the
+    /// replug.
+    pub unplug_session: Option<usize>,
+}
+
+/// Parses `live,print,replay,mask` (any order, repeats allowed).
+pub fn parse_presentations(s: &str) -> Result<Vec<Presentation>> {
+    s.split(',')
+        .map(|p| match p.trim() {
+            "live" => Ok(Presentation::Live),
+            "print" => Ok(Presentation::Print),
+            "replay" => Ok(Presentation::Replay),
+            "mask" => Ok(Presentation::Mask),
+            other => bail!("unknown presentation `{other}`: use live, print, replay or mask"),
+        })
+        .collect()
+}
+
+/// BT.601 limited-range R'G'B' → Y'CbCr (the inverse of the edge's YUYV decoder), packed
+/// as YUYV 4:2:2 with the chroma of each pixel pair averaged.
+pub fn rgb_to_yuyv(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
+    assert_eq!(rgb.len(), width * height * 3, "rgb buffer size");
+    assert!(width % 2 == 0, "YUYV needs an even width");
+    let mut out = Vec::with_capacity(width * height * 2);
+    let yuv = |p: &[u8]| {
+        let (r, g, b) = (f32::from(p[0]), f32::from(p[1]), f32::from(p[2]));
+        let y = 16.0 + 0.256_79 * r + 0.504_13 * g + 0.097_91 * b;
+        let u = 128.0 - 0.148_22 * r - 0.290_99 * g + 0.439_22 * b;
+        let v = 128.0 + 0.439_22 * r - 0.367_79 * g - 0.071_43 * b;
+        (y, u, v)
+    };
+    let q = |x: f32| x.round().clamp(0.0, 255.0) as u8;
+    for pair in rgb.chunks_exact(6) {
+        let (y0, u0, v0) = yuv(&pair[..3]);
+        let (y1, u1, v1) = yuv(&pair[3..]);
+        out.extend_from_slice(&[q(y0), q((u0 + u1) / 2.0), q(y1), q((v0 + v1) / 2.0)]);
+    }
+    out
+}
+
+/// Finds the first segment at or after `from` whose presentation is `want`.
+fn find_segment(cam: &SyntheticCamera, want: Presentation, from: u64) -> Result<u64> {
+    let per = u64::from(cam.segment_frames);
+    (from..from + 10_000)
+        .find(|&seg| cam.frame(seg * per).meta.presentation == want)
+        .with_context(|| format!("no {want:?} segment in the synthetic camera's first 10000"))
+}
+
+/// Renders the plan into `dir` (frames + `plan.json`).
+pub fn render(spec: &PlanSpec, dir: &Path) -> Result<Plan> {
+    if spec.width % 2 != 0 || spec.width == 0 || spec.height == 0 {
+        bail!(
+            "plan: {}x{} is not a YUYV frame size (even width, non-zero)",
+            spec.width,
+            spec.height
+        );
+    }
+    if spec.frames_per_session == 0 {
+        bail!("plan: frames_per_session must be at least 1");
+    }
+    if let Some(u) = spec.unplug_session {
+        if spec.presentations.get(u) != Some(&Presentation::Live) {
+            bail!("plan: the unplug session ({u}) must be a live one");
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut cam = SyntheticCamera::new(spec.seed);
+    cam.width = spec.width;
+    cam.height = spec.height;
+    let per = u64::from(cam.segment_frames);
+    let frames = spec.frames_per_session.min(cam.segment_frames as usize);
+    let mut sessions = Vec::new();
+    let mut next_seg = 0;
+    let mut order: Vec<(Presentation, Option<f32>)> = spec
+        .presentations
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let unplug = (spec.unplug_session == Some(i)).then_some(spec.seconds * 0.4);
+            (p, unplug)
+        })
+        .collect();
+    if let Some(u) = spec.unplug_session {
+        // After the replug the same kind of presentation comes back once more.
+        order.insert(u + 1, (spec.presentations[u], None));
+    }
+    for (index, (presentation, unplug_after_s)) in order.into_iter().enumerate() {
+        let segment = find_segment(&cam, presentation, next_seg)?;
+        next_seg = segment + 1;
+        let file = format!("session-{index:02}.yuyv");
+        let mut bytes = Vec::new();
+        for t in 0..frames as u64 {
+            // Spread the chosen frames over the whole segment's motion.
+            let k = t * per / frames as u64;
+            let f = cam.frame(segment * per + k);
+            bytes.extend(rgb_to_yuyv(
+                f.rgb.as_raw(),
+                spec.width as usize,
+                spec.height as usize,
+            ));
+        }
+        fas_core::atomic::write_atomic(&dir.join(&file), &bytes)
+            .with_context(|| format!("writing {}", dir.join(&file).display()))?;
+        sessions.push(PlannedSession {
+            index,
+            presentation,
+            segment,
+            file,
+            frames,
+            seconds: spec.seconds,
+            unplug_after_s,
+        });
+    }
+    let plan = Plan {
+        width: spec.width,
+        height: spec.height,
+        seed: spec.seed,
+        gap_seconds: spec.gap_seconds,
+        sessions,
+    };
+    fas_core::atomic::write_atomic(
+        &dir.join("plan.json"),
+        serde_json::to_string_pretty(&plan)?.as_bytes(),
+    )?;
+    Ok(plan)
+}
+
+/// Reads `plan.json` from a plan directory.
+pub fn load(dir: &Path) -> Result<Plan> {
+    let p = dir.join("plan.json");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a test plan", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The standard decoder (as fas-edge implements it), real-valued.
+    fn decode(y: u8, u: u8, v: u8) -> [f32; 3] {
+        let (y, u, v) = (f32::from(y) - 16.0, f32::from(u) - 128.0, f32::from(v) - 128.0);
+        [
+            1.164 * y + 1.596 * v,
+            1.164 * y - 0.392 * u - 0.813 * v,
+            1.164 * y + 2.017 * u,
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn yuyv_round_trips_flat_pixel_pairs(r in 0u8..=255, g in 0u8..=255, b in 0u8..=255) {
+            let px = [r, g, b, r, g, b];
+            let out = rgb_to_yuyv(&px, 2, 1);
+            let back = decode(out[0], out[1], out[3]);
+            for (c, want) in back.iter().zip([r, g, b]) {
+                // Clipping of out-of-gamut results aside, within quantisation error.
+                prop_assert!((c.clamp(0.0, 255.0) - f32::from(want)).abs() <= 3.0,
+                    "{:?} -> {:?} -> {:?}", [r, g, b], out, back);
+            }
+        }
+    }
+
+    #[test]
+    fn known_colours_encode_to_bt601_limited_range() {
+        assert_eq!(rgb_to_yuyv(&[0; 6], 2, 1), vec![16, 128, 16, 128]);
+        assert_eq!(rgb_to_yuyv(&[255; 6], 2, 1), vec![235, 128, 235, 128]);
+        // Pure red: Y 81, Cb 90, Cr 240 (ITU-R BT.601 table).
+        assert_eq!(
+            rgb_to_yuyv(&[255, 0, 0, 255, 0, 0], 2, 1),
+            vec![81, 90, 81, 240]
+        );
+    }
+
+    #[test]
+    fn renders_the_asked_presentations_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = PlanSpec {
+            width: 160,
+            height: 120,
+            seed: 3,
+            presentations: parse_presentations("live,print,live").unwrap(),
+            frames_per_session: 2,
+            seconds: 5.0,
+            gap_seconds: 1.0,
+            unplug_session: Some(2),
+        };
+        let plan = render(&spec, dir.path()).unwrap();
+        let kinds: Vec<_> = plan.sessions.iter().map(|s| s.presentation).collect();
+        use Presentation::*;
+        // The unplugged live session is followed by a second live one.
+        assert_eq!(kinds, vec![Live, Print, Live, Live]);
+        assert_eq!(plan.sessions[2].unplug_after_s, Some(2.0));
+        let cam = {
+            let mut c = SyntheticCamera::new(3);
+            c.width = 160;
+            c.height = 120;
+            c
+        };
+        for s in &plan.sessions {
+            let f = cam.frame(s.segment * u64::from(cam.segment_frames));
+            assert_eq!(f.meta.presentation, s.presentation);
+            let len = std::fs::metadata(dir.path().join(&s.file)).unwrap().len();
+            assert_eq!(len, 160 * 120 * 2 * 2);
+        }
+        assert_eq!(load(dir.path()).unwrap(), plan);
+        assert!(parse_presentations("live,selfie").is_err());
+        let bad = PlanSpec {
+            unplug_session: Some(1),
+            ..spec
+        };
+        assert!(render(&bad, dir.path()).is_err());
+    }
+}

@@ -1,0 +1,443 @@
+//! Reads the guest's serial log and decides whether the real-device test passed.
+//!
+//! Decisions come from the audit log fas-edge wrote in the guest (copied to the console
+//! after the run, hash chain verified here); what was in front of the camera comes from the
+//! feeder's session events; the relay from the GPIO watcher. A decision belongs to the
+//! session whose window (its start up to the next session's start) holds its time: the
+//! feeder shows an empty scene between sessions, so a late decision still lands in the
+//! window of the face that caused it.
+
+use fas_core::audit::{verify_chain, AuditRecord};
+use fas_core::decision::{Decision, Reason};
+use fas_core::synthfas::Presentation;
+use serde::Serialize;
+
+use super::events::{Event, AUDIT_PREFIX};
+use super::plan::Plan;
+
+/// Everything the serial log said.
+#[derive(Debug, Default)]
+pub struct SerialLog {
+    pub events: Vec<Event>,
+    pub audit_lines: Vec<String>,
+    /// Lines that carried the event prefix but did not parse.
+    pub garbled: Vec<String>,
+}
+
+impl SerialLog {
+    pub fn parse(text: &str) -> SerialLog {
+        let mut log = SerialLog::default();
+        for line in text.lines() {
+            let line = line.trim_end_matches('\r');
+            if let Some(at) = line.find(AUDIT_PREFIX) {
+                log.audit_lines
+                    .push(line[at + AUDIT_PREFIX.len()..].to_string());
+            } else if let Some(e) = Event::parse(line) {
+                match e {
+                    Ok(e) => log.events.push(e),
+                    Err(_) => log.garbled.push(line.to_string()),
+                }
+            }
+        }
+        log
+    }
+}
+
+/// Decisions made while one session was in front of the camera.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionReport {
+    pub index: usize,
+    pub presentation: Presentation,
+    pub start_ms: u64,
+    pub grant: usize,
+    pub deny: usize,
+    pub no_decision: usize,
+    /// Aggregate scores of the decisions, in order.
+    pub aggregates: Vec<Option<f32>>,
+}
+
+/// The test's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub sessions: Vec<SessionReport>,
+    pub decisions: usize,
+    pub relay_pulses: usize,
+    pub framebuffer_nonzero: u64,
+    /// Everything that went wrong; empty means the test passed.
+    pub failures: Vec<String>,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// A human-readable table.
+    pub fn table(&self) -> String {
+        let mut s = String::from("session  presentation  grant  deny  no_decision  aggregates\n");
+        for r in &self.sessions {
+            let aggs: Vec<String> = r
+                .aggregates
+                .iter()
+                .map(|a| a.map_or("-".into(), |a| format!("{a:.3}")))
+                .collect();
+            s += &format!(
+                "{:>7}  {:<12}  {:>5}  {:>4}  {:>11}  {}\n",
+                r.index,
+                format!("{:?}", r.presentation).to_lowercase(),
+                r.grant,
+                r.deny,
+                r.no_decision,
+                aggs.join(" ")
+            );
+        }
+        s += &format!(
+            "decisions {}, relay pulses {}, framebuffer bytes written {}\n",
+            self.decisions, self.relay_pulses, self.framebuffer_nonzero
+        );
+        s
+    }
+}
+
+/// How far after a `Grant`'s audit time the relay must have gone active (the audit line is
+/// written, and synced, before the actuator runs; the watcher polls every 50 ms).
+pub const RELAY_LAG_MS: u64 = 2_000;
+
+/// Judges one run. `relay_line` is the GPIO offset of the relay (active high).
+pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
+    let mut failures = Vec::new();
+    for g in &log.garbled {
+        failures.push(format!("unparsable event line: {g}"));
+    }
+    for e in &log.events {
+        if let Event::Error { what, .. } = e {
+            failures.push(format!("guest error: {what}"));
+        }
+    }
+    let done = log.events.iter().find_map(|e| match e {
+        Event::Done { t_ms } => Some(*t_ms),
+        _ => None,
+    });
+    if done.is_none() {
+        failures.push("the guest never reported `done` (hang, crash or timeout)".into());
+    }
+    // The audit log: chain first, then records.
+    let joined: String = log.audit_lines.iter().map(|l| format!("{l}\n")).collect();
+    if let Err(e) = verify_chain(joined.as_bytes()) {
+        failures.push(format!("audit log copied from the guest does not verify: {e}"));
+    }
+    let records: Vec<AuditRecord> = log
+        .audit_lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if records.len() != log.audit_lines.len() {
+        failures.push(format!(
+            "{} of {} audit lines are not audit records",
+            log.audit_lines.len() - records.len(),
+            log.audit_lines.len()
+        ));
+    }
+    // Session windows.
+    let starts: Vec<(usize, u64)> = log
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SessionStart { index, t_ms, .. } => Some((*index, *t_ms)),
+            _ => None,
+        })
+        .collect();
+    if starts.len() != plan.sessions.len() {
+        failures.push(format!(
+            "the feeder started {} of the plan's {} sessions",
+            starts.len(),
+            plan.sessions.len()
+        ));
+    }
+    let window_end = |k: usize| -> u64 {
+        starts
+            .get(k + 1)
+            .map(|s| s.1)
+            .or(done)
+            .unwrap_or(u64::MAX)
+    };
+    let first_start = starts.first().map_or(u64::MAX, |s| s.1);
+    let mut sessions = Vec::new();
+    for (k, &(index, start)) in starts.iter().enumerate() {
+        let Some(planned) = plan.sessions.get(index) else {
+            failures.push(format!("the feeder played session {index}, not in the plan"));
+            continue;
+        };
+        let end = window_end(k);
+        let mine: Vec<&AuditRecord> = records
+            .iter()
+            .filter(|r| r.time_ms >= start && r.time_ms < end)
+            .collect();
+        let count = |d: Decision| mine.iter().filter(|r| r.decision == d).count();
+        let report = SessionReport {
+            index,
+            presentation: planned.presentation,
+            start_ms: start,
+            grant: count(Decision::Grant),
+            deny: count(Decision::Deny),
+            no_decision: count(Decision::NoDecision),
+            aggregates: mine.iter().map(|r| r.aggregate).collect(),
+        };
+        let live = planned.presentation == Presentation::Live;
+        if live && planned.unplug_after_s.is_none() && report.grant == 0 {
+            failures.push(format!(
+                "session {index} (live): no Grant (decisions: {} deny, {} no decision)",
+                report.deny, report.no_decision
+            ));
+        }
+        if !live {
+            if report.grant > 0 {
+                failures.push(format!(
+                    "session {index} ({:?} attack): {} Grant",
+                    planned.presentation, report.grant
+                ));
+            }
+            let scored_deny = mine
+                .iter()
+                .filter(|r| r.reason == Reason::BelowThreshold)
+                .count();
+            if scored_deny == 0 {
+                failures.push(format!(
+                    "session {index} ({:?} attack): never denied on its score",
+                    planned.presentation
+                ));
+            }
+        }
+        sessions.push(report);
+    }
+    for r in &records {
+        if r.decision == Decision::Grant && r.time_ms < first_start {
+            failures.push(format!(
+                "Grant at {} before any face was shown (seq {})",
+                r.time_ms, r.seq
+            ));
+        }
+    }
+    // No Grant while the camera is gone.
+    let unplug = log.events.iter().find_map(|e| match e {
+        Event::Unplug { t_ms } => Some(*t_ms),
+        _ => None,
+    });
+    let replug = log.events.iter().find_map(|e| match e {
+        Event::Replug { t_ms } => Some(*t_ms),
+        _ => None,
+    });
+    let wants_unplug = plan.sessions.iter().any(|s| s.unplug_after_s.is_some());
+    match (wants_unplug, unplug, replug) {
+        (false, _, _) => {}
+        (true, Some(u), Some(p)) => {
+            for r in records.iter().filter(|r| r.time_ms >= u && r.time_ms <= p) {
+                if r.decision == Decision::Grant {
+                    failures.push(format!("Grant while the camera was unplugged (seq {})", r.seq));
+                }
+            }
+        }
+        (true, _, _) => failures.push("the plan unplugs the camera but the guest never reported unplug and replug".into()),
+    }
+    // The relay: every rising edge follows a Grant, every Grant drives the line.
+    let rises: Vec<u64> = log
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Gpio { t_ms, line, high: true } if *line == relay_line => Some(*t_ms),
+            _ => None,
+        })
+        .collect();
+    let grants: Vec<u64> = records
+        .iter()
+        .filter(|r| r.decision == Decision::Grant)
+        .map(|r| r.time_ms)
+        .collect();
+    for &rise in &rises {
+        if !grants
+            .iter()
+            .any(|&g| rise + 100 >= g && rise <= g + RELAY_LAG_MS)
+        {
+            failures.push(format!("relay line {relay_line} went active at {rise} without a Grant"));
+        }
+    }
+    for &g in &grants {
+        if !rises.iter().any(|&rise| rise + 100 >= g && rise <= g + RELAY_LAG_MS) {
+            failures.push(format!(
+                "Grant at {g}: relay line {relay_line} never went active within {RELAY_LAG_MS} ms"
+            ));
+        }
+    }
+    let framebuffer_nonzero = log
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Framebuffer { nonzero, .. } => Some(*nonzero),
+            _ => None,
+        })
+        .unwrap_or(0);
+    if framebuffer_nonzero == 0 {
+        failures.push("the framebuffer was never written (all zero or not reported)".into());
+    }
+    match log.events.iter().find_map(|e| match e {
+        Event::EdgeExit { running, status, .. } => Some((*running, *status)),
+        _ => None,
+    }) {
+        Some((true, _)) => {}
+        Some((false, status)) => {
+            failures.push(format!("fas-edge exited on its own during the test (status {status})"))
+        }
+        None => failures.push("the guest never reported fas-edge's end".into()),
+    }
+    Verdict {
+        sessions,
+        decisions: records.len(),
+        relay_pulses: rises.len(),
+        framebuffer_nonzero,
+        failures,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testbed::plan::PlannedSession;
+    use fas_core::audit::{AuditEvent, AuditWriter, FsyncPolicy};
+    use fas_core::decision::Verdict as CoreVerdict;
+
+    fn plan() -> Plan {
+        let s = |index, presentation| PlannedSession {
+            index,
+            presentation,
+            segment: index as u64,
+            file: format!("session-{index:02}.yuyv"),
+            frames: 4,
+            seconds: 10.0,
+            unplug_after_s: None,
+        };
+        Plan {
+            width: 720,
+            height: 480,
+            seed: 1,
+            gap_seconds: 2.0,
+            sessions: vec![s(0, Presentation::Live), s(1, Presentation::Print)],
+        }
+    }
+
+    /// A real audit log (fas-core's writer) with decisions at the given times.
+    fn audit(decisions: &[(u64, Reason, f32)]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut w = AuditWriter::open(&path, FsyncPolicy::Never).unwrap();
+        for &(t, reason, agg) in decisions {
+            w.append(&AuditEvent {
+                time_ms: t,
+                verdict: CoreVerdict::from_reason(reason),
+                scores: vec![agg; 3],
+                aggregate: Some(agg),
+                threshold: 0.5,
+                frames_used: 3,
+                model_sha256: "ab".repeat(32),
+            })
+            .unwrap();
+        }
+        drop(w);
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn serial(audit_lines: &[String], gpio: &[u64], extra: &[Event]) -> String {
+        let mut ev = vec![
+            Event::SessionStart { t_ms: 1_000, index: 0, presentation: "live".into() },
+            Event::SessionStart { t_ms: 20_000, index: 1, presentation: "print".into() },
+        ];
+        for &t in gpio {
+            ev.push(Event::Gpio { t_ms: t, line: 0, high: true });
+            ev.push(Event::Gpio { t_ms: t + 500, line: 0, high: false });
+        }
+        ev.extend_from_slice(extra);
+        ev.push(Event::Framebuffer { t_ms: 40_000, bytes: 100, nonzero: 60 });
+        ev.push(Event::EdgeExit { t_ms: 40_000, running: true, status: 0 });
+        ev.push(Event::Done { t_ms: 40_001 });
+        let mut s = String::from("[    1.0] booting\r\n");
+        for e in ev {
+            s += &format!("{}\r\n", e.line());
+        }
+        for l in audit_lines {
+            s += &format!("{AUDIT_PREFIX}{l}\n");
+        }
+        s
+    }
+
+    #[test]
+    fn a_correct_run_passes() {
+        let a = audit(&[
+            (5_000, Reason::AboveThreshold, 0.9),
+            (25_000, Reason::BelowThreshold, 0.1),
+        ]);
+        let v = judge(&plan(), &SerialLog::parse(&serial(&a, &[5_050], &[])), 0);
+        assert!(v.passed(), "{:?}", v.failures);
+        assert_eq!(v.sessions[0].grant, 1);
+        assert_eq!(v.sessions[1].deny, 1);
+        assert_eq!(v.relay_pulses, 1);
+        assert!(v.table().contains("print"));
+    }
+
+    #[test]
+    fn a_grant_during_an_attack_fails() {
+        let a = audit(&[
+            (5_000, Reason::AboveThreshold, 0.9),
+            (25_000, Reason::AboveThreshold, 0.8),
+        ]);
+        let v = judge(&plan(), &SerialLog::parse(&serial(&a, &[5_050, 25_050], &[])), 0);
+        assert!(v.failures.iter().any(|f| f.contains("Print attack): 1 Grant")), "{:?}", v.failures);
+    }
+
+    #[test]
+    fn the_relay_must_follow_grants_exactly() {
+        let a = audit(&[
+            (5_000, Reason::AboveThreshold, 0.9),
+            (25_000, Reason::BelowThreshold, 0.1),
+        ]);
+        // Active without a Grant, and the Grant's own pulse missing.
+        let v = judge(&plan(), &SerialLog::parse(&serial(&a, &[12_000], &[])), 0);
+        assert!(v.failures.iter().any(|f| f.contains("without a Grant")));
+        assert!(v.failures.iter().any(|f| f.contains("never went active")));
+        // Another line's activity does not count for the relay.
+        let v = judge(&plan(), &SerialLog::parse(&serial(&a, &[5_050], &[])), 3);
+        assert!(!v.passed());
+    }
+
+    #[test]
+    fn an_edited_audit_line_and_a_missing_done_fail() {
+        let mut a = audit(&[
+            (5_000, Reason::AboveThreshold, 0.9),
+            (25_000, Reason::BelowThreshold, 0.1),
+        ]);
+        a[1] = a[1].replace("below_threshold", "above_threshold");
+        let text = serial(&a, &[5_050], &[]);
+        let v = judge(&plan(), &SerialLog::parse(&text), 0);
+        assert!(v.failures.iter().any(|f| f.contains("does not verify")), "{:?}", v.failures);
+        let cut: String = text.lines().filter(|l| !l.contains("\"done\"")).map(|l| format!("{l}\n")).collect();
+        let v = judge(&plan(), &SerialLog::parse(&cut), 0);
+        assert!(v.failures.iter().any(|f| f.contains("never reported `done`")));
+    }
+
+    #[test]
+    fn no_grant_while_unplugged() {
+        let mut p = plan();
+        p.sessions[0].unplug_after_s = Some(4.0);
+        let a = audit(&[
+            (6_000, Reason::AboveThreshold, 0.9),
+            (25_000, Reason::BelowThreshold, 0.1),
+        ]);
+        let ev = [Event::Unplug { t_ms: 5_000 }, Event::Replug { t_ms: 9_000 }];
+        let v = judge(&p, &SerialLog::parse(&serial(&a, &[6_050], &ev)), 0);
+        assert!(v.failures.iter().any(|f| f.contains("unplugged")), "{:?}", v.failures);
+        let v = judge(&p, &SerialLog::parse(&serial(&a, &[6_050], &[])), 0);
+        assert!(v.failures.iter().any(|f| f.contains("never reported unplug")));
+    }
+}
