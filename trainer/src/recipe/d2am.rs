@@ -30,8 +30,8 @@
 //!   centroid of its class, from its current features.
 //! * **Meta-learner M** — an adaptation layer `h = W_a f + b_a` on the pooled features and
 //!   the classifier `logit = W_c ReLU(h) + b_c`, `p_live = σ(logit)`; `L_cls` is BCE.
-//!   **MMD** (Eq. 9, [`mmd`]): `L_MMD = MMD²(h, z)`, `z ~ N(0, I)` drawn from libtorch's
-//!   generator (seeded per step by the loop), Gaussian kernels.
+//!   **MMD** (Eq. 9, [`mmd`]): `L_MMD = MMD²(h, z)`, `z ~ N(0, I)` drawn afresh for every
+//!   evaluation from a generator seeded by (run seed, step), Gaussian kernels.
 //! * **Depth estimator D** — DepthNet's depth head on the concatenated `F⁺` stages,
 //!   `L_dep` pixel-wise MSE against the depth map, zero for spoof (Eq. 10).
 //! * **Meta-learning** (Eq. 11–13) — every step the pseudo-domains present in the batch
@@ -867,6 +867,14 @@ impl Recipe for D2am {
         let tst = tst_dom.map(sub);
         let theta = self.theta()?;
         let bw = c.mmd_bandwidths.clone();
+        // Prior samples: a fresh draw per MMD evaluation, a pure function of (seed, step).
+        let draws = std::cell::Cell::new(0u64);
+        let base = self.seed ^ 0xD2A3_0000_0000_0000 ^ (info.step as u64).wrapping_mul(0x9E37_79B9);
+        let prior_mmd = |h: &Tensor| {
+            let k = draws.get();
+            draws.set(k + 1);
+            mmd::mmd2_to_normal(h, &bw, base.wrapping_add(k.wrapping_mul(0x1_0000_0001)))
+        };
         let meta = meta_objective(
             &theta,
             &trn,
@@ -876,7 +884,7 @@ impl Recipe for D2am {
                 mmd_weight: c.mmd_weight,
                 second_order: c.second_order,
             },
-            &|h| mmd::mmd2_to_normal(h, &bw),
+            &prior_mmd,
         );
 
         // Depth (Eq. 10).

@@ -9,6 +9,8 @@
 //! operations are twice differentiable, so the term can sit inside a second-order inner
 //! step.
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tch::Tensor;
 
 /// Squared Euclidean distances between the rows of `a [n, d]` and `b [m, d]` → `[n, m]`.
@@ -34,10 +36,32 @@ pub fn mmd2(x: &Tensor, y: &Tensor, bandwidths: &[f64]) -> Tensor {
         - kernel_mean(x, y, bandwidths) * 2.0
 }
 
-/// `MMD²` of `x [n, d]` against as many samples of the standard normal prior `N(0, I)`
-/// (drawn from libtorch's generator, which the training loop seeds per step).
-pub fn mmd2_to_normal(x: &Tensor, bandwidths: &[f64]) -> Tensor {
-    let prior = Tensor::randn(x.size(), (x.kind(), x.device()));
+/// `[rows, cols]` samples of `N(0, 1)` (Box–Muller on a ChaCha8 stream), a pure function of
+/// `seed` — independent of libtorch's global generator, so steps are reproducible whatever
+/// else draws random numbers.
+pub fn standard_normal(rows: usize, cols: usize, seed: u64) -> Tensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = rows * cols;
+    let mut v = Vec::with_capacity(n + 1);
+    while v.len() < n {
+        let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+        let u2: f64 = rng.random::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let t = 2.0 * std::f64::consts::PI * u2;
+        v.push((r * t.cos()) as f32);
+        v.push((r * t.sin()) as f32);
+    }
+    v.truncate(n);
+    Tensor::from_slice(&v).view([rows as i64, cols as i64])
+}
+
+/// `MMD²` of `x [n, d]` against `n` samples of the standard normal prior `N(0, I)` drawn
+/// with [`standard_normal`] from `seed`.
+pub fn mmd2_to_normal(x: &Tensor, bandwidths: &[f64], seed: u64) -> Tensor {
+    let s = x.size();
+    let prior = standard_normal(s[0] as usize, s[1] as usize, seed)
+        .to_kind(x.kind())
+        .to_device(x.device());
     mmd2(x, &prior, bandwidths)
 }
 
@@ -78,9 +102,19 @@ mod tests {
         tch::manual_seed(0);
         let x = Tensor::randn([64, 8], (Kind::Double, Device::Cpu));
         assert!(mmd2(&x, &x, &BANDWIDTHS).double_value(&[]).abs() < 1e-12);
-        let near = mmd2_to_normal(&x, &BANDWIDTHS).double_value(&[]);
-        let far = mmd2_to_normal(&(&x + 3.0), &BANDWIDTHS).double_value(&[]);
+        let near = mmd2_to_normal(&x, &BANDWIDTHS, 1).double_value(&[]);
+        let far = mmd2_to_normal(&(&x + 3.0), &BANDWIDTHS, 1).double_value(&[]);
         assert!(near >= 0.0 && far > 10.0 * near, "{near} {far}");
+    }
+
+    #[test]
+    fn standard_normal_is_deterministic_and_standard() {
+        let a = standard_normal(200, 50, 7);
+        assert!(a.equal(&standard_normal(200, 50, 7)));
+        assert!(!a.equal(&standard_normal(200, 50, 8)));
+        let mean = a.mean(tch::Kind::Float).double_value(&[]);
+        let std = a.std(true).double_value(&[]);
+        assert!(mean.abs() < 0.03 && (std - 1.0).abs() < 0.03, "{mean} {std}");
     }
 
     /// Twice differentiable: the gradient of the gradient norm exists and is finite.
