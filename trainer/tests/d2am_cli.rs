@@ -94,9 +94,15 @@ fn d2am_trains_resumes_and_logs_pseudo_domains() {
 
     let config = json(&out.join("run.json"));
     assert_eq!(config["recipe"], "d2am");
-    assert_eq!(config["model"]["in_channels"], 6, "d2am defaults to RGB+HSV");
+    assert_eq!(
+        config["model"]["in_channels"], 6,
+        "d2am defaults to RGB+HSV"
+    );
     assert_eq!(config["model"]["clusters"], 3);
-    assert_eq!(config["training"]["lr"], 1e-4, "the paper's β is the default");
+    assert_eq!(
+        config["training"]["lr"], 1e-4,
+        "the paper's β is the default"
+    );
     let metrics = json(&out.join("metrics.json"));
     assert_eq!(metrics["training"]["steps"], 10);
     let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
@@ -110,9 +116,16 @@ fn d2am_trains_resumes_and_logs_pseudo_domains() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v.get("epoch_start").is_some())
         .collect();
-    let epochs: Vec<u64> = starts.iter().map(|v| v["epoch"].as_u64().unwrap()).collect();
+    let epochs: Vec<u64> = starts
+        .iter()
+        .map(|v| v["epoch"].as_u64().unwrap())
+        .collect();
     assert!(epochs.len() >= 2, "{log}");
-    assert_eq!(epochs, (0..epochs.len() as u64).collect::<Vec<_>>(), "{log}");
+    assert_eq!(
+        epochs,
+        (0..epochs.len() as u64).collect::<Vec<_>>(),
+        "{log}"
+    );
     for (i, v) in starts.iter().enumerate() {
         let nmi = v["pseudo_nmi_true"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&nmi), "{v}");

@@ -134,7 +134,10 @@ pub fn kmeans(points: &[Vec<f64>], k: usize, restarts: usize, seed: u64) -> anyh
     }
     let dim = points[0].len();
     if let Some(bad) = points.iter().position(|p| p.len() != dim) {
-        anyhow::bail!("k-means: row {bad} has {} values, row 0 has {dim}", points[bad].len());
+        anyhow::bail!(
+            "k-means: row {bad} has {} values, row 0 has {dim}",
+            points[bad].len()
+        );
     }
     let rows: Vec<&[f64]> = points.iter().map(Vec::as_slice).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -247,7 +250,12 @@ pub fn nmi(a: &[usize], b: &[usize]) -> f64 {
         pa[x] += 1.0 / n;
         pb[y] += 1.0 / n;
     }
-    let h = |p: &[f64]| -> f64 { -p.iter().filter(|&&v| v > 0.0).map(|v| v * v.ln()).sum::<f64>() };
+    let h = |p: &[f64]| -> f64 {
+        -p.iter()
+            .filter(|&&v| v > 0.0)
+            .map(|v| v * v.ln())
+            .sum::<f64>()
+    };
     let (ha, hb) = (h(&pa), h(&pb));
     let mut mi = 0.0;
     for (x, row) in joint.iter().enumerate() {
@@ -306,7 +314,10 @@ mod tests {
     #[test]
     fn kmeans_is_deterministic_per_seed() {
         let (pts, _) = blobs(7);
-        assert_eq!(kmeans(&pts, 4, 3, 11).unwrap(), kmeans(&pts, 4, 3, 11).unwrap());
+        assert_eq!(
+            kmeans(&pts, 4, 3, 11).unwrap(),
+            kmeans(&pts, 4, 3, 11).unwrap()
+        );
     }
 
     #[test]

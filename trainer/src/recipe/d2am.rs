@@ -350,7 +350,11 @@ pub fn meta_objective(
                 .iter()
                 .zip(&grads)
                 .map(|(t, g)| {
-                    let g = if p.second_order { g.shallow_clone() } else { g.detach() };
+                    let g = if p.second_order {
+                        g.shallow_clone()
+                    } else {
+                        g.detach()
+                    };
                     t - g * p.inner_lr
                 })
                 .collect();
@@ -398,6 +402,11 @@ struct Clustering {
     /// `centroids[label][domain]` in z-scored `df` space (label 0 = spoof, 1 = live).
     centroids: Vec<Vec<Vec<f64>>>,
 }
+
+/// One `[N, C]` tensor as host rows.
+type Rows = Vec<Vec<f64>>;
+/// Per stage: (channel means, channel stds) of every row, and the DRLM attention.
+type StageStats = (Vec<(Rows, Rows)>, Vec<Rows>);
 
 /// Per-sample statistics gathered by the survey.
 struct Surveyed {
@@ -545,16 +554,16 @@ impl D2am {
     }
 
     /// Per-stage statistics of the clustering map (`F` pre-DRLM, else `F⁻`) and attention.
-    fn stage_stats(
-        &self,
-        out: &BTreeMap<String, Tensor>,
-        pre_drlm: bool,
-    ) -> Result<(Vec<(Vec<Vec<f64>>, Vec<Vec<f64>>)>, Vec<Vec<Vec<f64>>>)> {
+    fn stage_stats(&self, out: &BTreeMap<String, Tensor>, pre_drlm: bool) -> Result<StageStats> {
         let mut stats = Vec::new();
         let mut att = Vec::new();
         for (k, (f, fp, _)) in self.names.stages.iter().enumerate() {
             let (f, fp) = (out[f].detach(), out[fp].detach());
-            let m = if pre_drlm { f.shallow_clone() } else { &f - &fp };
+            let m = if pre_drlm {
+                f.shallow_clone()
+            } else {
+                &f - &fp
+            };
             let (mu, sd) = channel_stats(&m);
             stats.push((rows_f64(&mu)?, rows_f64(&sd)?));
             att.push(rows_f64(&self.attention(k, &f)?)?);
@@ -639,7 +648,9 @@ impl D2am {
             .collect();
         let dim = raw[0].len();
         let n = raw.len() as f64;
-        cl.mean = (0..dim).map(|j| raw.iter().map(|r| r[j]).sum::<f64>() / n).collect();
+        cl.mean = (0..dim)
+            .map(|j| raw.iter().map(|r| r[j]).sum::<f64>() / n)
+            .collect();
         cl.std = (0..dim)
             .map(|j| {
                 let v = raw.iter().map(|r| (r[j] - cl.mean[j]).powi(2)).sum::<f64>() / n;
@@ -668,14 +679,13 @@ impl D2am {
                 .seed
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 .wrapping_add(((epoch as u64) << 1) | label as u64);
-            let km = cluster::kmeans(&pts, k, self.cfg.kmeans_restarts, seed).with_context(
-                || {
+            let km =
+                cluster::kmeans(&pts, k, self.cfg.kmeans_restarts, seed).with_context(|| {
                     format!(
                         "D²AM clustering of the {} samples",
                         if label == 1 { "live" } else { "spoof" }
                     )
-                },
-            )?;
+                })?;
             per_class.push((idx, km));
         }
         // Pair spoof clusters with live clusters: live cluster j is domain j.
@@ -737,8 +747,11 @@ impl D2am {
             let size = labels.iter().filter(|&&l| l == d).count();
             report.push((format!("pseudo_domain_{d}"), size as f64));
         }
-        let mut assign: Vec<(usize, usize)> =
-            s.iter().map(|x| x.index).zip(labels.iter().copied()).collect();
+        let mut assign: Vec<(usize, usize)> = s
+            .iter()
+            .map(|x| x.index)
+            .zip(labels.iter().copied())
+            .collect();
         assign.sort();
         cl.assign = assign;
         cl.centroids = centroids;
@@ -758,7 +771,13 @@ impl D2am {
         )?;
         let n = labels.len();
         let known: Vec<Option<usize>> = (0..n)
-            .map(|i| batch.indices.get(i).and_then(|ix| self.lookup.get(ix)).copied())
+            .map(|i| {
+                batch
+                    .indices
+                    .get(i)
+                    .and_then(|ix| self.lookup.get(ix))
+                    .copied()
+            })
             .collect();
         if known.iter().all(Option::is_some) {
             return Ok(known.into_iter().map(|d| d.expect("checked")).collect());
@@ -853,7 +872,10 @@ impl Recipe for D2am {
                     .map(|s| s.parse().expect("meta-split names are pseudo-domain ids"))
                     .collect()
             };
-            (parse(&split.meta_train), parse(&split.meta_test).first().copied())
+            (
+                parse(&split.meta_train),
+                parse(&split.meta_test).first().copied(),
+            )
         } else {
             // One pseudo-domain in this batch: plain training on it, no meta-test.
             (present.iter().copied().collect(), None)
@@ -1045,8 +1067,8 @@ mod tests {
         fn new() -> Toy {
             tch::manual_seed(0);
             let n = 24;
-            let labels = Tensor::from_slice(&(0..n).map(|i| (i % 2) as i64).collect::<Vec<_>>());
-            let doms: Vec<i64> = (0..n).map(|i| (i / 8) as i64).collect();
+            let labels = Tensor::from_slice(&(0..n).map(|i| i % 2).collect::<Vec<_>>());
+            let doms: Vec<i64> = (0..n).map(|i| i / 8).collect();
             let domains = Tensor::from_slice(&doms);
             let off = domains.to_kind(Kind::Float).view([-1, 1, 1, 1]) * 2.0;
             let lf = labels.to_kind(Kind::Float).view([-1, 1, 1, 1]);
@@ -1082,15 +1104,16 @@ mod tests {
             _epoch: usize,
             _skip: usize,
         ) -> Result<Box<dyn Iterator<Item = Result<TrainBatch>> + '_>> {
-            Ok(Box::new(std::iter::once(Ok(self.batch(&(0..24).collect::<Vec<_>>())))))
+            Ok(Box::new(std::iter::once(Ok(
+                self.batch(&(0..24).collect::<Vec<_>>())
+            ))))
         }
         fn survey(
             &self,
             max: usize,
         ) -> Result<Option<Box<dyn Iterator<Item = Result<TrainBatch>> + '_>>> {
             let idx: Vec<usize> = (0..24.min(max)).collect();
-            let b: Vec<Result<TrainBatch>> =
-                idx.chunks(10).map(|c| Ok(self.batch(c))).collect();
+            let b: Vec<Result<TrainBatch>> = idx.chunks(10).map(|c| Ok(self.batch(c))).collect();
             Ok(Some(Box::new(b.into_iter())))
         }
     }
@@ -1241,7 +1264,9 @@ mod tests {
         let b = toy.batch(&(0..24).collect::<Vec<_>>());
         let terms = r.step(&b, &info(0)).unwrap();
         let names: Vec<&str> = terms.iter().map(|(k, _)| k.as_str()).collect();
-        for want in ["loss", "cls", "mmd", "tst_cls", "depth", "entropy", "drlm_cls"] {
+        for want in [
+            "loss", "cls", "mmd", "tst_cls", "depth", "entropy", "drlm_cls",
+        ] {
             assert!(names.contains(&want), "{names:?}");
         }
         assert!(terms.iter().all(|(_, v)| v.is_finite()), "{terms:?}");

@@ -15,8 +15,12 @@ use tch::Tensor;
 
 /// Squared Euclidean distances between the rows of `a [n, d]` and `b [m, d]` → `[n, m]`.
 fn sq_dists(a: &Tensor, b: &Tensor) -> Tensor {
-    let aa = a.pow_tensor_scalar(2).sum_dim_intlist([1i64].as_slice(), true, a.kind());
-    let bb = b.pow_tensor_scalar(2).sum_dim_intlist([1i64].as_slice(), true, b.kind());
+    let aa = a
+        .pow_tensor_scalar(2)
+        .sum_dim_intlist([1i64].as_slice(), true, a.kind());
+    let bb = b
+        .pow_tensor_scalar(2)
+        .sum_dim_intlist([1i64].as_slice(), true, b.kind());
     (aa + bb.transpose(0, 1) - a.matmul(&b.transpose(0, 1)) * 2.0).clamp_min(0.0)
 }
 
@@ -114,7 +118,10 @@ mod tests {
         assert!(!a.equal(&standard_normal(200, 50, 8)));
         let mean = a.mean(tch::Kind::Float).double_value(&[]);
         let std = a.std(true).double_value(&[]);
-        assert!(mean.abs() < 0.03 && (std - 1.0).abs() < 0.03, "{mean} {std}");
+        assert!(
+            mean.abs() < 0.03 && (std - 1.0).abs() < 0.03,
+            "{mean} {std}"
+        );
     }
 
     /// Twice differentiable: the gradient of the gradient norm exists and is finite.
@@ -125,7 +132,12 @@ mod tests {
         let y = Tensor::randn([6, 3], (Kind::Double, Device::Cpu));
         let l = mmd2(&x, &y, &BANDWIDTHS);
         let g = Tensor::run_backward(&[&l], &[&x], true, true).remove(0);
-        let gg = Tensor::run_backward(&[&g.pow_tensor_scalar(2).sum(Kind::Double)], &[&x], false, false);
+        let gg = Tensor::run_backward(
+            &[&g.pow_tensor_scalar(2).sum(Kind::Double)],
+            &[&x],
+            false,
+            false,
+        );
         assert!(gg[0].isfinite().all().int64_value(&[]) == 1);
         assert!(gg[0].abs().sum(Kind::Double).double_value(&[]) > 0.0);
     }

@@ -176,9 +176,9 @@ impl Log {
                         };
                         let epoch_start = v.get("epoch_start").is_some();
                         // An epoch-start line at the resume step is written again.
-                        v.get("step")
-                            .and_then(|s| s.as_u64())
-                            .is_some_and(|s| (s as usize) < step || (s as usize == step && !epoch_start))
+                        v.get("step").and_then(|s| s.as_u64()).is_some_and(|s| {
+                            (s as usize) < step || (s as usize == step && !epoch_start)
+                        })
                     })
                     .map(|l| format!("{l}\n"))
                     .collect();
