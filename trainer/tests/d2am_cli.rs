@@ -86,9 +86,26 @@ fn d2am_trains_resumes_and_logs_pseudo_domains() {
     let out = root.join("run");
     let o = out.to_str().unwrap();
 
-    // Half the run, then resume from the step-5 checkpoint to the end.
-    let (ok, stderr) = run(&args(m, o, &["--max-steps", "5"]));
+    // Stop inside an epoch (step 3), resume to an epoch boundary, then to the end: the
+    // pseudo-domains must survive both kinds of resume.
+    let (ok, stderr) = run(&args(m, o, &["--max-steps", "3"]));
     assert!(ok, "train failed:\n{stderr}");
+    let bpe: usize = stderr
+        .split(" per epoch")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no steps-per-epoch in:\n{stderr}"));
+    assert!(
+        bpe > 3,
+        "the stops below assume more than 3 steps per epoch, got {bpe}"
+    );
+    let boundary = (3 / bpe + 1) * bpe;
+    if boundary < 10 {
+        let b = boundary.to_string();
+        let (ok, stderr) = run(&args(m, o, &["--resume", "--max-steps", &b]));
+        assert!(ok, "resume to {b} failed:\n{stderr}");
+    }
     let (ok, stderr) = run(&args(m, o, &["--resume"]));
     assert!(ok, "resume failed:\n{stderr}");
 
@@ -134,6 +151,34 @@ fn d2am_trains_resumes_and_logs_pseudo_domains() {
             assert!((0.0..=1.0).contains(&prev), "{v}");
         }
     }
+    // The interrupted run computed exactly what one uninterrupted run computes: the same
+    // pseudo-domains every epoch, the same last step and final state (the logs differ
+    // only by the extra lines each stop writes).
+    let whole = root.join("whole");
+    let (ok, stderr) = run(&args(m, whole.to_str().unwrap(), &[]));
+    assert!(ok, "uninterrupted run failed:\n{stderr}");
+    let lines = |p: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("images_per_s");
+                v
+            })
+            .filter(|v| {
+                v.get("epoch_start").is_some() || (v["step"] == 10 && v.get("loss").is_some())
+            })
+            .collect()
+    };
+    assert_eq!(
+        lines(&out.join("log.jsonl")),
+        lines(&whole.join("log.jsonl"))
+    );
+    assert_eq!(
+        std::fs::read(out.join("checkpoint/last.safetensors")).unwrap(),
+        std::fs::read(whole.join("checkpoint/last.safetensors")).unwrap()
+    );
     // The exported graph: 6-channel input, one p_live output, DRLM (squeeze-excite) inside.
     let g = fas_core::ir::Graph::load(out.join("model.json")).unwrap();
     assert_eq!(g.inputs[0].shape, vec![1, 6, 32, 32]);
