@@ -286,3 +286,18 @@ pub fn read_scores(path: &std::path::Path) -> Result<Vec<ScoredSample>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_keeps_small_pools_and_spaces_large_ones_evenly() {
+        let pool: Vec<usize> = (100..110).collect();
+        assert_eq!(spread(&pool, 20), pool);
+        assert_eq!(spread(&pool, 10), pool);
+        assert_eq!(spread(&pool, 5), vec![100, 102, 104, 106, 108]);
+        assert_eq!(spread(&pool, 3), vec![100, 103, 106]);
+        assert!(spread(&pool, 0).is_empty());
+    }
+}
