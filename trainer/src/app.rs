@@ -25,6 +25,7 @@ use crate::eval::{self, EvalReport, Scored};
 use crate::prepare::PrepareConfig;
 use crate::recipe::anrl::{Anrl, AnrlConfig};
 use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
+use crate::recipe::d2am::{D2am, D2amConfig};
 use crate::recipe::losses::AmSoftmax;
 use crate::recipe::Recipe;
 use crate::train::data::{
@@ -43,7 +44,7 @@ pub struct RunConfig {
     pub protocol: Protocol,
     pub task: Task,
     pub preprocess: PreprocessSpec,
-    /// The recipe's model configuration ([`BaselineConfig`], [`AnrlConfig`]).
+    /// The recipe's model configuration ([`BaselineConfig`], [`AnrlConfig`], [`D2amConfig`]).
     pub model: serde_json::Value,
     pub training: LoopConfig,
     pub loader: LoaderConfig,
@@ -226,8 +227,12 @@ pub fn train(a: &TrainArgs) -> Result<()> {
 
     let (input, size, depth_weight) = match a.recipe {
         RecipeName::Baseline => (InputKind::Rgb, 224, 0.0),
-        RecipeName::Anrl => (InputKind::RgbHsv, 256, 1.0),
+        RecipeName::Anrl | RecipeName::D2am => (InputKind::RgbHsv, 256, 1.0),
     };
+    let lr = a.lr.unwrap_or(match a.recipe {
+        RecipeName::D2am => crate::recipe::d2am::DEFAULT_LR,
+        _ => 1e-3,
+    });
     let input = a.input.unwrap_or(input);
     let size = a.size.unwrap_or(size);
     let depth_weight = a.depth_weight.unwrap_or(depth_weight);
@@ -307,6 +312,31 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
                 (Box::new(r), serde_json::to_value(&model)?, depth_size)
             }
+            RecipeName::D2am => {
+                if let Some(b) = a.backbone.as_deref() {
+                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
+                        bail!("--recipe d2am uses the DepthNet backbone; drop --backbone {b}");
+                    }
+                }
+                if a.loss != LossName::Bce {
+                    bail!("--recipe d2am trains its classifier with bce; drop --loss");
+                }
+                let model = D2amConfig {
+                    in_channels,
+                    input_size: size as usize,
+                    width: a.width,
+                    depth_weight,
+                    adam,
+                    grad_clip: a.clip,
+                    ..D2amConfig::default()
+                };
+                let mut r = D2am::new(model.clone(), device, a.seed)?;
+                if let Some(w) = &a.init_weights {
+                    r.load_backbone_weights(w)?;
+                }
+                let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
+                (Box::new(r), serde_json::to_value(&model)?, depth_size)
+            }
         };
 
     let augment = match a.augment.as_str() {
@@ -359,7 +389,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         )?),
     };
     let sampler_desc = sampler.describe();
-    let source = SampledSource::new(loader, sampler, device);
+    let source = SampledSource::new(loader, sampler, device).with_pool(split.train.clone());
     let bpe = run::BatchSource::batches_per_epoch(&source);
     let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
     let steps = a.max_steps.map_or(total, |m| m.min(total));
@@ -371,12 +401,12 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         },
         ScheduleName::Cosine => Schedule::Cosine {
             total,
-            min_lr: a.lr * 0.01,
+            min_lr: lr * 0.01,
         },
     };
     let loop_cfg = LoopConfig {
         steps,
-        lr: a.lr,
+        lr,
         schedule,
         val_every: a.val_every,
         checkpoint_every: a.checkpoint_every,

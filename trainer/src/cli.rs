@@ -92,6 +92,10 @@ pub enum RecipeName {
     /// ANRL (Liu et al., ACM MM 2021): DepthNet with adaptive BN/IN (AFNM), depth +
     /// classifier, dual calibration losses, meta-learning over the source domains.
     Anrl,
+    /// D²AM (Chen et al., AAAI 2021): DepthNet with domain representation learning modules,
+    /// pseudo-domains by clustering every epoch (no domain labels), meta-learning with an
+    /// MMD-regularised meta-learner, depth supervision.
+    D2am,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,13 +137,13 @@ pub struct TrainArgs {
     pub task: String,
     #[arg(long, value_enum, default_value = "baseline")]
     pub recipe: RecipeName,
-    /// resnet18 | depthnet | edgenet [default: resnet18; anrl: depthnet, the only choice]
+    /// resnet18 | depthnet | edgenet [default: resnet18; anrl, d2am: depthnet, the only choice]
     #[arg(long)]
     pub backbone: Option<String>,
-    /// [default: rgb; anrl: rgb-hsv]
+    /// [default: rgb; anrl, d2am: rgb-hsv]
     #[arg(long, value_enum)]
     pub input: Option<InputKind>,
-    /// Input side in pixels [default: 224; anrl: 256].
+    /// Input side in pixels [default: 224; anrl, d2am: 256].
     #[arg(long)]
     pub size: Option<u32>,
     /// Channel-width multiplier of the backbone.
@@ -148,7 +152,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "bce")]
     pub loss: LossName,
     /// Weight of the depth loss (DepthNet backbone; SynthFAS or user depth maps). 0 = off
-    /// [default: 0; anrl: 1].
+    /// [default: 0; anrl, d2am: 1].
     #[arg(long)]
     pub depth_weight: Option<f64>,
     #[arg(long, default_value_t = 32)]
@@ -163,8 +167,9 @@ pub struct TrainArgs {
     /// schedule still spans the full run.
     #[arg(long)]
     pub max_steps: Option<usize>,
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    /// Learning rate [default: 1e-3; d2am: 1e-4, the paper's β].
+    #[arg(long)]
+    pub lr: Option<f64>,
     #[arg(long, value_enum, default_value = "adamw")]
     pub optimizer: OptimizerName,
     #[arg(long, default_value_t = 5e-4)]

@@ -45,6 +45,7 @@ impl BatchSource for Synthetic {
                 labels,
                 domains: Tensor::zeros([8], (Kind::Int64, Device::Cpu)),
                 depth: None,
+                indices: Vec::new(),
             })
         })))
     }

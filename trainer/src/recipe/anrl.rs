@@ -505,6 +505,7 @@ mod tests {
             labels,
             domains,
             depth: Some(depth),
+            indices: Vec::new(),
         }
     }
 

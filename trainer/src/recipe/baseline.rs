@@ -373,6 +373,7 @@ mod tests {
                 labels: Tensor::from_slice(&[1i64, 0, 1, 0]),
                 domains: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
                 depth: None,
+                indices: Vec::new(),
             };
             for step in 0..3 {
                 r.step(
@@ -416,6 +417,7 @@ mod tests {
             labels: Tensor::from_slice(&[1i64, 0, 0, 1]),
             domains: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
             depth: None,
+            indices: Vec::new(),
         };
         let info = |step| StepInfo {
             step,

@@ -7,7 +7,10 @@
 
 pub mod anrl;
 pub mod baseline;
+pub mod cluster;
+pub mod d2am;
 pub mod losses;
+pub mod mmd;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +29,9 @@ pub struct TrainBatch {
     pub domains: Tensor,
     /// `[N, 1, d, d]` target depth in [0, 1] (zeros for spoof), when the data has it.
     pub depth: Option<Tensor>,
+    /// Dataset (manifest) index of every row, in row order (D²AM maps them to its
+    /// pseudo-domains); empty when the batch does not come from a dataset.
+    pub indices: Vec<usize>,
 }
 
 /// Where the loop stands when it asks for a step.
@@ -80,5 +86,19 @@ pub trait Recipe {
     /// Called by the loop at the start of every epoch (pseudo-domain re-clustering etc.).
     fn start_epoch(&mut self, _epoch: usize) -> Result<()> {
         Ok(())
+    }
+
+    /// What the loop actually calls at the start of every epoch: like
+    /// [`Recipe::start_epoch`] (the default just calls it), but with the training data, for
+    /// recipes that look at the training set between epochs (D²AM clusters it,
+    /// [`crate::train::run::BatchSource::survey`]). Returns epoch-level terms for the log
+    /// (written as one `log.jsonl` line with `"epoch_start": true`; nothing if empty).
+    fn start_epoch_with_data(
+        &mut self,
+        epoch: usize,
+        _data: &dyn crate::train::run::BatchSource,
+    ) -> Result<Vec<(String, f64)>> {
+        self.start_epoch(epoch)?;
+        Ok(Vec::new())
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::run::{BatchSource, Validator};
-use crate::data::loader::{Dataset, Loader};
+use crate::data::loader::{Dataset, Loader, LoaderConfig};
 use crate::data::sampler::BatchSampler;
 use crate::nn::IrModule;
 use crate::recipe::{Recipe, TrainBatch};
@@ -21,6 +21,8 @@ pub struct SampledSource {
     sampler: Box<dyn BatchSampler>,
     batches_per_epoch: usize,
     device: Device,
+    /// The training pool, for [`BatchSource::survey`] (set with [`SampledSource::with_pool`]).
+    pool: Vec<usize>,
 }
 
 impl SampledSource {
@@ -31,8 +33,23 @@ impl SampledSource {
             sampler,
             batches_per_epoch,
             device,
+            pool: Vec::new(),
         }
     }
+
+    /// The training pool the sampler draws from; enables [`BatchSource::survey`].
+    pub fn with_pool(mut self, pool: Vec<usize>) -> Self {
+        self.pool = pool;
+        self
+    }
+}
+
+/// `max` indices spread evenly over `pool` (all of it when it is not larger), in pool order.
+pub fn spread(pool: &[usize], max: usize) -> Vec<usize> {
+    if pool.len() <= max {
+        return pool.to_vec();
+    }
+    (0..max).map(|i| pool[i * pool.len() / max]).collect()
 }
 
 impl BatchSource for SampledSource {
@@ -54,14 +71,53 @@ impl BatchSource for SampledSource {
         let it = self.loader.batches(batches, epoch as u64)?;
         let device = self.device;
         Ok(Box::new(it.map(move |b| {
-            let t = b?.to_tensors(device);
+            let b = b?;
+            let t = b.to_tensors(device);
             Ok(TrainBatch {
                 images: t.images,
                 labels: t.labels,
                 domains: t.domains,
                 depth: t.depth,
+                indices: b.indices,
             })
         })))
+    }
+
+    fn survey(
+        &self,
+        max: usize,
+    ) -> Result<Option<Box<dyn Iterator<Item = Result<TrainBatch>> + '_>>> {
+        if self.pool.is_empty() {
+            return Ok(None);
+        }
+        let cfg = self.loader.config();
+        let plain = Loader::new(
+            self.loader.dataset().clone(),
+            LoaderConfig {
+                workers: cfg.workers,
+                queue_depth: cfg.queue_depth,
+                batch_size: cfg.batch_size,
+                seed: cfg.seed,
+                ..LoaderConfig::eval(cfg.spec.clone())
+            },
+        )?;
+        let batches: Vec<Vec<usize>> = spread(&self.pool, max)
+            .chunks(cfg.batch_size.max(1))
+            .map(<[usize]>::to_vec)
+            .collect();
+        let it = plain.batches(batches, 0)?;
+        let device = self.device;
+        Ok(Some(Box::new(it.map(move |b| {
+            let b = b?;
+            let t = b.to_tensors(device);
+            Ok(TrainBatch {
+                images: t.images,
+                labels: t.labels,
+                domains: t.domains,
+                depth: None,
+                indices: b.indices,
+            })
+        }))))
     }
 }
 
@@ -229,4 +285,19 @@ pub fn read_scores(path: &std::path::Path) -> Result<Vec<ScoredSample>> {
                 .with_context(|| format!("{}: line {}: not a scored sample", path.display(), i + 1))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_keeps_small_pools_and_spaces_large_ones_evenly() {
+        let pool: Vec<usize> = (100..110).collect();
+        assert_eq!(spread(&pool, 20), pool);
+        assert_eq!(spread(&pool, 10), pool);
+        assert_eq!(spread(&pool, 5), vec![100, 102, 104, 106, 108]);
+        assert_eq!(spread(&pool, 3), vec![100, 103, 106]);
+        assert!(spread(&pool, 0).is_empty());
+    }
 }

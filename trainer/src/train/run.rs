@@ -34,6 +34,17 @@ pub trait BatchSource {
         epoch: usize,
         skip: usize,
     ) -> Result<Box<dyn Iterator<Item = Result<TrainBatch>> + '_>>;
+
+    /// Up to `max` training samples without augmentation, spread evenly over the training
+    /// pool, in a fixed order (`TrainBatch::indices` set, true domains in `domains`), for
+    /// recipes that look at the training set between epochs (D²AM's pseudo-domain
+    /// clustering). `None` when the source cannot provide it.
+    fn survey(
+        &self,
+        _max: usize,
+    ) -> Result<Option<Box<dyn Iterator<Item = Result<TrainBatch>> + '_>>> {
+        Ok(None)
+    }
 }
 
 /// Scores the source validation split with the recipe in its current state.
@@ -160,10 +171,14 @@ impl Log {
                 let kept: String = text
                     .lines()
                     .filter(|l| {
-                        serde_json::from_str::<serde_json::Value>(l)
-                            .ok()
-                            .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                            .is_some_and(|s| s as usize <= step)
+                        let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+                            return false;
+                        };
+                        let epoch_start = v.get("epoch_start").is_some();
+                        // An epoch-start line at the resume step is written again.
+                        v.get("step").and_then(|s| s.as_u64()).is_some_and(|s| {
+                            (s as usize) < step || (s as usize == step && !epoch_start)
+                        })
                     })
                     .map(|l| format!("{l}\n"))
                     .collect();
@@ -263,7 +278,16 @@ pub fn train(
     while step < cfg.steps {
         let epoch = step / bpe;
         let skip = step % bpe;
-        recipe.start_epoch(epoch)?;
+        let report = recipe.start_epoch_with_data(epoch, data)?;
+        if !report.is_empty() {
+            let mut line = serde_json::json!({
+                "step": step, "epoch": epoch, "epoch_start": true,
+            });
+            for (k, v) in &report {
+                line[k] = serde_json::json!(v);
+            }
+            log.write(line)?;
+        }
         let mut it = data.epoch(epoch, skip)?;
         while step < cfg.steps {
             let Some(batch) = it.next() else { break };

@@ -1,0 +1,1344 @@
+//! D²AM: "Generalizable Representation Learning for Mixture Domain Face Anti-Spoofing"
+//! (Chen et al., AAAI 2021), re-implemented from the paper's description (no reference code
+//! was used). Equation numbers follow the paper. No domain labels are used for training: the
+//! sources are treated as one mixture and split into pseudo-domains by clustering.
+//!
+//! * **Feature extractor E** — the DepthNet backbone (as ANRL's, BatchNorm) with a
+//!   **Domain Representation Learning Module (DRLM)** after each of its three stages
+//!   (Eq. 4–6): a squeeze-excitation gate `a = σ(W₂ ReLU(W₁ pool(F)))` (the IR's
+//!   `Op::SqueezeExcite`, exported as-is), `F⁺ = a·F` continues through the network,
+//!   `F⁻ = (1−a)·F = F − F⁺` is computed in tch only while training.
+//! * **Entropy loss** (Eq. 7) — per stage a live/spoof predictor `P = σ(W_p pool(F⁻))`;
+//!   `L_p = mean[P log P + (1−P) log(1−P)]` (negative binary entropy, minimised by E and the
+//!   DRLMs, `W_p` held fixed in this term), so `F⁻` carries as little liveness evidence as
+//!   possible. `W_p` itself is trained by BCE on the detached `pool(F⁻)` — Eq. 7 alone
+//!   would let `W_p → 0` and make the term meaningless. Weight `λ_p = 0.1`.
+//! * **Domain features and clustering** (Eq. 1–3) — `df(x)` is the channel-wise mean and
+//!   standard deviation (instance-normalisation statistics) of the three stage maps,
+//!   restricted to the `C/2` channels of `F⁻` with the lowest mean DRLM attention (the
+//!   domain-discriminative half), z-scored per dimension over the surveyed samples. At the
+//!   start of every epoch ([`Recipe::start_epoch_with_data`]) up to `cluster_samples`
+//!   training samples (un-augmented, [`BatchSource::survey`]) are clustered with K-means
+//!   (K = 3, k-means++, deterministic per seed and epoch, [`cluster::kmeans`]) separately for
+//!   live and for spoof samples; the live and spoof clusters are paired by Kuhn–Munkres on
+//!   centroid distance into K pseudo-domains, and the ids are aligned with the previous
+//!   epoch's by Kuhn–Munkres on the contingency table ([`cluster::align_labels`]), so they do
+//!   not permute. **First epoch:** the paper uses an ImageNet-pretrained network; no such
+//!   weights exist here, so epoch 0 uses the statistics of all channels of the pre-DRLM
+//!   stage maps `F` of the randomly initialised (not yet trained) network. A batch row that
+//!   was not surveyed (more training samples than `cluster_samples`) goes to the nearest
+//!   centroid of its class, from its current features.
+//! * **Meta-learner M** — an adaptation layer `h = W_a f + b_a` on the pooled features and
+//!   the classifier `logit = W_c ReLU(h) + b_c`, `p_live = σ(logit)`; `L_cls` is BCE.
+//!   **MMD** (Eq. 9, [`mmd`]): `L_MMD = MMD²(h, z)`, `z ~ N(0, I)` drawn afresh for every
+//!   evaluation from a generator seeded by (run seed, step), Gaussian kernels.
+//! * **Depth estimator D** — DepthNet's depth head on the concatenated `F⁺` stages,
+//!   `L_dep` pixel-wise MSE against the depth map, zero for spoof (Eq. 10).
+//! * **Meta-learning** (Eq. 11–13) — every step the pseudo-domains present in the batch
+//!   are split by [`MetaSplit`] into K−1 meta-train and one meta-test domain. For every
+//!   meta-train domain `i`: `θ_M'ᵢ = θ_M − α∇_{θ_M}(L_cls + λ_m L_MMD)` on its rows (Eq. 11);
+//!   meta-test: `L_tst = Σᵢ (L_cls + λ_m L_MMD)(meta-test rows; θ_M'ᵢ)` (Eq. 12); update
+//!   (Eq. 13) of θ_E, θ_M, θ_D (and the DRLMs, `W_p`) with one Adam step on
+//!   `Σᵢ L_trnᵢ + L_tst + λ_d L_dep + λ_p L_p` (+ the `W_p` BCE). **Second order**: the
+//!   inner gradient is taken with `create_graph`, so the meta-gradient includes the Hessian
+//!   terms (checked against finite differences in the tests); `second_order: false` gives
+//!   first-order MAML. The backbone runs once per step on the whole batch (θ_M' only changes
+//!   the head, so the meta-test pass re-runs just M). α = 1e-3, λ_m = 0.05; the paper's
+//!   outer rate β = 1e-4 is the CLI default `--lr` for this recipe.
+//!
+//! Per epoch the recipe reports the NMI between successive pseudo-domain assignments
+//! (`pseudo_nmi_prev`) and against the true source domains (`pseudo_nmi_true`); the true
+//! domains are read from the survey for that report only, never for training (the batches'
+//! `domains` are ignored; the recipe maps `TrainBatch::indices` to its pseudo-domains).
+//!
+//! Deployed model: E with the DRLM `F⁺` path + M → `p_live` (sigmoid of the logit); the
+//! depth head is in the graph but only `p_live` is an output.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use anyhow::{bail, Context, Result};
+use fas_core::ir::backbones::{self, BackboneKind, BackboneSpec, LiveProbKind, NormKind};
+use fas_core::ir::{Graph, GraphBuilder};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Reduction, Tensor};
+
+use super::{cluster, losses, mmd, Deployable, Recipe, Sampling, StepInfo, TrainBatch};
+use crate::data::sampler::MetaSplit;
+use crate::nn::{Forward, IrModule};
+use crate::train::optim::{Adam, AdamConfig};
+use crate::train::run::BatchSource;
+
+/// Everything that defines a D²AM model and its optimisation (stored in the run dir).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct D2amConfig {
+    /// 6 (RGB + HSV, as the paper) or 3.
+    pub in_channels: usize,
+    /// 256 in the paper; smaller multiples of 16 for tests.
+    pub input_size: usize,
+    /// DepthNet channel-width multiplier.
+    pub width: f32,
+    /// DRLM gate reduction `r` (hidden width `C/r`).
+    pub drlm_reduction: usize,
+    /// Width of the adaptation layer `h` (the MMD-regularised features).
+    pub adapt_dim: usize,
+    /// K, the number of pseudo-domains.
+    pub clusters: usize,
+    /// At most this many training samples are surveyed and clustered per epoch.
+    pub cluster_samples: usize,
+    /// k-means++ restarts per clustering (the lowest inertia is kept).
+    pub kmeans_restarts: usize,
+    /// α, the inner step size of θ_M (Eq. 11).
+    pub inner_lr: f64,
+    /// λ_m, weight of the MMD term (Eq. 9).
+    pub mmd_weight: f64,
+    /// λ_p, weight of the DRLM entropy loss (Eq. 7).
+    pub entropy_weight: f64,
+    /// λ_d, weight of the depth loss (Eq. 10).
+    pub depth_weight: f64,
+    /// Gaussian-kernel bandwidth factors of the MMD ([`mmd`]).
+    pub mmd_bandwidths: Vec<f64>,
+    /// Differentiate through the inner step (second-order MAML).
+    pub second_order: bool,
+    pub adam: AdamConfig,
+    pub grad_clip: Option<f64>,
+}
+
+impl Default for D2amConfig {
+    fn default() -> Self {
+        D2amConfig {
+            in_channels: 6,
+            input_size: 256,
+            width: 1.0,
+            drlm_reduction: 16,
+            adapt_dim: 128,
+            clusters: 3,
+            cluster_samples: 4096,
+            kmeans_restarts: 4,
+            inner_lr: 1e-3,
+            mmd_weight: 0.05,
+            entropy_weight: 0.1,
+            depth_weight: 1.0,
+            mmd_bandwidths: mmd::BANDWIDTHS.to_vec(),
+            second_order: true,
+            adam: AdamConfig::default(),
+            grad_clip: None,
+        }
+    }
+}
+
+/// The paper's outer learning rate β.
+pub const DEFAULT_LR: f64 = 1e-4;
+
+const INPUT: &str = "input";
+const STEM: usize = 64;
+const BLOCK: [usize; 3] = [128, 196, 128];
+const HEAD: [usize; 2] = [128, 64];
+/// θ_M, in the order [`head`] takes them.
+const META_PARAMS: [&str; 4] = [
+    "meta.adapt.weight",
+    "meta.adapt.bias",
+    "cls.fc.weight",
+    "cls.fc.bias",
+];
+
+/// Value names of the training graph.
+#[derive(Debug, Clone)]
+struct Names {
+    logit: String,
+    features: String,
+    depth: String,
+    /// Per stage: (F, F⁺, DRLM node name).
+    stages: Vec<(String, String, String)>,
+}
+
+impl D2amConfig {
+    fn ch(&self, c: usize) -> usize {
+        BackboneSpec {
+            kind: BackboneKind::DepthNet,
+            in_channels: self.in_channels,
+            input_size: self.input_size,
+            norm: NormKind::Batch,
+            width: self.width,
+        }
+        .channels(c)
+    }
+
+    fn check(&self) -> Result<()> {
+        for (name, v) in [
+            ("inner_lr", self.inner_lr),
+            ("mmd_weight", self.mmd_weight),
+            ("entropy_weight", self.entropy_weight),
+            ("depth_weight", self.depth_weight),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("D²AM {name} must be a finite number ≥ 0, got {v}");
+            }
+        }
+        if self.clusters < 2 {
+            bail!(
+                "D²AM clusters must be ≥ 2 (one meta-test and at least one meta-train \
+                 pseudo-domain; the paper uses 3), got {}",
+                self.clusters
+            );
+        }
+        if self.cluster_samples < 2 * self.clusters {
+            bail!(
+                "D²AM cluster_samples ({}) must be at least 2 × clusters ({})",
+                self.cluster_samples,
+                self.clusters
+            );
+        }
+        if self.input_size < 16 || !self.input_size.is_multiple_of(16) {
+            bail!(
+                "D²AM input_size must be a multiple of 16 (≥ 16), got {} — e.g. 256 or 32",
+                self.input_size
+            );
+        }
+        if self.adapt_dim == 0 || self.drlm_reduction == 0 {
+            bail!("D²AM adapt_dim and drlm_reduction must be ≥ 1");
+        }
+        if self.mmd_bandwidths.is_empty() || self.mmd_bandwidths.iter().any(|&s| s <= 0.0) {
+            bail!("D²AM mmd_bandwidths must be non-empty and positive");
+        }
+        Ok(())
+    }
+
+    /// DepthNet with a DRLM after each stage, the depth head on the `F⁺` path, and the
+    /// meta-learner M. Training outputs: logit, pooled features, depth; deploy: `p_live`.
+    fn graph(&self, deploy: bool) -> Result<(Graph, Names)> {
+        let mut b = GraphBuilder::new("d2am-depth_net-drlm");
+        let x = b.input(
+            INPUT,
+            &[1, self.in_channels, self.input_size, self.input_size],
+        );
+        let x = b.conv("stem.conv", &x, self.ch(STEM), 3, 1, 1);
+        let x = b.bn("stem.bn", &x);
+        let mut x = b.relu("stem.relu", &x);
+        let r = self.drlm_reduction.min(self.ch(BLOCK[2])).max(1);
+        let mut stages = Vec::new();
+        for blk in 1..=3 {
+            for (i, &c) in BLOCK.iter().enumerate() {
+                let i = i + 1;
+                let y = b.conv(&format!("block{blk}.conv{i}"), &x, self.ch(c), 3, 1, 1);
+                let y = b.bn(&format!("block{blk}.bn{i}"), &y);
+                x = b.relu(&format!("block{blk}.relu{i}"), &y);
+            }
+            let f = b.max_pool(&format!("block{blk}.pool"), &x, 3, 2, 1);
+            let drlm = format!("block{blk}.drlm");
+            let fp = b.se(&drlm, &f, r);
+            stages.push((f, fp.clone(), drlm));
+            x = fp;
+        }
+        let low = b.avg_pool("block1.resize", &stages[0].1, 4, 4, 0);
+        let mid = b.avg_pool("block2.resize", &stages[1].1, 2, 2, 0);
+        let cat = b.concat("concat", &[&low, &mid, &stages[2].1], 1);
+        let mut y = cat.clone();
+        for (i, &c) in HEAD.iter().enumerate() {
+            let i = i + 1;
+            let z = b.conv(&format!("head.conv{i}"), &y, self.ch(c), 3, 1, 1);
+            let z = b.bn(&format!("head.bn{i}"), &z);
+            y = b.relu(&format!("head.relu{i}"), &z);
+        }
+        let y = b.conv_full("head.conv3", &y, 1, 3, 1, 1, 1, true);
+        let depth = b.sigmoid("depth", &y);
+        let g = b.global_avg_pool("gap", &cat);
+        let features = b.flatten("flatten", &g);
+        let h = b.linear("meta.adapt", &features, self.adapt_dim, true);
+        let h = b.relu("meta.relu", &h);
+        let logit = b.linear("cls.fc", &h, 1, true);
+        if deploy {
+            let p = backbones::live_prob(&mut b, &logit, LiveProbKind::Sigmoid)?;
+            b.output(&p);
+        } else {
+            b.output(&logit);
+            b.output(&features);
+            b.output(&depth);
+        }
+        Ok((
+            b.finish()?,
+            Names {
+                logit,
+                features,
+                depth,
+                stages,
+            },
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pieces of the objective (pure functions of tensors, tested below)
+
+/// BCE with logits against `labels` (1 = live), in the logit's dtype.
+fn bce(logit: &Tensor, labels: &Tensor) -> Tensor {
+    logit.view([-1]).binary_cross_entropy_with_logits::<Tensor>(
+        &labels.to_kind(logit.kind()),
+        None,
+        None,
+        Reduction::Mean,
+    )
+}
+
+/// Eq. 7: the mean negative binary entropy `P log P + (1−P) log(1−P)` of `P = σ(logit)`,
+/// computed stably with log-sigmoids. Minimum `−ln 2` at `P = ½`, zero as `P → 0` or 1.
+pub fn neg_entropy(logit: &Tensor) -> Tensor {
+    let p = logit.sigmoid();
+    let lp = logit.log_sigmoid();
+    let lq = (-logit).log_sigmoid();
+    let q: Tensor = 1.0 - &p;
+    (&p * lp + q * lq).mean(logit.kind())
+}
+
+/// M: adaptation features `h` and the live logit from pooled features and θ_M
+/// (order of [`META_PARAMS`]).
+pub fn head(features: &Tensor, theta: &[Tensor]) -> (Tensor, Tensor) {
+    let h = features.linear(&theta[0], Some(&theta[1]));
+    let logit = h.relu().linear(&theta[2], Some(&theta[3]));
+    (h, logit)
+}
+
+/// The hyper-parameters of the meta objective.
+#[derive(Debug, Clone, Copy)]
+pub struct MetaParams {
+    /// α.
+    pub inner_lr: f64,
+    /// λ_m.
+    pub mmd_weight: f64,
+    pub second_order: bool,
+}
+
+/// The terms of [`meta_objective`].
+pub struct MetaTerms {
+    /// `Σᵢ L_cls` on the meta-train domains.
+    pub trn_cls: Tensor,
+    /// `Σᵢ L_MMD` on the meta-train domains.
+    pub trn_mmd: Tensor,
+    /// `Σᵢ L_cls(θ_M'ᵢ)` on the meta-test domain (zero without one).
+    pub tst_cls: Tensor,
+    pub tst_mmd: Tensor,
+    /// `Σᵢ (L_cls + λ_m L_MMD)ᵢ + Σᵢ (L_cls + λ_m L_MMD)(θ_M'ᵢ)` (Eq. 11–13's meta part).
+    pub total: Tensor,
+}
+
+/// Eq. 11–12: `trn` holds `(features, labels)` of every meta-train domain, `tst` those of
+/// the meta-test domain; `mmd_to_prior(h)` is `L_MMD` of adaptation features. θ_M are
+/// `theta` (leaves that require grad, or tensors that depend on such).
+pub fn meta_objective(
+    theta: &[Tensor],
+    trn: &[(Tensor, Tensor)],
+    tst: Option<&(Tensor, Tensor)>,
+    p: MetaParams,
+    mmd_to_prior: &dyn Fn(&Tensor) -> Tensor,
+) -> MetaTerms {
+    let like = &theta[0];
+    let zero = || Tensor::zeros([], (like.kind(), like.device()));
+    let (mut trn_cls, mut trn_mmd, mut tst_cls, mut tst_mmd) = (zero(), zero(), zero(), zero());
+    let mut total = zero();
+    let theta_refs: Vec<&Tensor> = theta.iter().collect();
+    for (f, y) in trn {
+        let (h, logit) = head(f, theta);
+        let cls = bce(&logit, y);
+        let m = mmd_to_prior(&h);
+        let inner = &cls + &m * p.mmd_weight;
+        trn_cls += &cls;
+        trn_mmd += &m;
+        total += &inner;
+        if let Some((ft, yt)) = tst {
+            // θ_M'ᵢ = θ_M − α ∇ (L_cls + λ_m L_MMD) (Eq. 11).
+            let grads = Tensor::run_backward(&[&inner], &theta_refs, true, p.second_order);
+            let adapted: Vec<Tensor> = theta
+                .iter()
+                .zip(&grads)
+                .map(|(t, g)| {
+                    let g = if p.second_order {
+                        g.shallow_clone()
+                    } else {
+                        g.detach()
+                    };
+                    t - g * p.inner_lr
+                })
+                .collect();
+            let (ht, lt) = head(ft, &adapted);
+            let c = bce(&lt, yt);
+            let m = mmd_to_prior(&ht);
+            total += &c + &m * p.mmd_weight;
+            tst_cls += c;
+            tst_mmd += m;
+        }
+    }
+    MetaTerms {
+        trn_cls,
+        trn_mmd,
+        tst_cls,
+        tst_mmd,
+        total,
+    }
+}
+
+/// Per-channel mean and standard deviation over the spatial dimensions (instance-norm
+/// statistics, Eq. 1–2): `[N, C, H, W]` → (`[N, C]`, `[N, C]`).
+pub fn channel_stats(x: &Tensor) -> (Tensor, Tensor) {
+    let mu = x.mean_dim([2i64, 3].as_slice(), false, x.kind());
+    let var = x.var_dim([2i64, 3].as_slice(), false, false);
+    (mu, (var + 1e-6).sqrt())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pseudo-domains
+
+/// One epoch's pseudo-domain assignment and what is needed to assign unseen rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Clustering {
+    epoch: usize,
+    /// `(dataset index, pseudo-domain)`, sorted by index.
+    assign: Vec<(usize, usize)>,
+    /// Domain features from the pre-DRLM maps `F`, all channels (epoch 0), or from `F⁻`.
+    pre_drlm: bool,
+    /// Channels per stage that make up `df`.
+    channels: Vec<Vec<usize>>,
+    /// z-scoring of `df`.
+    mean: Vec<f64>,
+    std: Vec<f64>,
+    /// `centroids[label][domain]` in z-scored `df` space (label 0 = spoof, 1 = live).
+    centroids: Vec<Vec<Vec<f64>>>,
+}
+
+/// One `[N, C]` tensor as host rows.
+type Rows = Vec<Vec<f64>>;
+/// Per stage: (channel means, channel stds) of every row, and the DRLM attention.
+type StageStats = (Vec<(Rows, Rows)>, Vec<Rows>);
+
+/// Per-sample statistics gathered by the survey.
+struct Surveyed {
+    index: usize,
+    label: usize,
+    true_domain: usize,
+    /// Per stage: channel means and stds of the map clustering uses.
+    stats: Vec<(Vec<f64>, Vec<f64>)>,
+    /// Per stage: the DRLM attention `a`.
+    attention: Vec<Vec<f64>>,
+}
+
+fn rows_f64(t: &Tensor) -> Result<Vec<Vec<f64>>> {
+    let t = t.to_kind(Kind::Double).to_device(Device::Cpu).contiguous();
+    let c = t.size()[1] as usize;
+    let v = Vec::<f64>::try_from(&t.view([-1]))?;
+    Ok(v.chunks(c.max(1)).map(<[f64]>::to_vec).collect())
+}
+
+impl Clustering {
+    fn lookup(&self) -> HashMap<usize, usize> {
+        self.assign.iter().copied().collect()
+    }
+
+    /// `df` of one sample from per-stage stats, z-scored.
+    fn df(&self, stats: &[(Vec<f64>, Vec<f64>)]) -> Vec<f64> {
+        let mut v = Vec::new();
+        for ((mu, sd), ch) in stats.iter().zip(&self.channels) {
+            v.extend(ch.iter().map(|&c| mu[c]));
+            v.extend(ch.iter().map(|&c| sd[c]));
+        }
+        v.iter()
+            .zip(self.mean.iter().zip(&self.std))
+            .map(|(x, (m, s))| (x - m) / s)
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The recipe
+
+/// D²AM recipe state.
+pub struct D2am {
+    cfg: D2amConfig,
+    net: IrModule,
+    names: Names,
+    /// `W_p`, `b_p` of the per-stage live/spoof predictors on `pool(F⁻)` (training only).
+    predictors: Vec<(Tensor, Tensor)>,
+    clustering: Option<Clustering>,
+    lookup: HashMap<usize, usize>,
+    seed: u64,
+    opt: Adam,
+}
+
+impl D2am {
+    pub fn new(cfg: D2amConfig, device: Device, seed: u64) -> Result<D2am> {
+        cfg.check()?;
+        let (graph, names) = cfg.graph(false)?;
+        let net = IrModule::new(graph, device, seed)?;
+        let shapes = net.graph().infer_shapes()?;
+        tch::manual_seed(seed as i64 ^ 0x0d2a);
+        let predictors: Vec<(Tensor, Tensor)> = names
+            .stages
+            .iter()
+            .map(|(f, _, _)| {
+                let c = shapes[f][1] as i64;
+                let bound = 1.0 / (c as f64).sqrt();
+                let w = (Tensor::rand([1, c], (Kind::Float, Device::Cpu)) * 2.0 - 1.0) * bound;
+                let b = Tensor::zeros([1], (Kind::Float, Device::Cpu));
+                (
+                    w.to_device(device).set_requires_grad(true),
+                    b.to_device(device).set_requires_grad(true),
+                )
+            })
+            .collect();
+        let mut params: Vec<(String, Tensor)> = net
+            .parameters()
+            .iter()
+            .map(|(k, t)| (k.clone(), t.shallow_clone()))
+            .collect();
+        for (k, (w, b)) in predictors.iter().enumerate() {
+            params.push((format!("drlm_p.{k}.weight"), w.shallow_clone()));
+            params.push((format!("drlm_p.{k}.bias"), b.shallow_clone()));
+        }
+        let opt = Adam::new(params, cfg.adam);
+        Ok(D2am {
+            cfg,
+            net,
+            names,
+            predictors,
+            clustering: None,
+            lookup: HashMap::new(),
+            seed,
+            opt,
+        })
+    }
+
+    pub fn config(&self) -> &D2amConfig {
+        &self.cfg
+    }
+
+    pub fn network(&self) -> &IrModule {
+        &self.net
+    }
+
+    /// Side of the depth map the depth estimator predicts (the loader's `depth_size`).
+    pub fn depth_size(&self) -> Result<u32> {
+        let shapes = self.net.graph().infer_shapes()?;
+        Ok(shapes[&self.names.depth][2] as u32)
+    }
+
+    /// Loads user-provided backbone weights (IR names); missing ones keep their
+    /// initialisation.
+    pub fn load_backbone_weights(&mut self, path: &std::path::Path) -> Result<()> {
+        self.net.load_safetensors(path, false)
+    }
+
+    /// The current pseudo-domain of every surveyed training sample (dataset index → id).
+    pub fn pseudo_domains(&self) -> BTreeMap<usize, usize> {
+        self.lookup.iter().map(|(&k, &v)| (k, v)).collect()
+    }
+
+    fn wants(&self) -> Vec<&str> {
+        self.names
+            .stages
+            .iter()
+            .flat_map(|(f, fp, _)| [f.as_str(), fp.as_str()])
+            .collect()
+    }
+
+    /// DRLM attention `a` of stage `k` from its input map (Eq. 4), `[N, C]`.
+    fn attention(&self, k: usize, f: &Tensor) -> Result<Tensor> {
+        let node = &self.names.stages[k].2;
+        let w = |s: &str| {
+            self.net
+                .tensor(&format!("{node}.{s}"))
+                .with_context(|| format!("DRLM weight {node}.{s}"))
+        };
+        let pooled = f.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
+        Ok(pooled
+            .linear(w("fc1.weight")?, Some(w("fc1.bias")?))
+            .relu()
+            .linear(w("fc2.weight")?, Some(w("fc2.bias")?))
+            .sigmoid())
+    }
+
+    /// Per-stage statistics of the clustering map (`F` pre-DRLM, else `F⁻`) and attention.
+    fn stage_stats(&self, out: &BTreeMap<String, Tensor>, pre_drlm: bool) -> Result<StageStats> {
+        let mut stats = Vec::new();
+        let mut att = Vec::new();
+        for (k, (f, fp, _)) in self.names.stages.iter().enumerate() {
+            let (f, fp) = (out[f].detach(), out[fp].detach());
+            let m = if pre_drlm {
+                f.shallow_clone()
+            } else {
+                &f - &fp
+            };
+            let (mu, sd) = channel_stats(&m);
+            stats.push((rows_f64(&mu)?, rows_f64(&sd)?));
+            att.push(rows_f64(&self.attention(k, &f)?)?);
+        }
+        Ok((stats, att))
+    }
+
+    /// Runs the network over the survey (eval mode, no gradients).
+    fn survey(&self, data: &dyn BatchSource, pre_drlm: bool) -> Result<Vec<Surveyed>> {
+        let it = data.survey(self.cfg.cluster_samples)?.context(
+            "D²AM clusters the training set at every epoch start, but this batch source \
+             cannot survey it — use the loop's SampledSource with its training pool",
+        )?;
+        let wants = self.wants();
+        let mut all = Vec::new();
+        for b in it {
+            let b = b.context("loading the D²AM clustering survey")?;
+            let labels = Vec::<i64>::try_from(&b.labels.to_device(Device::Cpu))?;
+            let doms = Vec::<i64>::try_from(&b.domains.to_device(Device::Cpu))?;
+            let (stats, att) = tch::no_grad(|| -> Result<_> {
+                let out = self.net.run(&[&b.images], &Forward::eval(), &wants)?;
+                self.stage_stats(&out, pre_drlm)
+            })?;
+            for (i, &index) in b.indices.iter().enumerate() {
+                all.push(Surveyed {
+                    index,
+                    label: labels[i] as usize,
+                    true_domain: doms[i] as usize,
+                    stats: stats
+                        .iter()
+                        .map(|(m, s)| (m[i].clone(), s[i].clone()))
+                        .collect(),
+                    attention: att.iter().map(|a| a[i].clone()).collect(),
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// Clusters the survey into pseudo-domains (Eq. 1–3, K-means per class, pairing and
+    /// alignment by Kuhn–Munkres). Returns the clustering and the epoch report.
+    fn cluster(&self, epoch: usize, s: &[Surveyed]) -> Result<(Clustering, Vec<(String, f64)>)> {
+        let k = self.cfg.clusters;
+        let pre_drlm = epoch == 0;
+        let nstages = self.names.stages.len();
+        // Channels: all (epoch 0), else the C/2 with the lowest mean attention.
+        let channels: Vec<Vec<usize>> = (0..nstages)
+            .map(|st| {
+                let c = s[0].stats[st].0.len();
+                if pre_drlm {
+                    return (0..c).collect();
+                }
+                let mut mean_a = vec![0.0; c];
+                for x in s {
+                    for (m, a) in mean_a.iter_mut().zip(&x.attention[st]) {
+                        *m += a / s.len() as f64;
+                    }
+                }
+                let mut order: Vec<usize> = (0..c).collect();
+                order.sort_by(|&a, &b| mean_a[a].total_cmp(&mean_a[b]).then(a.cmp(&b)));
+                let mut keep: Vec<usize> = order[..(c / 2).max(1)].to_vec();
+                keep.sort();
+                keep
+            })
+            .collect();
+        let mut cl = Clustering {
+            epoch,
+            pre_drlm,
+            channels,
+            ..Clustering::default()
+        };
+        let raw: Vec<Vec<f64>> = s
+            .iter()
+            .map(|x| {
+                let mut v = Vec::new();
+                for ((mu, sd), ch) in x.stats.iter().zip(&cl.channels) {
+                    v.extend(ch.iter().map(|&c| mu[c]));
+                    v.extend(ch.iter().map(|&c| sd[c]));
+                }
+                v
+            })
+            .collect();
+        let dim = raw[0].len();
+        let n = raw.len() as f64;
+        cl.mean = (0..dim)
+            .map(|j| raw.iter().map(|r| r[j]).sum::<f64>() / n)
+            .collect();
+        cl.std = (0..dim)
+            .map(|j| {
+                let v = raw.iter().map(|r| (r[j] - cl.mean[j]).powi(2)).sum::<f64>() / n;
+                if v.sqrt() > 1e-12 {
+                    v.sqrt()
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let df: Vec<Vec<f64>> = raw
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .zip(cl.mean.iter().zip(&cl.std))
+                    .map(|(x, (m, sd))| (x - m) / sd)
+                    .collect()
+            })
+            .collect();
+        // K-means per class (label 0 = spoof, 1 = live).
+        let mut per_class = Vec::new();
+        for label in [0usize, 1] {
+            let idx: Vec<usize> = (0..s.len()).filter(|&i| s[i].label == label).collect();
+            let pts: Vec<Vec<f64>> = idx.iter().map(|&i| df[i].clone()).collect();
+            let seed = self
+                .seed
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(((epoch as u64) << 1) | label as u64);
+            let km =
+                cluster::kmeans(&pts, k, self.cfg.kmeans_restarts, seed).with_context(|| {
+                    format!(
+                        "D²AM clustering of the {} samples",
+                        if label == 1 { "live" } else { "spoof" }
+                    )
+                })?;
+            per_class.push((idx, km));
+        }
+        // Pair spoof clusters with live clusters: live cluster j is domain j.
+        let cost: Vec<Vec<f64>> = per_class[1]
+            .1
+            .centroids
+            .iter()
+            .map(|l| {
+                per_class[0]
+                    .1
+                    .centroids
+                    .iter()
+                    .map(|sp| l.iter().zip(sp).map(|(a, b)| (a - b) * (a - b)).sum())
+                    .collect()
+            })
+            .collect();
+        let live_to_spoof = cluster::kuhn_munkres(&cost);
+        let mut spoof_domain = vec![0; k];
+        for (d, &j) in live_to_spoof.iter().enumerate() {
+            spoof_domain[j] = d;
+        }
+        let mut labels = vec![0usize; s.len()];
+        for (&i, &c) in per_class[0].0.iter().zip(&per_class[0].1.labels) {
+            labels[i] = spoof_domain[c];
+        }
+        for (&i, &c) in per_class[1].0.iter().zip(&per_class[1].1.labels) {
+            labels[i] = c;
+        }
+        let mut centroids = vec![vec![Vec::new(); k]; 2];
+        for (c, cen) in per_class[0].1.centroids.iter().enumerate() {
+            centroids[0][spoof_domain[c]] = cen.clone();
+        }
+        centroids[1] = per_class[1].1.centroids.clone();
+        // Align with the previous epoch's ids.
+        let mut report = Vec::new();
+        let prev: Vec<(usize, usize)> = s
+            .iter()
+            .zip(&labels)
+            .filter_map(|(x, &l)| self.lookup.get(&x.index).map(|&p| (p, l)))
+            .collect();
+        if !prev.is_empty() {
+            let (p, nw): (Vec<usize>, Vec<usize>) = prev.iter().copied().unzip();
+            let perm = cluster::align_labels(&p, &nw, k);
+            for l in labels.iter_mut() {
+                *l = perm[*l];
+            }
+            for cls in centroids.iter_mut() {
+                let old = cls.clone();
+                for (d, c) in old.into_iter().enumerate() {
+                    cls[perm[d]] = c;
+                }
+            }
+            let nw: Vec<usize> = nw.iter().map(|&l| perm[l]).collect();
+            report.push(("pseudo_nmi_prev".to_string(), cluster::nmi(&p, &nw)));
+        }
+        let truth: Vec<usize> = s.iter().map(|x| x.true_domain).collect();
+        report.push(("pseudo_nmi_true".to_string(), cluster::nmi(&labels, &truth)));
+        for d in 0..k {
+            let size = labels.iter().filter(|&&l| l == d).count();
+            report.push((format!("pseudo_domain_{d}"), size as f64));
+        }
+        let mut assign: Vec<(usize, usize)> = s
+            .iter()
+            .map(|x| x.index)
+            .zip(labels.iter().copied())
+            .collect();
+        assign.sort();
+        cl.assign = assign;
+        cl.centroids = centroids;
+        Ok((cl, report))
+    }
+
+    /// Pseudo-domain of every batch row: the surveyed ones from the map, the rest by the
+    /// nearest centroid of their class.
+    fn batch_domains(
+        &self,
+        batch: &TrainBatch,
+        labels: &[i64],
+        out: &BTreeMap<String, Tensor>,
+    ) -> Result<Vec<usize>> {
+        let cl = self.clustering.as_ref().context(
+            "D²AM has no pseudo-domains yet — the loop must call start_epoch_with_data first",
+        )?;
+        let n = labels.len();
+        let known: Vec<Option<usize>> = (0..n)
+            .map(|i| {
+                batch
+                    .indices
+                    .get(i)
+                    .and_then(|ix| self.lookup.get(ix))
+                    .copied()
+            })
+            .collect();
+        if known.iter().all(Option::is_some) {
+            return Ok(known.into_iter().map(|d| d.expect("checked")).collect());
+        }
+        let (stats, _) = self.stage_stats(out, cl.pre_drlm)?;
+        Ok((0..n)
+            .map(|i| {
+                known[i].unwrap_or_else(|| {
+                    let s: Vec<(Vec<f64>, Vec<f64>)> = stats
+                        .iter()
+                        .map(|(m, sd)| (m[i].clone(), sd[i].clone()))
+                        .collect();
+                    cluster::nearest(&cl.centroids[labels[i].clamp(0, 1) as usize], &cl.df(&s))
+                })
+            })
+            .collect())
+    }
+
+    fn theta(&self) -> Result<Vec<Tensor>> {
+        META_PARAMS
+            .iter()
+            .map(|n| {
+                self.net
+                    .tensor(n)
+                    .map(Tensor::shallow_clone)
+                    .with_context(|| format!("meta-learner weight {n}"))
+            })
+            .collect()
+    }
+
+    fn set_clustering(&mut self, cl: Clustering) {
+        self.lookup = cl.lookup();
+        self.clustering = Some(cl);
+    }
+}
+
+fn rows(t: &Tensor, idx: &Tensor) -> Tensor {
+    t.index_select(0, idx)
+}
+
+impl Recipe for D2am {
+    fn name(&self) -> &'static str {
+        "d2am"
+    }
+
+    /// Class-balanced batches from the whole source mixture; the recipe groups the rows by
+    /// pseudo-domain itself.
+    fn sampling(&self) -> Sampling {
+        Sampling::ClassBalanced
+    }
+
+    fn start_epoch_with_data(
+        &mut self,
+        epoch: usize,
+        data: &dyn BatchSource,
+    ) -> Result<Vec<(String, f64)>> {
+        // Resumed inside an epoch: the checkpoint holds this epoch's assignment.
+        if self.clustering.as_ref().is_some_and(|c| c.epoch == epoch) {
+            return Ok(Vec::new());
+        }
+        let surveyed = self.survey(data, epoch == 0)?;
+        if surveyed.is_empty() {
+            bail!("D²AM: the clustering survey of the training set is empty");
+        }
+        let (cl, report) = self.cluster(epoch, &surveyed)?;
+        self.set_clustering(cl);
+        Ok(report)
+    }
+
+    fn step(&mut self, batch: &TrainBatch, info: &StepInfo) -> Result<Vec<(String, f64)>> {
+        let device = self.net.device();
+        let c = self.cfg.clone();
+        let labels = Vec::<i64>::try_from(&batch.labels.to_device(Device::Cpu))?;
+        let wants = self.wants();
+        self.opt.zero_grad();
+        let out = self.net.run(&[&batch.images], &Forward::train(), &wants)?;
+        let doms = self.batch_domains(batch, &labels, &out)?;
+
+        // Meta split over the pseudo-domains present (Eq. 11–12).
+        let present: BTreeSet<usize> = doms.iter().copied().collect();
+        let pick = |d: usize| -> Tensor {
+            let idx: Vec<i64> = (0..doms.len() as i64)
+                .filter(|&i| doms[i as usize] == d)
+                .collect();
+            Tensor::from_slice(&idx).to_device(device)
+        };
+        let (trn_doms, tst_dom): (Vec<usize>, Option<usize>) = if present.len() >= 2 {
+            let split = MetaSplit::new(present.iter().map(|d| d.to_string()), 1, self.seed)?
+                .split(info.step as u64);
+            let parse = |v: &[String]| -> Vec<usize> {
+                v.iter()
+                    .map(|s| s.parse().expect("meta-split names are pseudo-domain ids"))
+                    .collect()
+            };
+            (
+                parse(&split.meta_train),
+                parse(&split.meta_test).first().copied(),
+            )
+        } else {
+            // One pseudo-domain in this batch: plain training on it, no meta-test.
+            (present.iter().copied().collect(), None)
+        };
+        let feats = &out[&self.names.features];
+        let sub = |d: usize| {
+            let idx = pick(d);
+            (rows(feats, &idx), rows(&batch.labels, &idx))
+        };
+        let trn: Vec<(Tensor, Tensor)> = trn_doms.iter().map(|&d| sub(d)).collect();
+        let tst = tst_dom.map(sub);
+        let theta = self.theta()?;
+        let bw = c.mmd_bandwidths.clone();
+        // Prior samples: a fresh draw per MMD evaluation, a pure function of (seed, step).
+        let draws = std::cell::Cell::new(0u64);
+        let base = self.seed ^ 0xD2A3_0000_0000_0000 ^ (info.step as u64).wrapping_mul(0x9E37_79B9);
+        let prior_mmd = |h: &Tensor| {
+            let k = draws.get();
+            draws.set(k + 1);
+            mmd::mmd2_to_normal(h, &bw, base.wrapping_add(k.wrapping_mul(0x1_0000_0001)))
+        };
+        let meta = meta_objective(
+            &theta,
+            &trn,
+            tst.as_ref(),
+            MetaParams {
+                inner_lr: c.inner_lr,
+                mmd_weight: c.mmd_weight,
+                second_order: c.second_order,
+            },
+            &prior_mmd,
+        );
+
+        // Depth (Eq. 10).
+        let dep = if c.depth_weight > 0.0 {
+            let target = batch.depth.as_ref().context(
+                "D²AM supervises depth but the data has no depth maps — give depth maps \
+                 (SynthFAS writes them) or set --depth-weight 0",
+            )?;
+            losses::depth_mse(&out[&self.names.depth], target)
+        } else {
+            Tensor::zeros([], (Kind::Float, device))
+        };
+        // DRLM entropy (Eq. 7) and the F⁻ live/spoof predictors.
+        let mut ent = Tensor::zeros([], (Kind::Float, device));
+        let mut pcls = Tensor::zeros([], (Kind::Float, device));
+        for ((f, fp, _), (w, b)) in self.names.stages.iter().zip(&self.predictors) {
+            let neg = &out[f] - &out[fp];
+            let pooled = neg.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
+            ent += neg_entropy(&pooled.linear(&w.detach(), Some(&b.detach())));
+            pcls += bce(&pooled.detach().linear(w, Some(b)), &batch.labels);
+        }
+        let nst = self.names.stages.len() as f64;
+        let (ent, pcls) = (ent / nst, pcls / nst);
+
+        let total = &meta.total + &dep * c.depth_weight + &ent * c.entropy_weight + &pcls;
+        let value = total.double_value(&[]);
+        if !value.is_finite() {
+            bail!(
+                "D²AM loss is {value} at step {} — lower the learning rate or enable --clip",
+                info.step
+            );
+        }
+        total.backward();
+        let ntrn = trn.len().max(1) as f64;
+        let mut terms = vec![
+            ("loss".to_string(), value),
+            ("cls".to_string(), meta.trn_cls.double_value(&[]) / ntrn),
+            ("mmd".to_string(), meta.trn_mmd.double_value(&[]) / ntrn),
+            ("tst_cls".to_string(), meta.tst_cls.double_value(&[]) / ntrn),
+            ("tst_mmd".to_string(), meta.tst_mmd.double_value(&[]) / ntrn),
+            ("depth".to_string(), dep.double_value(&[])),
+            ("entropy".to_string(), ent.double_value(&[])),
+            ("drlm_cls".to_string(), pcls.double_value(&[])),
+            ("pseudo_domains".to_string(), present.len() as f64),
+        ];
+        if let Some(m) = c.grad_clip {
+            terms.push(("grad_norm".to_string(), self.opt.clip_grad_norm(m)));
+        }
+        self.opt.step(info.lr);
+        Ok(terms)
+    }
+
+    fn score(&self, images: &Tensor) -> Result<Tensor> {
+        tch::no_grad(|| {
+            let out = self.net.run(&[images], &Forward::eval(), &[])?;
+            Ok(out[&self.names.logit].view([-1]).sigmoid())
+        })
+    }
+
+    fn deployable(&self) -> Result<Deployable> {
+        let (graph, _) = self.cfg.graph(true)?;
+        graph.infer_shapes().context("the D²AM deployable graph")?;
+        let weights = self
+            .net
+            .named_tensors()
+            .into_iter()
+            .map(|(k, t)| (k, t.detach()))
+            .collect();
+        Ok(Deployable { graph, weights })
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self
+            .net
+            .named_tensors()
+            .into_iter()
+            .map(|(k, t)| (format!("net.{k}"), t))
+            .collect();
+        for (k, (w, b)) in self.predictors.iter().enumerate() {
+            v.push((format!("d2am.p.{k}.weight"), w.shallow_clone()));
+            v.push((format!("d2am.p.{k}.bias"), b.shallow_clone()));
+        }
+        if let Some(cl) = &self.clustering {
+            let json = serde_json::to_vec(cl).expect("clustering serialises");
+            v.push(("d2am.clustering".to_string(), Tensor::from_slice(&json)));
+        }
+        v.extend(
+            self.opt
+                .state()
+                .into_iter()
+                .map(|(k, t)| (format!("opt.{k}"), t)),
+        );
+        v
+    }
+
+    fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
+        let strip = |prefix: &str| -> BTreeMap<String, Tensor> {
+            state
+                .iter()
+                .filter_map(|(k, t)| {
+                    k.strip_prefix(prefix)
+                        .map(|s| (s.to_string(), t.shallow_clone()))
+                })
+                .collect()
+        };
+        self.net.load_tensors(&strip("net."), true)?;
+        for (k, (w, b)) in self.predictors.iter_mut().enumerate() {
+            for (name, dst) in [("weight", w), ("bias", b)] {
+                let key = format!("d2am.p.{k}.{name}");
+                let src = state
+                    .get(&key)
+                    .with_context(|| format!("the checkpoint lacks \"{key}\" — not a D²AM run"))?;
+                tch::no_grad(|| {
+                    dst.copy_(&src.to_kind(Kind::Float).to_device(dst.device()));
+                });
+            }
+        }
+        match state.get("d2am.clustering") {
+            Some(t) => {
+                let bytes = Vec::<u8>::try_from(&t.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
+                let cl: Clustering = serde_json::from_slice(&bytes)
+                    .context("the checkpoint's \"d2am.clustering\" is not a D²AM clustering")?;
+                self.set_clustering(cl);
+            }
+            None => {
+                self.clustering = None;
+                self.lookup.clear();
+            }
+        }
+        self.opt.load_state(&strip("opt."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> D2amConfig {
+        D2amConfig {
+            in_channels: 6,
+            input_size: 32,
+            width: 0.25,
+            adapt_dim: 16,
+            cluster_samples: 64,
+            ..D2amConfig::default()
+        }
+    }
+
+    /// 24 samples from 3 "domains" with different colour offsets, half live.
+    struct Toy {
+        images: Tensor,
+        labels: Tensor,
+        domains: Tensor,
+        depth: Tensor,
+    }
+
+    impl Toy {
+        fn new() -> Toy {
+            tch::manual_seed(0);
+            let n = 24;
+            let labels = Tensor::from_slice(&(0..n).map(|i| i % 2).collect::<Vec<_>>());
+            let doms: Vec<i64> = (0..n).map(|i| i / 8).collect();
+            let domains = Tensor::from_slice(&doms);
+            let off = domains.to_kind(Kind::Float).view([-1, 1, 1, 1]) * 2.0;
+            let lf = labels.to_kind(Kind::Float).view([-1, 1, 1, 1]);
+            let images =
+                Tensor::randn([n, 6, 32, 32], (Kind::Float, Device::Cpu)) * 0.5 + off + &lf * 0.5;
+            let depth = Tensor::ones([n, 1, 4, 4], (Kind::Float, Device::Cpu)) * 0.7 * &lf;
+            Toy {
+                images,
+                labels,
+                domains,
+                depth,
+            }
+        }
+
+        fn batch(&self, idx: &[usize]) -> TrainBatch {
+            let t = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
+            TrainBatch {
+                images: self.images.index_select(0, &t),
+                labels: self.labels.index_select(0, &t),
+                domains: self.domains.index_select(0, &t),
+                depth: Some(self.depth.index_select(0, &t)),
+                indices: idx.to_vec(),
+            }
+        }
+    }
+
+    impl BatchSource for Toy {
+        fn batches_per_epoch(&self) -> usize {
+            1
+        }
+        fn epoch(
+            &self,
+            _epoch: usize,
+            _skip: usize,
+        ) -> Result<Box<dyn Iterator<Item = Result<TrainBatch>> + '_>> {
+            Ok(Box::new(std::iter::once(Ok(
+                self.batch(&(0..24).collect::<Vec<_>>())
+            ))))
+        }
+        fn survey(
+            &self,
+            max: usize,
+        ) -> Result<Option<Box<dyn Iterator<Item = Result<TrainBatch>> + '_>>> {
+            let idx: Vec<usize> = (0..24.min(max)).collect();
+            let b: Vec<Result<TrainBatch>> = idx.chunks(10).map(|c| Ok(self.batch(c))).collect();
+            Ok(Some(Box::new(b.into_iter())))
+        }
+    }
+
+    fn info(step: usize) -> StepInfo {
+        StepInfo {
+            step,
+            epoch: 0,
+            lr: 1e-3,
+        }
+    }
+
+    #[test]
+    fn neg_entropy_known_answers() {
+        let z = Tensor::from_slice(&[0.0f64, 0.0]);
+        assert!((neg_entropy(&z).double_value(&[]) + 2f64.ln()).abs() < 1e-12);
+        // P = σ(ln 3) = 0.75: 0.75 ln 0.75 + 0.25 ln 0.25.
+        let z = Tensor::from_slice(&[3f64.ln()]);
+        let want = 0.75 * 0.75f64.ln() + 0.25 * 0.25f64.ln();
+        assert!((neg_entropy(&z).double_value(&[]) - want).abs() < 1e-12);
+        let z = Tensor::from_slice(&[40.0f64, -40.0]);
+        assert!(neg_entropy(&z).double_value(&[]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn channel_stats_known_answer() {
+        let x = Tensor::from_slice(&[1.0f64, 3.0, 5.0, 7.0]).view([1, 1, 2, 2]);
+        let (mu, sd) = channel_stats(&x);
+        assert_eq!(mu.double_value(&[0, 0]), 4.0);
+        assert!((sd.double_value(&[0, 0]) - (5.0f64 + 1e-6).sqrt()).abs() < 1e-12);
+    }
+
+    /// The second-order meta-gradient (Eq. 11–13) equals central finite differences of the
+    /// meta objective, in f64, for θ_M and for the features (the path to θ_E).
+    #[test]
+    fn meta_gradient_matches_finite_differences() {
+        tch::manual_seed(3);
+        let opts = (Kind::Double, Device::Cpu);
+        let theta: Vec<Tensor> = [vec![4i64, 5], vec![4], vec![1, 4], vec![1]]
+            .iter()
+            .map(|s| (Tensor::randn(s.as_slice(), opts) * 0.5).set_requires_grad(true))
+            .collect();
+        let feats: Vec<Tensor> = (0..3)
+            .map(|_| Tensor::randn([6, 5], opts).set_requires_grad(true))
+            .collect();
+        let y = Tensor::from_slice(&[1i64, 0, 1, 0, 1, 1]);
+        let prior = Tensor::randn([6, 4], opts);
+        let mmd_fn = |h: &Tensor| mmd::mmd2(h, &prior, &mmd::BANDWIDTHS);
+        let p = MetaParams {
+            inner_lr: 0.5, // large, so the second-order terms matter
+            mmd_weight: 0.3,
+            second_order: true,
+        };
+        let objective = |theta: &[Tensor], feats: &[Tensor]| -> Tensor {
+            let trn = vec![
+                (feats[0].shallow_clone(), y.shallow_clone()),
+                (feats[1].shallow_clone(), y.shallow_clone()),
+            ];
+            let tst = (feats[2].shallow_clone(), y.shallow_clone());
+            meta_objective(theta, &trn, Some(&tst), p, &mmd_fn).total
+        };
+        let total = objective(&theta, &feats);
+        let mut vars: Vec<&Tensor> = theta.iter().collect();
+        vars.extend(feats.iter());
+        let grads = Tensor::run_backward(&[&total], &vars, false, false);
+        let eps = 1e-6;
+        let mut first_order_differs = false;
+        for (vi, g) in grads.iter().enumerate() {
+            let n = vars[vi].numel() as i64;
+            for j in 0..n.min(6) {
+                let eval = |delta: f64| -> f64 {
+                    let all: Vec<Tensor> = vars.iter().map(|t| t.detach().copy()).collect();
+                    tch::no_grad(|| {
+                        let _ = all[vi].view([-1]).get(j).f_add_scalar_(delta).unwrap();
+                    });
+                    let th: Vec<Tensor> = all[..4]
+                        .iter()
+                        .map(|t| t.shallow_clone().set_requires_grad(true))
+                        .collect();
+                    objective(&th, &all[4..]).double_value(&[])
+                };
+                let fd = (eval(eps) - eval(-eps)) / (2.0 * eps);
+                let an = g.view([-1]).double_value(&[j]);
+                assert!(
+                    (fd - an).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "var {vi} elem {j}: analytic {an} vs numeric {fd}"
+                );
+            }
+        }
+        // The first-order variant gives a different θ_M gradient (the check has teeth).
+        let p1 = MetaParams {
+            second_order: false,
+            ..p
+        };
+        let trn = vec![
+            (feats[0].shallow_clone(), y.shallow_clone()),
+            (feats[1].shallow_clone(), y.shallow_clone()),
+        ];
+        let tst = (feats[2].shallow_clone(), y.shallow_clone());
+        let t1 = meta_objective(&theta, &trn, Some(&tst), p1, &mmd_fn).total;
+        let g1 = Tensor::run_backward(&[&t1], &[&theta[0]], false, false);
+        if (&g1[0] - &grads[0]).abs().max().double_value(&[]) > 1e-6 {
+            first_order_differs = true;
+        }
+        assert!(first_order_differs);
+    }
+
+    /// The exported graph validates and computes exactly what the recipe scores with.
+    #[test]
+    fn deployable_graph_scores_like_the_recipe() {
+        let toy = Toy::new();
+        let mut r = D2am::new(cfg(), Device::Cpu, 1).unwrap();
+        r.start_epoch_with_data(0, &toy).unwrap();
+        let b = toy.batch(&(0..24).collect::<Vec<_>>());
+        for step in 0..2 {
+            r.step(&b, &info(step)).unwrap();
+        }
+        let want = r.score(&b.images).unwrap();
+        let d = r.deployable().unwrap();
+        assert_eq!(d.graph.outputs.len(), 1);
+        let mut m = IrModule::new(d.graph, Device::Cpu, 9).unwrap();
+        let w: BTreeMap<String, Tensor> = d.weights.into_iter().collect();
+        m.load_tensors(&w, true).unwrap();
+        let got = tch::no_grad(|| m.forward(&[&b.images], false).unwrap().remove(0));
+        assert_eq!(got.size(), vec![24, 1]);
+        let diff = (got.view([-1]) - &want).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{diff}");
+        let p = Vec::<f64>::try_from(got.view([-1]).to_kind(Kind::Double)).unwrap();
+        assert!(p.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+
+    /// Clustering assigns every surveyed sample, reports the NMI fields (no previous
+    /// assignment at epoch 0), keeps ids stable when nothing changed, and the step reports
+    /// finite terms.
+    #[test]
+    fn epochs_cluster_and_steps_train() {
+        let toy = Toy::new();
+        let mut r = D2am::new(cfg(), Device::Cpu, 2).unwrap();
+        let rep0 = r.start_epoch_with_data(0, &toy).unwrap();
+        let keys: Vec<&str> = rep0.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(keys.contains(&"pseudo_nmi_true"), "{keys:?}");
+        assert!(!keys.contains(&"pseudo_nmi_prev"), "{keys:?}");
+        let map0 = r.pseudo_domains();
+        assert_eq!(map0.len(), 24);
+        assert!(map0.values().all(|&d| d < 3));
+        // The same epoch again (a resume inside it) does not re-cluster.
+        assert!(r.start_epoch_with_data(0, &toy).unwrap().is_empty());
+        let b = toy.batch(&(0..24).collect::<Vec<_>>());
+        let terms = r.step(&b, &info(0)).unwrap();
+        let names: Vec<&str> = terms.iter().map(|(k, _)| k.as_str()).collect();
+        for want in [
+            "loss", "cls", "mmd", "tst_cls", "depth", "entropy", "drlm_cls",
+        ] {
+            assert!(names.contains(&want), "{names:?}");
+        }
+        assert!(terms.iter().all(|(_, v)| v.is_finite()), "{terms:?}");
+        let rep1 = r.start_epoch_with_data(1, &toy).unwrap();
+        let nmi_prev = rep1
+            .iter()
+            .find(|(k, _)| k == "pseudo_nmi_prev")
+            .expect("epoch 1 reports nmi_prev")
+            .1;
+        assert!((0.0..=1.0).contains(&nmi_prev));
+        // Rows that were not surveyed go to the nearest centroid of their class.
+        let mut b2 = toy.batch(&[0, 1, 2, 3]);
+        b2.indices = vec![1000, 1001, 1002, 1003];
+        r.step(&b2, &info(1)).unwrap();
+    }
+
+    #[test]
+    fn clustering_a_domain_shift_finds_the_domains() {
+        // Epoch 0 (random network) on images whose domains differ by a large colour
+        // offset: the pseudo-domains follow the true ones.
+        let toy = Toy::new();
+        let mut r = D2am::new(cfg(), Device::Cpu, 4).unwrap();
+        let rep = r.start_epoch_with_data(0, &toy).unwrap();
+        let nmi = rep.iter().find(|(k, _)| k == "pseudo_nmi_true").unwrap().1;
+        assert!(nmi > 0.9, "{rep:?}");
+    }
+
+    /// Saving the state and loading it into a fresh recipe continues identically,
+    /// pseudo-domains included.
+    #[test]
+    fn state_round_trip_continues_identically() {
+        let toy = Toy::new();
+        let mut a = D2am::new(cfg(), Device::Cpu, 3).unwrap();
+        a.start_epoch_with_data(0, &toy).unwrap();
+        let b = toy.batch(&(0..24).collect::<Vec<_>>());
+        tch::manual_seed(10);
+        a.step(&b, &info(0)).unwrap();
+        let saved: BTreeMap<String, Tensor> = a
+            .state()
+            .into_iter()
+            .map(|(k, t)| (k, t.detach().copy()))
+            .collect();
+        let mut c = D2am::new(cfg(), Device::Cpu, 3).unwrap();
+        c.load_state(&saved).unwrap();
+        assert_eq!(a.pseudo_domains(), c.pseudo_domains());
+        assert!(c.start_epoch_with_data(0, &toy).unwrap().is_empty());
+        tch::manual_seed(11);
+        let la = a.step(&b, &info(1)).unwrap();
+        tch::manual_seed(11);
+        let lc = c.step(&b, &info(1)).unwrap();
+        assert_eq!(la, lc);
+        assert!(a
+            .score(&b.images)
+            .unwrap()
+            .equal(&c.score(&b.images).unwrap()));
+    }
+
+    #[test]
+    fn training_reduces_the_loss() {
+        let toy = Toy::new();
+        let mut r = D2am::new(cfg(), Device::Cpu, 5).unwrap();
+        r.start_epoch_with_data(0, &toy).unwrap();
+        let b = toy.batch(&(0..24).collect::<Vec<_>>());
+        let losses: Vec<f64> = (0..15)
+            .map(|s| {
+                tch::manual_seed(s as i64);
+                let t = r.step(&b, &info(s)).unwrap();
+                t.iter().find(|(k, _)| k == "loss").unwrap().1
+            })
+            .collect();
+        let first: f64 = losses[..3].iter().sum::<f64>() / 3.0;
+        let last: f64 = losses[12..].iter().sum::<f64>() / 3.0;
+        assert!(last < 0.8 * first, "{losses:?}");
+    }
+}
