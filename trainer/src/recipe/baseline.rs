@@ -372,6 +372,7 @@ mod tests {
                 images: x.shallow_clone(),
                 labels: Tensor::from_slice(&[1i64, 0, 1, 0]),
                 domains: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
+                identities: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
                 depth: None,
             };
             for step in 0..3 {
@@ -415,6 +416,7 @@ mod tests {
             images: x.shallow_clone(),
             labels: Tensor::from_slice(&[1i64, 0, 0, 1]),
             domains: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
+            identities: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
             depth: None,
         };
         let info = |step| StepInfo {

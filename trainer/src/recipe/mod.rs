@@ -7,6 +7,7 @@
 
 pub mod anrl;
 pub mod baseline;
+pub mod dlif;
 pub mod losses;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,9 @@ pub struct TrainBatch {
     pub labels: Tensor,
     /// `[N]` i64 domain index (dataset, or pseudo-domain).
     pub domains: Tensor,
+    /// `[N]` i64 identity index (the manifest's `(domain, subject)`,
+    /// [`crate::data::loader::Dataset::identity_names`]); DLIF's finer domains.
+    pub identities: Tensor,
     /// `[N, 1, d, d]` target depth in [0, 1] (zeros for spoof), when the data has it.
     pub depth: Option<Tensor>,
 }

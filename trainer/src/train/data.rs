@@ -59,6 +59,7 @@ impl BatchSource for SampledSource {
                 images: t.images,
                 labels: t.labels,
                 domains: t.domains,
+                identities: t.identities,
                 depth: t.depth,
             })
         })))
