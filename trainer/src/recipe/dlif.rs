@@ -213,7 +213,10 @@ impl DlifConfig {
             }
         }
         if !(self.tau.is_finite() && self.tau > 0.0) {
-            bail!("DLIF tau must be > 0, got {} (the paper uses 0.07)", self.tau);
+            bail!(
+                "DLIF tau must be > 0, got {} (the paper uses 0.07)",
+                self.tau
+            );
         }
         if self.cwsa_reduction == 0 {
             bail!("DLIF cwsa_reduction must be ≥ 1 (e.g. 16)");
@@ -229,9 +232,17 @@ impl DlifConfig {
 
     /// `U` (with CWSA unless ablated, and the classifier head when `deploy`) or `V`.
     /// Returns the graph, the feature value, its width and the stage names.
-    fn graph(&self, name: &str, cwsa: bool, deploy: bool) -> Result<(Graph, String, usize, Vec<String>)> {
+    fn graph(
+        &self,
+        name: &str,
+        cwsa: bool,
+        deploy: bool,
+    ) -> Result<(Graph, String, usize, Vec<String>)> {
         let mut b = GraphBuilder::new(name);
-        let x = b.input(INPUT, &[1, self.in_channels, self.input_size, self.input_size]);
+        let x = b.input(
+            INPUT,
+            &[1, self.in_channels, self.input_size, self.input_size],
+        );
         let out = backbones::build(&mut b, &x, &self.spec(), "")?;
         let features = if cwsa {
             let c = b.channels(LAST_MAP);
@@ -252,7 +263,8 @@ impl DlifConfig {
         }
         let mut g = b.finish()?;
         prune(&mut g);
-        g.infer_shapes().with_context(|| format!("the DLIF graph \"{name}\""))?;
+        g.infer_shapes()
+            .with_context(|| format!("the DLIF graph \"{name}\""))?;
         Ok((g, features, out.feature_dim, out.stages))
     }
 
@@ -333,8 +345,7 @@ pub fn sup_con(z: &Tensor, labels: &Tensor, tau: f64) -> Tensor {
     let same = labels.unsqueeze(1).eq_tensor(&labels.unsqueeze(0));
     let pos = same.logical_and(&eye.logical_not()).to_kind(kind);
     let count = pos.sum_dim_intlist([1i64].as_slice(), false, kind);
-    let per =
-        -(&pos * logp).sum_dim_intlist([1i64].as_slice(), false, kind) / count.clamp_min(1.0);
+    let per = -(&pos * logp).sum_dim_intlist([1i64].as_slice(), false, kind) / count.clamp_min(1.0);
     let has = count.gt(0.0).to_kind(kind);
     (per * &has).sum(kind) / has.sum(kind).clamp_min(1.0)
 }
@@ -404,7 +415,13 @@ pub struct Dlif {
     seed: u64,
 }
 
-fn linear_init(rows: i64, cols: i64, seed: u64, bias: bool, device: Device) -> (Tensor, Option<Tensor>) {
+fn linear_init(
+    rows: i64,
+    cols: i64,
+    seed: u64,
+    bias: bool,
+    device: Device,
+) -> (Tensor, Option<Tensor>) {
     tch::manual_seed(seed as i64);
     let bound = 1.0 / (cols as f64).sqrt();
     let opts = (Kind::Float, Device::Cpu);
@@ -426,7 +443,11 @@ fn params(enc: &Encoder, extra: &[(&str, &Tensor)]) -> Vec<(String, Tensor)> {
         .iter()
         .map(|(k, t)| (k.clone(), t.shallow_clone()))
         .collect();
-    v.extend(extra.iter().map(|(k, t)| (k.to_string(), t.shallow_clone())));
+    v.extend(
+        extra
+            .iter()
+            .map(|(k, t)| (k.to_string(), t.shallow_clone())),
+    );
     v
 }
 
@@ -458,9 +479,18 @@ impl Dlif {
                 );
             }
             let enc = cfg.encoder("dlif-v-resnet18", false, device, seed ^ 0x0076)?;
-            let (d_w, d_b) = linear_init(ids.len() as i64, enc.feature_dim as i64, seed ^ 0xd, true, device);
+            let (d_w, d_b) = linear_init(
+                ids.len() as i64,
+                enc.feature_dim as i64,
+                seed ^ 0xd,
+                true,
+                device,
+            );
             let d_b = d_b.expect("bias requested");
-            let opt = Adam::new(params(&enc, &[("d.weight", &d_w), ("d.bias", &d_b)]), cfg.adam);
+            let opt = Adam::new(
+                params(&enc, &[("d.weight", &d_w), ("d.bias", &d_b)]),
+                cfg.adam,
+            );
             Some(IdBranch { enc, d_w, d_b, opt })
         };
         Ok(Dlif {
@@ -548,7 +578,13 @@ impl Dlif {
     /// One training forward of an encoder over `copies` stacked copies of `x` (copy 0 the
     /// original) with the Style Cross swaps of `plan` applied in the hook after each stage:
     /// features `[copies·B, F]`.
-    fn features(&self, enc: &Encoder, x: &Tensor, copies: i64, plan: &[(i64, usize, Tensor)]) -> Result<Tensor> {
+    fn features(
+        &self,
+        enc: &Encoder,
+        x: &Tensor,
+        copies: i64,
+        plan: &[(i64, usize, Tensor)],
+    ) -> Result<Tensor> {
         let eps = self.cfg.style_cross.eps;
         let hook = |node: &str, y: &Tensor| -> Option<Tensor> {
             let stage = enc.stages.iter().position(|s| s == node)?;
@@ -668,10 +704,7 @@ impl Recipe for Dlif {
             None => l_fas.shallow_clone(),
         };
         total.backward();
-        let mut head = vec![
-            ("loss".to_string(), value),
-            ("fas".to_string(), fas_value),
-        ];
+        let mut head = vec![("loss".to_string(), value), ("fas".to_string(), fas_value)];
         if l_fr.is_some() {
             head.push(("fr".to_string(), fr_value));
         }
@@ -807,7 +840,10 @@ mod tests {
 
     fn close(got: &Tensor, want: f64, tol: f64) {
         let g = got.double_value(&[]);
-        assert!((g - want).abs() <= tol * want.abs().max(1.0), "{g} vs {want}");
+        assert!(
+            (g - want).abs() <= tol * want.abs().max(1.0),
+            "{g} vs {want}"
+        );
     }
 
     // Known answers from tests/reference/dlif_reference.py (PyTorch, float64).
@@ -826,7 +862,11 @@ mod tests {
         let l2 = grid(3, 2, 0.4, 0.9, 0.2, true) * 15.0;
         close(&ambiguity_loss(&l2), 0.499_742_622_003_183_5, 1e-9);
         // Uniform logits: no preference, no loss.
-        close(&ambiguity_loss(&Tensor::ones([5, 7], (Kind::Double, Device::Cpu))), 0.0, 1e-12);
+        close(
+            &ambiguity_loss(&Tensor::ones([5, 7], (Kind::Double, Device::Cpu))),
+            0.0,
+            1e-12,
+        );
     }
 
     #[test]
@@ -849,7 +889,11 @@ mod tests {
         let w = Tensor::arange(n, (Kind::Double, Device::Cpu)).view([4, 2, 2, 3]);
         close(&out.sum(Kind::Double), 76.112_853_034_532_18, 1e-9);
         close(&(&out * w).sum(Kind::Double), 1_998.223_908_827_69, 1e-9);
-        close(&out.get(0).get(1).get(1).get(2), 2.098_605_907_421_725_4, 1e-9);
+        close(
+            &out.get(0).get(1).get(1).get(2),
+            2.098_605_907_421_725_4,
+            1e-9,
+        );
     }
 
     #[test]
@@ -906,7 +950,8 @@ mod tests {
     fn batch(seed: i64) -> TrainBatch {
         tch::manual_seed(seed);
         let labels = Tensor::from_slice(&[1i64, 1, 0, 0]).repeat([4]);
-        let identities = Tensor::from_slice(&[10i64, 11, 20, 21]).repeat_interleave_self_int(4, 0, None);
+        let identities =
+            Tensor::from_slice(&[10i64, 11, 20, 21]).repeat_interleave_self_int(4, 0, None);
         let domains = Tensor::from_slice(&[0i64, 1]).repeat_interleave_self_int(8, 0, None);
         let lf = labels.to_kind(Kind::Float).view([-1, 1, 1, 1]);
         let images = Tensor::randn([16, 3, 32, 32], (Kind::Float, Device::Cpu)) + &lf * 0.5;
@@ -965,7 +1010,9 @@ mod tests {
         assert_eq!(r.identity_classes(), 4);
         let terms = r.step(&batch(1), &info(0)).unwrap();
         let names: Vec<&str> = terms.iter().map(|(k, _)| k.as_str()).collect();
-        for want in ["loss", "fas", "fr", "cls", "aaic_u", "id", "aaic_v", "ortho", "idamb", "liamb"] {
+        for want in [
+            "loss", "fas", "fr", "cls", "aaic_u", "id", "aaic_v", "ortho", "idamb", "liamb",
+        ] {
             assert!(names.contains(&want), "{names:?}");
         }
         assert!(terms.iter().all(|(_, v)| v.is_finite()), "{terms:?}");
@@ -1023,7 +1070,10 @@ mod tests {
         let la = a.step(&b, &info(1)).unwrap();
         let lc = c.step(&b, &info(1)).unwrap();
         assert_eq!(la, lc);
-        assert!(a.score(&b.images).unwrap().equal(&c.score(&b.images).unwrap()));
+        assert!(a
+            .score(&b.images)
+            .unwrap()
+            .equal(&c.score(&b.images).unwrap()));
     }
 
     /// Training on one fixed batch lowers the liveness objective.
