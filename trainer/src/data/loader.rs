@@ -937,6 +937,47 @@ mod tests {
         assert_eq!(e.count(), 49);
     }
 
+    /// Subject ids repeat across datasets: an identity is the (domain, subject) pair.
+    #[test]
+    fn identities_are_subjects_within_their_domain() {
+        let sample = |domain: &str, subject: &str| Sample {
+            v: 1,
+            path: format!("{domain}/{subject}.png"),
+            label: Label::Live,
+            attack: "none".into(),
+            domain: domain.into(),
+            subject: subject.into(),
+            device: "cam".into(),
+            split: fas_core::dataset::Split::Train,
+            video: format!("{domain}-{subject}"),
+            frame: 0,
+        };
+        let m = Manifest::new(vec![
+            sample("b", "1"),
+            sample("a", "1"),
+            sample("b", "2"),
+            sample("b", "1"),
+        ]);
+        let d = Dataset::from_manifest(m, "/tmp");
+        let names: Vec<(&str, &str)> = d
+            .identity_names()
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(names, vec![("a", "1"), ("b", "1"), ("b", "2")]);
+        let ids: Vec<usize> = (0..4).map(|i| d.identity_index(i)).collect();
+        assert_eq!(ids, vec![1, 0, 2, 1]);
+        let b = Batch {
+            identities: ids,
+            ..fake_batch(0, &[0, 1, 2, 3])
+        };
+        let t = b.to_tensors(Device::Cpu);
+        assert_eq!(
+            Vec::<i64>::try_from(&t.identities).unwrap(),
+            vec![1, 0, 2, 1]
+        );
+    }
+
     #[test]
     fn mix_is_not_trivial() {
         assert_ne!(sample_seed(0, 0, 0), sample_seed(0, 0, 1));

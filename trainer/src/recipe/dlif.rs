@@ -1033,6 +1033,31 @@ mod tests {
         assert_eq!(names, vec!["loss", "fas", "cls", "aaic_u"]);
     }
 
+    /// The hook really crosses styles after the named stage: with real partners the
+    /// style-crossed copy's features differ from the original's, with every sample as its
+    /// own partner they are the original's.
+    #[test]
+    fn style_cross_hook_acts_on_the_chosen_stage() {
+        let r = Dlif::new(cfg(), &IDS, Device::Cpu, 4).unwrap();
+        let b = batch(3);
+        let labels = Vec::<i64>::try_from(&b.labels).unwrap();
+        let swap = Tensor::from_slice(&partners(&labels, &mut ChaCha8Rng::seed_from_u64(1)));
+        let same = Tensor::arange(16, (Kind::Int64, Device::Cpu));
+        for stage in 0..3 {
+            let gap = |p: &Tensor| {
+                let f = r
+                    .features(&r.u, &b.images, 2, &[(1, stage, p.shallow_clone())])
+                    .unwrap();
+                (f.narrow(0, 0, 16) - f.narrow(0, 16, 16))
+                    .abs()
+                    .max()
+                    .double_value(&[])
+            };
+            assert!(gap(&swap) > 1e-4, "stage {stage}");
+            assert!(gap(&same) < 1e-4, "stage {stage}");
+        }
+    }
+
     #[test]
     fn parallel_flow_makes_one_copy_per_level() {
         let mut c = cfg();
