@@ -17,7 +17,7 @@
 //!   identity in `V` (IISC), after the low/mid/high ResNet stages (`layer1..3`), in one
 //!   cascaded flow (×: one style-crossed copy of the batch, swapped at every chosen level) or
 //!   parallel flows (+: one copy per level). Training only.
-//! * **Channel-wise Style Attention** (Eq. 8–9) — [`Op::StyleAttention`] on `U`'s last
+//! * **Channel-wise Style Attention** (Eq. 8–9) — [`fas_core::ir::Op::StyleAttention`] on `U`'s last
 //!   feature map, `a = σ(W2 ReLU(W1 [μ, σ²]))`, `X̂ = a·X + X`; it is part of the deployed
 //!   model (and of its ONNX export).
 //! * **AAIC** (Eq. 10, [`sup_con`]) — supervised contrastive learning, τ = 0.07, over the
@@ -37,7 +37,11 @@
 //! 1/2 are probabilities, so the outputs must be too; raw logits have no scale to compare);
 //! the Style Cross statistics are detached (as MixStyle does), so the swap is a pure
 //! augmentation and does not back-propagate into the partner's statistics; `L_ortho` uses
-//! the original (not style-crossed) rows, whose `f_u`/`f_v` come from the same image.
+//! the original (not style-crossed) rows, whose `f_u`/`f_v` come from the same image, while
+//! `L_cls`, `L_id`, AAIC and the ambiguity terms use every row (original and style-crossed);
+//! one CWSA module sits on `U`'s last map (ResNet-18 `layer4`, before pooling; our
+//! placement, the description we work from does not fix the stage); `D` is a plain linear layer (with
+//! bias) on `Norm(f_v)` trained with cross-entropy.
 //!
 //! The deployed model is `U` + CWSA + `C` → `p_live = softmax(s·cos θ)[live]` (contract 3).
 
