@@ -431,16 +431,25 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         crate::recipe::Sampling::Identity {
             identities,
             per_class,
-        } => Box::new(IdentitySampler::new(
-            dataset.samples(),
-            &split.train,
-            IdentityConfig {
-                identities_per_domain: identities,
-                samples_per_class: per_class,
-                length: EpochLength::Largest,
-                seed: a.seed,
-            },
-        )?),
+        } => Box::new(
+            IdentitySampler::new(
+                dataset.samples(),
+                &split.train,
+                IdentityConfig {
+                    identities_per_domain: identities,
+                    samples_per_class: per_class,
+                    length: EpochLength::Largest,
+                    seed: a.seed,
+                },
+            )
+            .with_context(|| {
+                format!(
+                "--recipe dlif draws {identities} identities per source domain × ({per_class} live \
+                 + {per_class} spoof) per batch, from --batch-size {} — lower --batch-size",
+                a.batch_size
+            )
+            })?,
+        ),
         crate::recipe::Sampling::ClassBalanced => Box::new(ClassBalanced::new(
             dataset.samples(),
             &split.train,

@@ -173,6 +173,12 @@ fn dlif_refuses_other_backbones_losses_and_depth() {
     assert!(!ok && e.contains("AM-softmax"), "{e}");
     let (ok, e) = run(&args(m, o, &["--depth-weight", "1"]));
     assert!(!ok && e.contains("depth"), "{e}");
+    // 200 / (3 domains × 8) = 8 identities per domain; SynthFAS has 4 subjects each.
+    let mut big = args(m, o, &[]);
+    let at = big.iter().position(|a| *a == "--batch-size").unwrap();
+    big[at + 1] = "200";
+    let (ok, e) = run(&big);
+    assert!(!ok && e.contains("lower --batch-size"), "{e}");
     let mut base = args(m, o, &["--ablate", "no-v"]);
     base[8] = "baseline";
     let (ok, e) = run(&base);
