@@ -7,9 +7,19 @@ use std::io::{self, Write};
 /// One archive entry.
 #[derive(Debug, Clone)]
 pub enum Entry {
-    Dir { path: String, mode: u32 },
-    File { path: String, mode: u32, data: Vec<u8> },
-    Symlink { path: String, target: String },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    File {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
 }
 
 impl Entry {
@@ -40,7 +50,21 @@ fn header(
     name: &str,
 ) -> io::Result<()> {
     let namesize = name.len() + 1;
-    let fields = [ino, mode, 0, 0, nlink, 0, size as u32, 0, 0, 0, 0, namesize as u32, 0];
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        nlink,
+        0,
+        size as u32,
+        0,
+        0,
+        0,
+        0,
+        namesize as u32,
+        0,
+    ];
     let mut h = String::from("070701");
     for f in fields {
         h += &format!("{f:08X}");
@@ -66,7 +90,10 @@ pub fn write(w: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
             Entry::Dir { mode, .. } => header(w, ino, S_IFDIR | (mode & 0o7777), 2, 0, name)?,
             Entry::File { mode, data, .. } => {
                 if data.len() > u32::MAX as usize {
-                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "cpio: file over 4 GiB"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "cpio: file over 4 GiB",
+                    ));
                 }
                 header(w, ino, S_IFREG | (mode & 0o7777), 1, data.len(), name)?;
                 w.write_all(data)?;
@@ -91,7 +118,10 @@ mod tests {
         let mut out = Vec::new();
         loop {
             assert_eq!(&b[..6], b"070701");
-            let field = |i: usize| u32::from_str_radix(std::str::from_utf8(&b[6 + 8 * i..14 + 8 * i]).unwrap(), 16).unwrap();
+            let field = |i: usize| {
+                u32::from_str_radix(std::str::from_utf8(&b[6 + 8 * i..14 + 8 * i]).unwrap(), 16)
+                    .unwrap()
+            };
             let (mode, size, namesize) = (field(1), field(6) as usize, field(11) as usize);
             let name = String::from_utf8(b[110..110 + namesize - 1].to_vec()).unwrap();
             let data_at = (110 + namesize).div_ceil(4) * 4;
@@ -108,10 +138,24 @@ mod tests {
     #[test]
     fn round_trips_and_matches_gnu_cpio() {
         let entries = vec![
-            Entry::Dir { path: "bin".into(), mode: 0o755 },
-            Entry::File { path: "/bin/busybox".into(), mode: 0o755, data: vec![7; 5] },
-            Entry::Symlink { path: "bin/sh".into(), target: "busybox".into() },
-            Entry::File { path: "init".into(), mode: 0o755, data: b"#!/bin/sh\n".to_vec() },
+            Entry::Dir {
+                path: "bin".into(),
+                mode: 0o755,
+            },
+            Entry::File {
+                path: "/bin/busybox".into(),
+                mode: 0o755,
+                data: vec![7; 5],
+            },
+            Entry::Symlink {
+                path: "bin/sh".into(),
+                target: "busybox".into(),
+            },
+            Entry::File {
+                path: "init".into(),
+                mode: 0o755,
+                data: b"#!/bin/sh\n".to_vec(),
+            },
         ];
         let mut buf = Vec::new();
         write(&mut buf, &entries).unwrap();
@@ -129,11 +173,21 @@ mod tests {
             child.stdin.take().unwrap().write_all(&buf).unwrap();
             let out = child.wait_with_output().unwrap();
             let names = String::from_utf8(out.stdout).unwrap();
-            assert_eq!(names.lines().collect::<Vec<_>>(), ["bin", "bin/busybox", "bin/sh", "init"]);
+            assert_eq!(
+                names.lines().collect::<Vec<_>>(),
+                ["bin", "bin/busybox", "bin/sh", "init"]
+            );
         }
         let mut again = Vec::new();
         write(&mut again, &entries).unwrap();
         assert_eq!(buf, again, "deterministic");
-        assert!(write(&mut Vec::new(), &[Entry::Dir { path: "../x".into(), mode: 0 }]).is_err());
+        assert!(write(
+            &mut Vec::new(),
+            &[Entry::Dir {
+                path: "../x".into(),
+                mode: 0
+            }]
+        )
+        .is_err());
     }
 }

@@ -16,7 +16,10 @@ pub fn env_for(target: &str) -> Vec<(String, String)> {
     let mut v = Vec::new();
     if target.starts_with("aarch64") {
         let sysroot = "/usr/aarch64-linux-gnu";
-        v.push((format!("CARGO_TARGET_{upper}_LINKER"), "aarch64-linux-gnu-gcc".into()));
+        v.push((
+            format!("CARGO_TARGET_{upper}_LINKER"),
+            "aarch64-linux-gnu-gcc".into(),
+        ));
         v.push((format!("CC_{t}"), "aarch64-linux-gnu-gcc".into()));
         v.push((format!("CXX_{t}"), "aarch64-linux-gnu-g++".into()));
         v.push((format!("AR_{t}"), "aarch64-linux-gnu-ar".into()));
@@ -31,7 +34,12 @@ pub fn env_for(target: &str) -> Vec<(String, String)> {
 /// The Debian packages a cross build for `target` needs on the host.
 pub fn host_packages(target: &str) -> &'static [&'static str] {
     if target.starts_with("aarch64") {
-        &["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "linux-libc-dev-arm64-cross", "libclang-dev"]
+        &[
+            "gcc-aarch64-linux-gnu",
+            "libc6-dev-arm64-cross",
+            "linux-libc-dev-arm64-cross",
+            "libclang-dev",
+        ]
     } else {
         &["libclang-dev"]
     }
@@ -44,10 +52,15 @@ pub fn ensure_target(target: &str) -> Result<()> {
         .output();
     match out {
         Ok(o) if o.status.success() => {
-            if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == target) {
+            if String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+            {
                 return Ok(());
             }
-            let st = Command::new("rustup").args(["target", "add", target]).status()?;
+            let st = Command::new("rustup")
+                .args(["target", "add", target])
+                .status()?;
             if !st.success() {
                 bail!("`rustup target add {target}` failed");
             }
@@ -55,7 +68,9 @@ pub fn ensure_target(target: &str) -> Result<()> {
         }
         _ => {
             // No rustup: the toolchain may still have the target (distribution packages).
-            let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output()?;
+            let sysroot = Command::new("rustc")
+                .args(["--print", "sysroot"])
+                .output()?;
             let root = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
             if root.join("lib/rustlib").join(target).exists() {
                 Ok(())
@@ -101,8 +116,15 @@ pub fn build(workspace: &Path, profile: &Profile, o: &BuildOptions<'_>) -> Resul
     if let Some(d) = o.target_dir {
         cmd.env("CARGO_TARGET_DIR", d);
     }
-    println!("fas-boards: building {} for {} ({})", o.packages.join(", "), profile.name, profile.target);
-    let st = cmd.status().with_context(|| format!("could not run {cargo}"))?;
+    println!(
+        "fas-boards: building {} for {} ({})",
+        o.packages.join(", "),
+        profile.name,
+        profile.target
+    );
+    let st = cmd
+        .status()
+        .with_context(|| format!("could not run {cargo}"))?;
     if !st.success() {
         bail!(
             "cross build for {} failed; the host needs Debian's {} (`cargo xtask setup` installs them)",
@@ -128,9 +150,17 @@ mod tests {
     fn aarch64_builds_use_the_debian_cross_toolchain() {
         let env = env_for("aarch64-unknown-linux-musl");
         let get = |k: &str| env.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
-        assert_eq!(get("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER"), Some("aarch64-linux-gnu-gcc"));
-        assert_eq!(get("CC_aarch64_unknown_linux_musl"), Some("aarch64-linux-gnu-gcc"));
-        assert!(get("BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_musl").unwrap().contains("/usr/aarch64-linux-gnu"));
+        assert_eq!(
+            get("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER"),
+            Some("aarch64-linux-gnu-gcc")
+        );
+        assert_eq!(
+            get("CC_aarch64_unknown_linux_musl"),
+            Some("aarch64-linux-gnu-gcc")
+        );
+        assert!(get("BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_musl")
+            .unwrap()
+            .contains("/usr/aarch64-linux-gnu"));
         assert!(env_for("x86_64-unknown-linux-gnu").is_empty());
         assert!(host_packages("aarch64-unknown-linux-gnu").contains(&"gcc-aarch64-linux-gnu"));
     }

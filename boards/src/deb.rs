@@ -165,7 +165,11 @@ fn dir_size(p: &Path) -> Result<u64> {
     for e in std::fs::read_dir(p)? {
         let e = e?;
         let m = e.metadata()?;
-        n += if m.is_dir() { dir_size(&e.path())? } else { m.len() };
+        n += if m.is_dir() {
+            dir_size(&e.path())?
+        } else {
+            m.len()
+        };
     }
     Ok(n)
 }
@@ -175,14 +179,39 @@ pub fn build(profile: &Profile, inputs: &DebInputs<'_>, out_dir: &Path) -> Resul
     let stage = out_dir.join(format!("deb-{}", profile.name));
     let _ = std::fs::remove_dir_all(&stage);
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    put(&stage, "usr/bin/fas-edge", &read(inputs.edge_binary)?, 0o755)?;
-    put(&stage, "lib/systemd/system/fas-edge.service", systemd_unit().as_bytes(), 0o644)?;
-    put(&stage, "lib/udev/rules.d/60-fas-edge.rules", udev_rules().as_bytes(), 0o644)?;
-    put(&stage, "etc/fas/edge.toml", profile.edge_config().as_bytes(), 0o640)?;
+    put(
+        &stage,
+        "usr/bin/fas-edge",
+        &read(inputs.edge_binary)?,
+        0o755,
+    )?;
+    put(
+        &stage,
+        "lib/systemd/system/fas-edge.service",
+        systemd_unit().as_bytes(),
+        0o644,
+    )?;
+    put(
+        &stage,
+        "lib/udev/rules.d/60-fas-edge.rules",
+        udev_rules().as_bytes(),
+        0o644,
+    )?;
+    put(
+        &stage,
+        "etc/fas/edge.toml",
+        profile.edge_config().as_bytes(),
+        0o640,
+    )?;
     std::fs::create_dir_all(stage.join("etc/fas/keys"))?;
     let mut conffiles = String::from("/etc/fas/edge.toml\n");
     if let Some(d) = inputs.detector {
-        put(&stage, "usr/share/fas/retinaface_mnet025.onnx", &read(d)?, 0o644)?;
+        put(
+            &stage,
+            "usr/share/fas/retinaface_mnet025.onnx",
+            &read(d)?,
+            0o644,
+        )?;
     }
     if let Some(b) = inputs.bundle {
         put(&stage, "etc/fas/model.fasb", &read(b)?, 0o644)?;
@@ -210,12 +239,20 @@ pub fn build(profile: &Profile, inputs: &DebInputs<'_>, out_dir: &Path) -> Resul
         0o644,
     )?;
     let kib = dir_size(&stage)?.div_ceil(1024);
-    put(&stage, "DEBIAN/control", control(profile, inputs.version, kib).as_bytes(), 0o644)?;
+    put(
+        &stage,
+        "DEBIAN/control",
+        control(profile, inputs.version, kib).as_bytes(),
+        0o644,
+    )?;
     put(&stage, "DEBIAN/conffiles", conffiles.as_bytes(), 0o644)?;
     put(&stage, "DEBIAN/postinst", POSTINST.as_bytes(), 0o755)?;
     put(&stage, "DEBIAN/prerm", PRERM.as_bytes(), 0o755)?;
     put(&stage, "DEBIAN/postrm", POSTRM.as_bytes(), 0o755)?;
-    let deb = out_dir.join(format!("fas-edge_{}_{}.deb", inputs.version, profile.deb_arch));
+    let deb = out_dir.join(format!(
+        "fas-edge_{}_{}.deb",
+        inputs.version, profile.deb_arch
+    ));
     let tmp = out_dir.join(format!(".fas-edge_{}.deb.tmp", profile.name));
     let out = Command::new("dpkg-deb")
         .args(["--build", "--root-owner-group", "-Zxz"])
@@ -224,7 +261,10 @@ pub fn build(profile: &Profile, inputs: &DebInputs<'_>, out_dir: &Path) -> Resul
         .output()
         .context("could not run dpkg-deb (Debian's `dpkg`)")?;
     if !out.status.success() {
-        bail!("dpkg-deb --build failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "dpkg-deb --build failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     std::fs::rename(&tmp, &deb)?;
     std::fs::remove_dir_all(&stage)?;
@@ -243,37 +283,89 @@ mod tests {
         let profile = Profile::load("rpi4").unwrap();
         let deb = build(
             &profile,
-            &DebInputs { edge_binary: &bin, detector: None, bundle: None, keys: None, version: "0.1.0" },
+            &DebInputs {
+                edge_binary: &bin,
+                detector: None,
+                bundle: None,
+                keys: None,
+                version: "0.1.0",
+            },
             dir.path(),
         )
         .unwrap();
         assert!(deb.ends_with("fas-edge_0.1.0_arm64.deb"));
-        let info = Command::new("dpkg-deb").arg("--info").arg(&deb).output().unwrap();
+        let info = Command::new("dpkg-deb")
+            .arg("--info")
+            .arg(&deb)
+            .output()
+            .unwrap();
         let info = String::from_utf8(info.stdout).unwrap();
-        assert!(info.contains("Package: fas-edge") && info.contains("Architecture: arm64"), "{info}");
-        let list = Command::new("dpkg-deb").arg("--contents").arg(&deb).output().unwrap();
+        assert!(
+            info.contains("Package: fas-edge") && info.contains("Architecture: arm64"),
+            "{info}"
+        );
+        let list = Command::new("dpkg-deb")
+            .arg("--contents")
+            .arg(&deb)
+            .output()
+            .unwrap();
         let list = String::from_utf8(list.stdout).unwrap();
-        for f in ["./usr/bin/fas-edge", "./lib/systemd/system/fas-edge.service", "./lib/udev/rules.d/60-fas-edge.rules", "./etc/fas/edge.toml"] {
+        for f in [
+            "./usr/bin/fas-edge",
+            "./lib/systemd/system/fas-edge.service",
+            "./lib/udev/rules.d/60-fas-edge.rules",
+            "./etc/fas/edge.toml",
+        ] {
             assert!(list.contains(f), "{f} missing from\n{list}");
         }
         assert!(list.contains("root/root"), "owned by root: {list}");
-        let conf = Command::new("dpkg-deb").arg("--field").arg(&deb).arg("Installed-Size").output().unwrap();
-        assert!(String::from_utf8(conf.stdout).unwrap().trim().parse::<u64>().unwrap() >= 1);
+        let conf = Command::new("dpkg-deb")
+            .arg("--field")
+            .arg(&deb)
+            .arg("Installed-Size")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8(conf.stdout)
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+                >= 1
+        );
     }
 
     #[test]
     fn the_unit_is_hardened_and_notifies() {
         let u = systemd_unit();
-        for k in ["Type=notify", "WatchdogSec=", "User=fas-edge", "DevicePolicy=closed", "char-video4linux", "char-gpiochip", "NoNewPrivileges=yes", "PrivateNetwork=yes", "Restart=always", "ReadWritePaths=/var/lib/fas"] {
+        for k in [
+            "Type=notify",
+            "WatchdogSec=",
+            "User=fas-edge",
+            "DevicePolicy=closed",
+            "char-video4linux",
+            "char-gpiochip",
+            "NoNewPrivileges=yes",
+            "PrivateNetwork=yes",
+            "Restart=always",
+            "ReadWritePaths=/var/lib/fas",
+        ] {
             assert!(u.contains(k), "{k}");
         }
         // systemd-analyze, when the host has it, finds nothing to complain about.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("fas-edge.service");
         std::fs::write(&p, &u).unwrap();
-        if let Ok(out) = Command::new("systemd-analyze").arg("verify").arg(&p).output() {
+        if let Ok(out) = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&p)
+            .output()
+        {
             let err = String::from_utf8_lossy(&out.stderr);
-            assert!(!err.contains("Unknown key") && !err.contains("Unknown section"), "{err}");
+            assert!(
+                !err.contains("Unknown key") && !err.contains("Unknown section"),
+                "{err}"
+            );
         }
     }
 }

@@ -148,7 +148,9 @@ fn workspace_root() -> Result<PathBuf> {
             return Ok(d);
         }
         if !d.pop() {
-            anyhow::bail!("run fas-boards inside the fas workspace (it builds fas-edge from source)");
+            anyhow::bail!(
+                "run fas-boards inside the fas workspace (it builds fas-edge from source)"
+            );
         }
     }
 }
@@ -159,7 +161,12 @@ fn build(a: BuildArgs) -> Result<bool> {
     let bin_dir = cross::build(
         &root,
         &profile,
-        &cross::BuildOptions { release: a.release, tune: a.tune, packages: &["fas-edge"], target_dir: None },
+        &cross::BuildOptions {
+            release: a.release,
+            tune: a.tune,
+            packages: &["fas-edge"],
+            target_dir: None,
+        },
     )?;
     let out = a.out.join(&profile.name);
     std::fs::create_dir_all(&out)?;
@@ -167,10 +174,18 @@ fn build(a: BuildArgs) -> Result<bool> {
     std::fs::copy(bin_dir.join("fas-edge"), &edge)
         .with_context(|| format!("copying {}", bin_dir.join("fas-edge").display()))?;
     fas_core::atomic::write_atomic(&out.join("edge.toml"), profile.edge_config().as_bytes())?;
-    fas_core::atomic::write_atomic(&out.join("fas-edge.service"), deb::systemd_unit().as_bytes())?;
+    fas_core::atomic::write_atomic(
+        &out.join("fas-edge.service"),
+        deb::systemd_unit().as_bytes(),
+    )?;
     fas_core::atomic::write_atomic(&out.join("60-fas-edge.rules"), deb::udev_rules().as_bytes())?;
     let size = std::fs::metadata(&edge)?.len();
-    println!("fas-boards: {} ({:.1} MiB), edge.toml, fas-edge.service, 60-fas-edge.rules in {}", edge.display(), size as f64 / 1048576.0, out.display());
+    println!(
+        "fas-boards: {} ({:.1} MiB), edge.toml, fas-edge.service, 60-fas-edge.rules in {}",
+        edge.display(),
+        size as f64 / 1048576.0,
+        out.display()
+    );
     if a.deb {
         let path = deb::build(
             &profile,
@@ -183,7 +198,11 @@ fn build(a: BuildArgs) -> Result<bool> {
             },
             &out,
         )?;
-        println!("fas-boards: package {} ({:.1} MiB)", path.display(), std::fs::metadata(&path)?.len() as f64 / 1048576.0);
+        println!(
+            "fas-boards: package {} ({:.1} MiB)",
+            path.display(),
+            std::fs::metadata(&path)?.len() as f64 / 1048576.0
+        );
     }
     Ok(true)
 }
@@ -191,14 +210,19 @@ fn build(a: BuildArgs) -> Result<bool> {
 fn testbed(a: TestbedArgs) -> Result<bool> {
     std::fs::create_dir_all(&a.work).with_context(|| format!("creating {}", a.work.display()))?;
     let cache = fas_boards::debian::cache_root();
-    println!("testbed: Debian arm64 kernel and busybox (cache {})", cache.display());
+    println!(
+        "testbed: Debian arm64 kernel and busybox (cache {})",
+        cache.display()
+    );
     let (kernel, busybox) = guest::fetch(&cache)?;
     println!("testbed: kernel {}", kernel.version);
     let presentations = plan::parse_presentations(&a.sessions)?;
     let unplug_session = if a.no_unplug {
         None
     } else {
-        presentations.iter().position(|p| *p == fas_core::synthfas::Presentation::Live)
+        presentations
+            .iter()
+            .position(|p| *p == fas_core::synthfas::Presentation::Live)
     };
     let plan_dir = a.work.join("plan");
     let spec = plan::PlanSpec {
@@ -212,7 +236,10 @@ fn testbed(a: TestbedArgs) -> Result<bool> {
         unplug_session,
     };
     let plan = plan::render(&spec, &plan_dir)?;
-    println!("testbed: rendered {} sessions at 720x576 (vivid S-Video, PAL by default)", plan.sessions.len());
+    println!(
+        "testbed: rendered {} sessions at 720x576 (vivid S-Video, PAL by default)",
+        plan.sessions.len()
+    );
     let (edge, testbed) = match (a.edge, a.testbed) {
         (Some(e), Some(t)) => (e, t),
         _ => {
@@ -220,7 +247,12 @@ fn testbed(a: TestbedArgs) -> Result<bool> {
             let dir = cross::build(
                 &workspace_root()?,
                 &profile,
-                &cross::BuildOptions { release: false, tune: false, packages: &["fas-edge", "fas-testbed"], target_dir: None },
+                &cross::BuildOptions {
+                    release: false,
+                    tune: false,
+                    packages: &["fas-edge", "fas-testbed"],
+                    target_dir: None,
+                },
             )?;
             (dir.join("fas-edge"), dir.join("fas-testbed"))
         }
@@ -242,15 +274,31 @@ fn testbed(a: TestbedArgs) -> Result<bool> {
     let mib = std::fs::metadata(&initrd)?.len() as f64 / (1 << 20) as f64;
     println!("testbed: initramfs {mib:.1} MiB; booting qemu-system-aarch64 (virt, cortex-a72, TCG, {} CPUs)", a.smp);
     let serial_log = a.work.join("serial.log");
-    let boot = guest::boot(&kernel, &initrd, &serial_log, Duration::from_secs(a.timeout), a.smp)?;
+    let boot = guest::boot(
+        &kernel,
+        &initrd,
+        &serial_log,
+        Duration::from_secs(a.timeout),
+        a.smp,
+    )?;
     let log = verdict::SerialLog::parse(&boot.serial);
     let mut v = verdict::judge(&plan, &log, guest::RELAY_LINE);
     if boot.timed_out {
-        v.failures.insert(0, format!("the guest ran past {} s and was killed", a.timeout));
+        v.failures.insert(
+            0,
+            format!("the guest ran past {} s and was killed", a.timeout),
+        );
     }
-    fas_core::atomic::write_atomic(&a.work.join("verdict.json"), serde_json::to_string_pretty(&v)?.as_bytes())?;
+    fas_core::atomic::write_atomic(
+        &a.work.join("verdict.json"),
+        serde_json::to_string_pretty(&v)?.as_bytes(),
+    )?;
     print!("{}", v.table());
-    println!("testbed: guest ran {:.1} s (serial log {})", boot.elapsed.as_secs_f64(), serial_log.display());
+    println!(
+        "testbed: guest ran {:.1} s (serial log {})",
+        boot.elapsed.as_secs_f64(),
+        serial_log.display()
+    );
     if v.passed() {
         println!("testbed: PASS");
         Ok(true)

@@ -11,7 +11,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("rpi4", include_str!("../profiles/rpi4.toml")),
     ("rpi5", include_str!("../profiles/rpi5.toml")),
     ("jetson-nano", include_str!("../profiles/jetson-nano.toml")),
-    ("jetson-orin-nano", include_str!("../profiles/jetson-orin-nano.toml")),
+    (
+        "jetson-orin-nano",
+        include_str!("../profiles/jetson-orin-nano.toml"),
+    ),
     ("x86_64", include_str!("../profiles/x86_64.toml")),
     ("qemu-virt", include_str!("../profiles/qemu-virt.toml")),
 ];
@@ -143,17 +146,39 @@ impl Profile {
             "x86_64-unknown-linux-musl",
         ];
         if !TARGETS.contains(&self.target.as_str()) {
-            return bad("target", format!("`{}` is not one of {TARGETS:?}", self.target));
+            return bad(
+                "target",
+                format!("`{}` is not one of {TARGETS:?}", self.target),
+            );
         }
-        let want_arch = if self.target.starts_with("aarch64") { "arm64" } else { "amd64" };
+        let want_arch = if self.target.starts_with("aarch64") {
+            "arm64"
+        } else {
+            "amd64"
+        };
         if self.deb_arch != want_arch {
-            return bad("deb_arch", format!("`{}` does not match target {} (use `{want_arch}`)", self.deb_arch, self.target));
+            return bad(
+                "deb_arch",
+                format!(
+                    "`{}` does not match target {} (use `{want_arch}`)",
+                    self.deb_arch, self.target
+                ),
+            );
         }
         if self.target.ends_with("-gnu") && self.min_glibc.is_none() {
-            return bad("min_glibc", "a gnu target needs the board's glibc version (or use the musl target)".into());
+            return bad(
+                "min_glibc",
+                "a gnu target needs the board's glibc version (or use the musl target)".into(),
+            );
         }
         if !["fp32", "int8-weight-only", "int8-qdq"].contains(&self.model_variant.as_str()) {
-            return bad("model_variant", format!("`{}`: use fp32, int8-weight-only or int8-qdq", self.model_variant));
+            return bad(
+                "model_variant",
+                format!(
+                    "`{}`: use fp32, int8-weight-only or int8-qdq",
+                    self.model_variant
+                ),
+            );
         }
         if self.threads == 0 || self.threads > 64 {
             return bad("threads", format!("{} is not in 1..=64", self.threads));
@@ -162,17 +187,31 @@ impl Profile {
             return bad("camera", "width, height and fps must be non-zero".into());
         }
         if !self.camera.device.starts_with("/dev/") {
-            return bad("camera.device", format!("`{}` is not a device path", self.camera.device));
+            return bad(
+                "camera.device",
+                format!("`{}` is not a device path", self.camera.device),
+            );
         }
         if !["active_high", "active_low"].contains(&self.relay.polarity.as_str()) {
-            return bad("relay.polarity", format!("`{}`: use active_high or active_low", self.relay.polarity));
+            return bad(
+                "relay.polarity",
+                format!("`{}`: use active_high or active_low", self.relay.polarity),
+            );
         }
         if !(1..=60_000).contains(&self.relay.pulse_ms) {
-            return bad("relay.pulse_ms", format!("{} is not in 1..=60000", self.relay.pulse_ms));
+            return bad(
+                "relay.pulse_ms",
+                format!("{} is not in 1..=60000", self.relay.pulse_ms),
+            );
         }
         match (self.display.kind.as_str(), &self.display.device) {
             ("none", _) | ("framebuffer", Some(_)) => {}
-            ("framebuffer", None) => return bad("display.device", "a framebuffer display needs its device (/dev/fb0)".into()),
+            ("framebuffer", None) => {
+                return bad(
+                    "display.device",
+                    "a framebuffer display needs its device (/dev/fb0)".into(),
+                )
+            }
             (k, _) => return bad("display.kind", format!("`{k}`: use framebuffer or none")),
         }
         Ok(())
@@ -180,7 +219,12 @@ impl Profile {
 
     /// The board's default `/etc/fas/edge.toml` (fas-edge's config format).
     pub fn edge_config(&self) -> String {
-        let formats: Vec<String> = self.camera.formats.iter().map(|f| format!("{f:?}")).collect();
+        let formats: Vec<String> = self
+            .camera
+            .formats
+            .iter()
+            .map(|f| format!("{f:?}"))
+            .collect();
         let display = match (self.display.kind.as_str(), &self.display.device) {
             ("framebuffer", Some(d)) => format!("kind = \"framebuffer\"\ndevice = \"{d}\""),
             _ => "kind = \"none\"".to_string(),
@@ -244,7 +288,10 @@ mod tests {
             assert_eq!(&p.name, name);
             // Its edge config is valid TOML with the board's wiring.
             let cfg: toml::Table = toml::from_str(&p.edge_config()).unwrap();
-            assert_eq!(cfg["actuator"]["line"].as_integer(), Some(i64::from(p.relay.line)));
+            assert_eq!(
+                cfg["actuator"]["line"].as_integer(),
+                Some(i64::from(p.relay.line))
+            );
         }
         assert_eq!(Profile::load("rpi4").unwrap().cpu, "cortex-a72");
     }
@@ -257,12 +304,17 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert!(err("aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf").contains("target"));
+        assert!(
+            err("aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf").contains("target")
+        );
         assert!(err("deb_arch = \"arm64\"", "deb_arch = \"amd64\"").contains("deb_arch"));
         assert!(err("min_glibc = \"2.36\"\n", "").contains("min_glibc"));
         assert!(err("polarity = \"active_high\"", "polarity = \"high\"").contains("relay.polarity"));
         assert!(err("threads = 4", "threads = 0").contains("threads"));
         assert!(err("threads = 4", "threads = 4\ncolour = 1").contains("unknown field"));
-        assert!(Profile::load("rpi9").unwrap_err().to_string().contains("rpi4, rpi5"));
+        assert!(Profile::load("rpi9")
+            .unwrap_err()
+            .to_string()
+            .contains("rpi4, rpi5"));
     }
 }

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 /// A connection to the service manager, if there is one.
 pub struct Notifier {
     #[cfg(target_os = "linux")]
-    target: Option<(std::os::unix::net::UnixDatagram, std::os::unix::net::SocketAddr)>,
+    target: Option<(
+        std::os::unix::net::UnixDatagram,
+        std::os::unix::net::SocketAddr,
+    )>,
     watchdog: Option<Duration>,
     last_pet: Option<Instant>,
 }
@@ -24,15 +27,29 @@ impl Notifier {
             .map(Duration::from_micros);
         #[cfg(target_os = "linux")]
         {
-            let target = std::env::var("NOTIFY_SOCKET").ok().and_then(|s| Self::connect(&s));
-            Notifier { target, watchdog, last_pet: None }
+            let target = std::env::var("NOTIFY_SOCKET")
+                .ok()
+                .and_then(|s| Self::connect(&s));
+            Notifier {
+                target,
+                watchdog,
+                last_pet: None,
+            }
         }
         #[cfg(not(target_os = "linux"))]
-        Notifier { watchdog, last_pet: None }
+        Notifier {
+            watchdog,
+            last_pet: None,
+        }
     }
 
     #[cfg(target_os = "linux")]
-    fn connect(s: &str) -> Option<(std::os::unix::net::UnixDatagram, std::os::unix::net::SocketAddr)> {
+    fn connect(
+        s: &str,
+    ) -> Option<(
+        std::os::unix::net::UnixDatagram,
+        std::os::unix::net::SocketAddr,
+    )> {
         use std::os::linux::net::SocketAddrExt;
         use std::os::unix::net::{SocketAddr, UnixDatagram};
         let addr = match s.strip_prefix('@') {
@@ -93,7 +110,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify");
         let server = UnixDatagram::bind(&path).unwrap();
-        server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let mut n = Notifier {
             target: Notifier::connect(path.to_str().unwrap()),
             watchdog: Some(Duration::from_secs(3600)),
@@ -110,7 +129,14 @@ mod tests {
             let k = server.recv(&mut buf).unwrap();
             got.push(String::from_utf8_lossy(&buf[..k]).into_owned());
         }
-        assert_eq!(got, ["READY=1\nSTATUS=camera /dev/video0", "WATCHDOG=1", "STOPPING=1"]);
+        assert_eq!(
+            got,
+            [
+                "READY=1\nSTATUS=camera /dev/video0",
+                "WATCHDOG=1",
+                "STOPPING=1"
+            ]
+        );
         // Relative paths and garbage are refused, not guessed.
         assert!(Notifier::connect("relative/sock").is_none());
     }

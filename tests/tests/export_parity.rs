@@ -254,3 +254,29 @@ fn batchnorm_after_conv_is_folded_away() {
     assert_eq!(ops["Conv"], 20, "{ops:?}");
     assert!(ops.get("Mul").copied().unwrap_or(0) == 0, "{ops:?}");
 }
+
+/// DLIF's deployable graph (ResNet-18 + channel-wise style attention + cosine AM-softmax
+/// head, `fas_train::recipe::dlif`) exports like the others.
+#[test]
+fn dlif_deployable_exports_within_tolerance() {
+    use fas_train::recipe::dlif::{Dlif, DlifConfig};
+    use fas_train::recipe::Recipe;
+    let cfg = DlifConfig {
+        input_size: 64,
+        width: 0.125,
+        no_v: true,
+        ..DlifConfig::default()
+    };
+    let graph = Dlif::new(cfg, &[], Device::Cpu, 1)
+        .unwrap()
+        .deployable()
+        .unwrap()
+        .graph;
+    assert!(graph
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, Op::StyleAttention { .. })));
+    let d = parity(graph, 4);
+    eprintln!("dlif: max |Δ| = {d:.2e}");
+    assert!(d <= TOL, "dlif: max |Δ| = {d:e}");
+}

@@ -52,6 +52,7 @@ fn main() -> Result<()> {
         ),
         labels: Tensor::arange(batch, (Kind::Int64, Device::Cpu)).remainder(2),
         domains: Tensor::zeros([batch], (Kind::Int64, Device::Cpu)),
+        identities: Tensor::zeros([batch], (Kind::Int64, Device::Cpu)),
         depth: None,
         indices: Vec::new(),
     };

@@ -10,15 +10,15 @@ use fas_core::preprocess::{ColorSpace, CropSpec, Normalize, PreprocessSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{
-    EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, PrepareArgs, RecipeName,
-    ScheduleName, TasksArgs, TrainArgs,
+    DlifAblation, EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, PrepareArgs,
+    RecipeName, ScheduleName, StyleFlow, StyleLevel, TasksArgs, TrainArgs,
 };
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Dataset, Loader, LoaderConfig};
 use crate::data::protocol::{Protocol, Task};
 use crate::data::sampler::{
-    BatchSampler, ClassBalanced, ClassBalancedConfig, DomainLabels, EpochLength, PerDomain,
-    PerDomainConfig,
+    BatchSampler, ClassBalanced, ClassBalancedConfig, DomainLabels, EpochLength, IdentityConfig,
+    IdentitySampler, PerDomain, PerDomainConfig,
 };
 use crate::device;
 use crate::eval::{self, EvalReport, Scored};
@@ -26,6 +26,7 @@ use crate::prepare::PrepareConfig;
 use crate::recipe::anrl::{Anrl, AnrlConfig};
 use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
 use crate::recipe::d2am::{D2am, D2amConfig};
+use crate::recipe::dlif::{Dlif, DlifConfig, Flow, Level};
 use crate::recipe::losses::AmSoftmax;
 use crate::recipe::Recipe;
 use crate::train::data::{
@@ -228,11 +229,16 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let (input, size, depth_weight) = match a.recipe {
         RecipeName::Baseline => (InputKind::Rgb, 224, 0.0),
         RecipeName::Anrl | RecipeName::D2am => (InputKind::RgbHsv, 256, 1.0),
+        RecipeName::Dlif => (InputKind::Rgb, 224, 0.0),
     };
-    let lr = a.lr.unwrap_or(match a.recipe {
-        RecipeName::D2am => crate::recipe::d2am::DEFAULT_LR,
-        _ => 1e-3,
-    });
+    let dlif = a.recipe == RecipeName::Dlif;
+    if !dlif
+        && (!a.ablate.is_empty()
+            || !a.style_cross_levels.is_empty()
+            || a.style_cross_flow.is_some())
+    {
+        bail!("--ablate and --style-cross-* are DLIF settings; use them with --recipe dlif");
+    }
     let input = a.input.unwrap_or(input);
     let size = a.size.unwrap_or(size);
     let depth_weight = a.depth_weight.unwrap_or(depth_weight);
@@ -242,7 +248,11 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     };
     let adam = AdamConfig {
         weight_decay: a.weight_decay,
-        decoupled: a.optimizer == OptimizerName::Adamw,
+        decoupled: a.optimizer.unwrap_or(if dlif {
+            OptimizerName::Adam
+        } else {
+            OptimizerName::Adamw
+        }) == OptimizerName::Adamw,
         ..AdamConfig::default()
     };
     let spec = preprocess_spec(input, size);
@@ -260,7 +270,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                     in_channels,
                     input_size: size as usize,
                     width: a.width,
-                    loss: match a.loss {
+                    loss: match a.loss.unwrap_or(LossName::Bce) {
                         LossName::Bce => ClsLoss::Bce,
                         LossName::AmSoftmax => ClsLoss::AmSoftmax(AmSoftmax::default()),
                     },
@@ -289,7 +299,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                         bail!("--recipe anrl uses the DepthNet backbone; drop --backbone {b}");
                     }
                 }
-                if a.loss != LossName::Bce {
+                if a.loss.is_some_and(|l| l != LossName::Bce) {
                     bail!("--recipe anrl trains its classifier with bce; drop --loss");
                 }
                 // The AFNM gate reduction must fit DepthNet's narrowest layer at this width.
@@ -318,7 +328,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                         bail!("--recipe d2am uses the DepthNet backbone; drop --backbone {b}");
                     }
                 }
-                if a.loss != LossName::Bce {
+                if a.loss.is_some_and(|l| l != LossName::Bce) {
                     bail!("--recipe d2am trains its classifier with bce; drop --loss");
                 }
                 let model = D2amConfig {
@@ -336,6 +346,72 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 }
                 let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
                 (Box::new(r), serde_json::to_value(&model)?, depth_size)
+            }
+            RecipeName::Dlif => {
+                if let Some(b) = a.backbone.as_deref() {
+                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::Resnet18) {
+                        bail!("--recipe dlif uses ResNet-18 encoders; drop --backbone {b}");
+                    }
+                }
+                if a.loss == Some(LossName::Bce) {
+                    bail!(
+                    "--recipe dlif trains its classifier with asymmetric AM-softmax; drop --loss"
+                );
+                }
+                if depth_weight > 0.0 {
+                    bail!("--recipe dlif has no depth head; drop --depth-weight");
+                }
+                let d = DlifConfig::default();
+                // k identities per source domain × (n live + n spoof), as close to
+                // --batch-size as that allows (at least one identity per domain).
+                let sources: std::collections::BTreeSet<&str> = split
+                    .train
+                    .iter()
+                    .map(|&i| dataset.samples()[i].domain.as_str())
+                    .collect();
+                let per_domain = sources.len().max(1) * 2 * d.samples_per_class;
+                let mut style_cross = d.style_cross.clone();
+                if !a.style_cross_levels.is_empty() {
+                    style_cross.levels = a
+                        .style_cross_levels
+                        .iter()
+                        .map(|l| match l {
+                            StyleLevel::Low => Level::Low,
+                            StyleLevel::Mid => Level::Mid,
+                            StyleLevel::High => Level::High,
+                        })
+                        .collect();
+                }
+                if let Some(f) = a.style_cross_flow {
+                    style_cross.flow = match f {
+                        StyleFlow::Cascade => Flow::Cascade,
+                        StyleFlow::Parallel => Flow::Parallel,
+                    };
+                }
+                let model = DlifConfig {
+                    in_channels,
+                    input_size: size as usize,
+                    width: a.width,
+                    style_cross,
+                    no_style_cross: a.ablate.contains(&DlifAblation::NoStyleCross),
+                    no_cwsa: a.ablate.contains(&DlifAblation::NoCwsa),
+                    no_v: a.ablate.contains(&DlifAblation::NoV),
+                    identities_per_domain: (a.batch_size / per_domain).max(1),
+                    adam,
+                    grad_clip: a.clip,
+                    ..d
+                };
+                let identities: std::collections::BTreeSet<usize> = split
+                    .train
+                    .iter()
+                    .map(|&i| dataset.identity_index(i))
+                    .collect();
+                let identities: Vec<usize> = identities.into_iter().collect();
+                let mut r = Dlif::new(model.clone(), &identities, device, a.seed)?;
+                if let Some(w) = &a.init_weights {
+                    r.load_backbone_weights(w)?;
+                }
+                (Box::new(r), serde_json::to_value(&model)?, None)
             }
         };
 
@@ -378,7 +454,29 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 },
             )?)
         }
-        _ => Box::new(ClassBalanced::new(
+        crate::recipe::Sampling::Identity {
+            identities,
+            per_class,
+        } => Box::new(
+            IdentitySampler::new(
+                dataset.samples(),
+                &split.train,
+                IdentityConfig {
+                    identities_per_domain: identities,
+                    samples_per_class: per_class,
+                    length: EpochLength::Largest,
+                    seed: a.seed,
+                },
+            )
+            .with_context(|| {
+                format!(
+                "--recipe dlif draws {identities} identities per source domain × ({per_class} live \
+                 + {per_class} spoof) per batch, from --batch-size {} — lower --batch-size",
+                a.batch_size
+            )
+            })?,
+        ),
+        crate::recipe::Sampling::ClassBalanced => Box::new(ClassBalanced::new(
             dataset.samples(),
             &split.train,
             ClassBalancedConfig {
@@ -393,10 +491,27 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let bpe = run::BatchSource::batches_per_epoch(&source);
     let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
     let steps = a.max_steps.map_or(total, |m| m.min(total));
-    let schedule = match a.schedule {
+    // DLIF's defaults are the paper's: lr 5e-4, halved every 50 epochs.
+    let paper = DlifConfig::default();
+    let lr = a.lr.unwrap_or(match a.recipe {
+        RecipeName::Dlif => paper.lr,
+        RecipeName::D2am => crate::recipe::d2am::DEFAULT_LR,
+        _ => 1e-3,
+    });
+    let schedule = a.schedule.unwrap_or(if dlif {
+        ScheduleName::Step
+    } else {
+        ScheduleName::Cosine
+    });
+    let step_every = a.step_every.unwrap_or(if dlif {
+        paper.lr_halve_every_epochs * bpe
+    } else {
+        1000
+    });
+    let schedule = match schedule {
         ScheduleName::Constant => Schedule::Constant,
         ScheduleName::Step => Schedule::Step {
-            every: a.step_every,
+            every: step_every,
             gamma: a.gamma,
         },
         ScheduleName::Cosine => Schedule::Cosine {

@@ -96,6 +96,38 @@ pub enum RecipeName {
     /// pseudo-domains by clustering every epoch (no domain labels), meta-learning with an
     /// MMD-regularised meta-learner, depth supervision.
     D2am,
+    /// DLIF (arXiv 2407.08243): identities as domains, liveness and identity ResNet-18
+    /// encoders disentangled (orthogonality, ambiguity), Style Cross, channel-wise style
+    /// attention, AAIC contrastive loss, asymmetric AM-softmax.
+    Dlif,
+}
+
+/// A DLIF ablation switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DlifAblation {
+    /// No Style Cross (LISC / IISC).
+    NoStyleCross,
+    /// No channel-wise style attention.
+    NoCwsa,
+    /// No identity encoder (and no orthogonality / ambiguity / IISC terms).
+    NoV,
+}
+
+/// A DLIF Style Cross level (after ResNet-18's layer1, layer2, layer3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StyleLevel {
+    Low,
+    Mid,
+    High,
+}
+
+/// How DLIF combines several Style Cross levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StyleFlow {
+    /// One style-crossed copy, crossed at every level (×).
+    Cascade,
+    /// One style-crossed copy per level (+).
+    Parallel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,7 +169,8 @@ pub struct TrainArgs {
     pub task: String,
     #[arg(long, value_enum, default_value = "baseline")]
     pub recipe: RecipeName,
-    /// resnet18 | depthnet | edgenet [default: resnet18; anrl, d2am: depthnet, the only choice]
+    /// resnet18 | depthnet | edgenet [default: resnet18; anrl, d2am: depthnet, the only choice;
+    /// dlif: resnet18, the only choice]
     #[arg(long)]
     pub backbone: Option<String>,
     /// [default: rgb; anrl, d2am: rgb-hsv]
@@ -149,8 +182,9 @@ pub struct TrainArgs {
     /// Channel-width multiplier of the backbone.
     #[arg(long, default_value_t = 1.0)]
     pub width: f32,
-    #[arg(long, value_enum, default_value = "bce")]
-    pub loss: LossName,
+    /// [default: bce; dlif: am-softmax, the only choice]
+    #[arg(long, value_enum)]
+    pub loss: Option<LossName>,
     /// Weight of the depth loss (DepthNet backbone; SynthFAS or user depth maps). 0 = off
     /// [default: 0; anrl, d2am: 1].
     #[arg(long)]
@@ -167,20 +201,32 @@ pub struct TrainArgs {
     /// schedule still spans the full run.
     #[arg(long)]
     pub max_steps: Option<usize>,
-    /// Learning rate [default: 1e-3; d2am: 1e-4, the paper's β].
+    /// Learning rate [default: 1e-3; dlif: 5e-4; d2am: 1e-4, the paper's β]
     #[arg(long)]
     pub lr: Option<f64>,
-    #[arg(long, value_enum, default_value = "adamw")]
-    pub optimizer: OptimizerName,
+    /// [default: adamw; dlif: adam]
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerName>,
     #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f64,
-    #[arg(long, value_enum, default_value = "cosine")]
-    pub schedule: ScheduleName,
-    /// Step schedule: multiply the rate by --gamma every this many steps.
-    #[arg(long, default_value_t = 1000)]
-    pub step_every: usize,
+    /// [default: cosine; dlif: step]
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleName>,
+    /// Step schedule: multiply the rate by --gamma every this many steps
+    /// [default: 1000; dlif: 50 epochs].
+    #[arg(long)]
+    pub step_every: Option<usize>,
     #[arg(long, default_value_t = 0.5)]
     pub gamma: f64,
+    /// DLIF ablations, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub ablate: Vec<DlifAblation>,
+    /// DLIF Style Cross levels, comma-separated [default: mid,high].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub style_cross_levels: Vec<StyleLevel>,
+    /// DLIF Style Cross flow [default: cascade].
+    #[arg(long, value_enum)]
+    pub style_cross_flow: Option<StyleFlow>,
     /// Clip the global gradient norm.
     #[arg(long)]
     pub clip: Option<f64>,

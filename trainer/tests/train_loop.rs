@@ -44,6 +44,7 @@ impl BatchSource for Synthetic {
                 images,
                 labels,
                 domains: Tensor::zeros([8], (Kind::Int64, Device::Cpu)),
+                identities: Tensor::zeros([8], (Kind::Int64, Device::Cpu)),
                 depth: None,
                 indices: Vec::new(),
             })

@@ -43,7 +43,11 @@ pub enum Event {
     /// Framebuffer contents after the run.
     Framebuffer { t_ms: u64, bytes: u64, nonzero: u64 },
     /// fas-edge's exit: `running` when it was still alive and had to be stopped.
-    EdgeExit { t_ms: u64, running: bool, status: i32 },
+    EdgeExit {
+        t_ms: u64,
+        running: bool,
+        status: i32,
+    },
     /// The guest is about to power off.
     Done { t_ms: u64 },
     /// Something in the guest failed outright (the reason is free text).

@@ -99,7 +99,10 @@ pub fn module_order(k: &Kernel, module: &str) -> Result<Vec<PathBuf>> {
         }
     }
     if kos.is_empty() {
-        bail!("{module} is built into {} (nothing to load) or unknown", k.version);
+        bail!(
+            "{module} is built into {} (nothing to load) or unknown",
+            k.version
+        );
     }
     Ok(kos)
 }
@@ -225,11 +228,35 @@ pub fn initramfs(k: &Kernel, busybox: &Path, files: &GuestFiles<'_>, out: &Path)
     let plan = super::plan::load(files.plan_dir)?;
     let mut insmods = Vec::new();
     let mut entries = vec![];
-    for d in ["bin", "dev", "proc", "sys", "tmp", "etc", "etc/fas", "etc/fas/keys", "usr", "usr/share", "usr/share/fas", "var", "var/lib", "lib", "lib/modules", "plan"] {
-        entries.push(Entry::Dir { path: d.into(), mode: 0o755 });
+    for d in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "etc",
+        "etc/fas",
+        "etc/fas/keys",
+        "usr",
+        "usr/share",
+        "usr/share/fas",
+        "var",
+        "var/lib",
+        "lib",
+        "lib/modules",
+        "plan",
+    ] {
+        entries.push(Entry::Dir {
+            path: d.into(),
+            mode: 0o755,
+        });
     }
     let exe = |path: &str, src: &Path| -> Result<Entry> {
-        Ok(Entry::File { path: path.into(), mode: 0o755, data: read(src)? })
+        Ok(Entry::File {
+            path: path.into(),
+            mode: 0o755,
+            data: read(src)?,
+        })
     };
     entries.push(exe("bin/busybox", busybox)?);
     entries.push(exe("bin/fas-edge", files.edge)?);
@@ -237,33 +264,76 @@ pub fn initramfs(k: &Kernel, busybox: &Path, files: &GuestFiles<'_>, out: &Path)
     let mut seen = std::collections::BTreeSet::new();
     for module in ["vivid", "virtio_pci", "virtio-gpu"] {
         for ko in module_order(k, module)? {
-            let name = ko.file_name().and_then(|n| n.to_str()).context("module name")?.to_string();
+            let name = ko
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("module name")?
+                .to_string();
             if !seen.insert(name.clone()) {
                 continue;
             }
-            entries.push(Entry::File { path: format!("lib/modules/{name}"), mode: 0o644, data: read(&ko)? });
-            let params = if name.starts_with("vivid.") { format!(" {VIVID_PARAMS}") } else { String::new() };
+            entries.push(Entry::File {
+                path: format!("lib/modules/{name}"),
+                mode: 0o644,
+                data: read(&ko)?,
+            });
+            let params = if name.starts_with("vivid.") {
+                format!(" {VIVID_PARAMS}")
+            } else {
+                String::new()
+            };
             insmods.push(format!("/lib/modules/{name}{params}"));
         }
     }
-    entries.push(Entry::File { path: "init".into(), mode: 0o755, data: init_script(&insmods).into_bytes() });
-    entries.push(Entry::File { path: "etc/fas/edge.toml".into(), mode: 0o644, data: edge_config(plan.width, plan.height).into_bytes() });
-    entries.push(Entry::File { path: "etc/fas/model.fasb".into(), mode: 0o644, data: read(files.bundle)? });
-    for e in std::fs::read_dir(files.keys).with_context(|| format!("reading {}", files.keys.display()))? {
+    entries.push(Entry::File {
+        path: "init".into(),
+        mode: 0o755,
+        data: init_script(&insmods).into_bytes(),
+    });
+    entries.push(Entry::File {
+        path: "etc/fas/edge.toml".into(),
+        mode: 0o644,
+        data: edge_config(plan.width, plan.height).into_bytes(),
+    });
+    entries.push(Entry::File {
+        path: "etc/fas/model.fasb".into(),
+        mode: 0o644,
+        data: read(files.bundle)?,
+    });
+    for e in std::fs::read_dir(files.keys)
+        .with_context(|| format!("reading {}", files.keys.display()))?
+    {
         let p = e?.path();
         if p.extension().is_some_and(|x| x == "pub") {
             let name = p.file_name().and_then(|n| n.to_str()).context("key name")?;
-            entries.push(Entry::File { path: format!("etc/fas/keys/{name}"), mode: 0o644, data: read(&p)? });
+            entries.push(Entry::File {
+                path: format!("etc/fas/keys/{name}"),
+                mode: 0o644,
+                data: read(&p)?,
+            });
         }
     }
-    entries.push(Entry::File { path: "usr/share/fas/retinaface_mnet025.onnx".into(), mode: 0o644, data: read(files.detector)? });
-    entries.push(Entry::File { path: "plan/plan.json".into(), mode: 0o644, data: read(&files.plan_dir.join("plan.json"))? });
+    entries.push(Entry::File {
+        path: "usr/share/fas/retinaface_mnet025.onnx".into(),
+        mode: 0o644,
+        data: read(files.detector)?,
+    });
+    entries.push(Entry::File {
+        path: "plan/plan.json".into(),
+        mode: 0o644,
+        data: read(&files.plan_dir.join("plan.json"))?,
+    });
     for s in &plan.sessions {
-        entries.push(Entry::File { path: format!("plan/{}", s.file), mode: 0o644, data: read(&files.plan_dir.join(&s.file))? });
+        entries.push(Entry::File {
+            path: format!("plan/{}", s.file),
+            mode: 0o644,
+            data: read(&files.plan_dir.join(&s.file))?,
+        });
     }
     let mut buf = Vec::new();
     cpio::write(&mut buf, &entries)?;
-    fas_core::atomic::write_atomic(out, &buf).with_context(|| format!("writing {}", out.display()))?;
+    fas_core::atomic::write_atomic(out, &buf)
+        .with_context(|| format!("writing {}", out.display()))?;
     Ok(())
 }
 
@@ -275,13 +345,38 @@ pub struct BootResult {
 }
 
 /// Boots the guest and waits for it to power off, at most `limit`.
-pub fn boot(k: &Kernel, initrd: &Path, serial_log: &Path, limit: Duration, smp: u32) -> Result<BootResult> {
+pub fn boot(
+    k: &Kernel,
+    initrd: &Path,
+    serial_log: &Path,
+    limit: Duration,
+    smp: u32,
+) -> Result<BootResult> {
     let _ = std::fs::remove_file(serial_log);
     let t0 = Instant::now();
     let mut child = Command::new("qemu-system-aarch64")
-        .args(["-M", "virt", "-cpu", "cortex-a72", "-accel", "tcg", "-m", "1536"])
+        .args([
+            "-M",
+            "virt",
+            "-cpu",
+            "cortex-a72",
+            "-accel",
+            "tcg",
+            "-m",
+            "1536",
+        ])
         .args(["-smp", &smp.to_string()])
-        .args(["-display", "none", "-nic", "none", "-device", "virtio-gpu-pci", "-no-reboot", "-monitor", "none"])
+        .args([
+            "-display",
+            "none",
+            "-nic",
+            "none",
+            "-device",
+            "virtio-gpu-pci",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ])
         .arg("-kernel")
         .arg(&k.image)
         .arg("-initrd")
@@ -309,5 +404,9 @@ pub fn boot(k: &Kernel, initrd: &Path, serial_log: &Path, limit: Duration, smp: 
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     let _ = std::io::stdout().flush();
-    Ok(BootResult { serial, elapsed: t0.elapsed(), timed_out })
+    Ok(BootResult {
+        serial,
+        elapsed: t0.elapsed(),
+        timed_out,
+    })
 }

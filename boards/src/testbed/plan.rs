@@ -74,7 +74,7 @@ pub fn parse_presentations(s: &str) -> Result<Vec<Presentation>> {
 /// as YUYV 4:2:2 with the chroma of each pixel pair averaged.
 pub fn rgb_to_yuyv(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
     assert_eq!(rgb.len(), width * height * 3, "rgb buffer size");
-    assert!(width % 2 == 0, "YUYV needs an even width");
+    assert!(width.is_multiple_of(2), "YUYV needs an even width");
     let mut out = Vec::with_capacity(width * height * 2);
     let yuv = |p: &[u8]| {
         let (r, g, b) = (f32::from(p[0]), f32::from(p[1]), f32::from(p[2]));
@@ -102,7 +102,7 @@ fn find_segment(cam: &SyntheticCamera, want: Presentation, from: u64) -> Result<
 
 /// Renders the plan into `dir` (frames + `plan.json`).
 pub fn render(spec: &PlanSpec, dir: &Path) -> Result<Plan> {
-    if spec.width % 2 != 0 || spec.width == 0 || spec.height == 0 {
+    if !spec.width.is_multiple_of(2) || spec.width == 0 || spec.height == 0 {
         bail!(
             "plan: {}x{} is not a YUYV frame size (even width, non-zero)",
             spec.width,
@@ -193,7 +193,11 @@ mod tests {
 
     /// The standard decoder (as fas-edge implements it), real-valued.
     fn decode(y: u8, u: u8, v: u8) -> [f32; 3] {
-        let (y, u, v) = (f32::from(y) - 16.0, f32::from(u) - 128.0, f32::from(v) - 128.0);
+        let (y, u, v) = (
+            f32::from(y) - 16.0,
+            f32::from(u) - 128.0,
+            f32::from(v) - 128.0,
+        );
         [
             1.164 * y + 1.596 * v,
             1.164 * y - 0.392 * u - 0.813 * v,

@@ -124,7 +124,9 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
     // The audit log: chain first, then records.
     let joined: String = log.audit_lines.iter().map(|l| format!("{l}\n")).collect();
     if let Err(e) = verify_chain(joined.as_bytes()) {
-        failures.push(format!("audit log copied from the guest does not verify: {e}"));
+        failures.push(format!(
+            "audit log copied from the guest does not verify: {e}"
+        ));
     }
     let records: Vec<AuditRecord> = log
         .audit_lines
@@ -154,18 +156,15 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
             plan.sessions.len()
         ));
     }
-    let window_end = |k: usize| -> u64 {
-        starts
-            .get(k + 1)
-            .map(|s| s.1)
-            .or(done)
-            .unwrap_or(u64::MAX)
-    };
+    let window_end =
+        |k: usize| -> u64 { starts.get(k + 1).map(|s| s.1).or(done).unwrap_or(u64::MAX) };
     let first_start = starts.first().map_or(u64::MAX, |s| s.1);
     let mut sessions = Vec::new();
     for (k, &(index, start)) in starts.iter().enumerate() {
         let Some(planned) = plan.sessions.get(index) else {
-            failures.push(format!("the feeder played session {index}, not in the plan"));
+            failures.push(format!(
+                "the feeder played session {index}, not in the plan"
+            ));
             continue;
         };
         let end = window_end(k);
@@ -233,18 +232,27 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
         (true, Some(u), Some(p)) => {
             for r in records.iter().filter(|r| r.time_ms >= u && r.time_ms <= p) {
                 if r.decision == Decision::Grant {
-                    failures.push(format!("Grant while the camera was unplugged (seq {})", r.seq));
+                    failures.push(format!(
+                        "Grant while the camera was unplugged (seq {})",
+                        r.seq
+                    ));
                 }
             }
         }
-        (true, _, _) => failures.push("the plan unplugs the camera but the guest never reported unplug and replug".into()),
+        (true, _, _) => failures.push(
+            "the plan unplugs the camera but the guest never reported unplug and replug".into(),
+        ),
     }
     // The relay: every rising edge follows a Grant, every Grant drives the line.
     let rises: Vec<u64> = log
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::Gpio { t_ms, line, high: true } if *line == relay_line => Some(*t_ms),
+            Event::Gpio {
+                t_ms,
+                line,
+                high: true,
+            } if *line == relay_line => Some(*t_ms),
             _ => None,
         })
         .collect();
@@ -258,11 +266,16 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
             .iter()
             .any(|&g| rise + 100 >= g && rise <= g + RELAY_LAG_MS)
         {
-            failures.push(format!("relay line {relay_line} went active at {rise} without a Grant"));
+            failures.push(format!(
+                "relay line {relay_line} went active at {rise} without a Grant"
+            ));
         }
     }
     for &g in &grants {
-        if !rises.iter().any(|&rise| rise + 100 >= g && rise <= g + RELAY_LAG_MS) {
+        if !rises
+            .iter()
+            .any(|&rise| rise + 100 >= g && rise <= g + RELAY_LAG_MS)
+        {
             failures.push(format!(
                 "Grant at {g}: relay line {relay_line} never went active within {RELAY_LAG_MS} ms"
             ));
@@ -280,13 +293,15 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
         failures.push("the framebuffer was never written (all zero or not reported)".into());
     }
     match log.events.iter().find_map(|e| match e {
-        Event::EdgeExit { running, status, .. } => Some((*running, *status)),
+        Event::EdgeExit {
+            running, status, ..
+        } => Some((*running, *status)),
         _ => None,
     }) {
         Some((true, _)) => {}
-        Some((false, status)) => {
-            failures.push(format!("fas-edge exited on its own during the test (status {status})"))
-        }
+        Some((false, status)) => failures.push(format!(
+            "fas-edge exited on its own during the test (status {status})"
+        )),
         None => failures.push("the guest never reported fas-edge's end".into()),
     }
     Verdict {
@@ -351,16 +366,40 @@ mod tests {
 
     fn serial(audit_lines: &[String], gpio: &[u64], extra: &[Event]) -> String {
         let mut ev = vec![
-            Event::SessionStart { t_ms: 1_000, index: 0, presentation: "live".into() },
-            Event::SessionStart { t_ms: 20_000, index: 1, presentation: "print".into() },
+            Event::SessionStart {
+                t_ms: 1_000,
+                index: 0,
+                presentation: "live".into(),
+            },
+            Event::SessionStart {
+                t_ms: 20_000,
+                index: 1,
+                presentation: "print".into(),
+            },
         ];
         for &t in gpio {
-            ev.push(Event::Gpio { t_ms: t, line: 0, high: true });
-            ev.push(Event::Gpio { t_ms: t + 500, line: 0, high: false });
+            ev.push(Event::Gpio {
+                t_ms: t,
+                line: 0,
+                high: true,
+            });
+            ev.push(Event::Gpio {
+                t_ms: t + 500,
+                line: 0,
+                high: false,
+            });
         }
         ev.extend_from_slice(extra);
-        ev.push(Event::Framebuffer { t_ms: 40_000, bytes: 100, nonzero: 60 });
-        ev.push(Event::EdgeExit { t_ms: 40_000, running: true, status: 0 });
+        ev.push(Event::Framebuffer {
+            t_ms: 40_000,
+            bytes: 100,
+            nonzero: 60,
+        });
+        ev.push(Event::EdgeExit {
+            t_ms: 40_000,
+            running: true,
+            status: 0,
+        });
         ev.push(Event::Done { t_ms: 40_001 });
         let mut s = String::from("[    1.0] booting\r\n");
         for e in ev {
@@ -392,8 +431,18 @@ mod tests {
             (5_000, Reason::AboveThreshold, 0.9),
             (25_000, Reason::AboveThreshold, 0.8),
         ]);
-        let v = judge(&plan(), &SerialLog::parse(&serial(&a, &[5_050, 25_050], &[])), 0);
-        assert!(v.failures.iter().any(|f| f.contains("Print attack): 1 Grant")), "{:?}", v.failures);
+        let v = judge(
+            &plan(),
+            &SerialLog::parse(&serial(&a, &[5_050, 25_050], &[])),
+            0,
+        );
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.contains("Print attack): 1 Grant")),
+            "{:?}",
+            v.failures
+        );
     }
 
     #[test]
@@ -420,10 +469,21 @@ mod tests {
         a[1] = a[1].replace("below_threshold", "above_threshold");
         let text = serial(&a, &[5_050], &[]);
         let v = judge(&plan(), &SerialLog::parse(&text), 0);
-        assert!(v.failures.iter().any(|f| f.contains("does not verify")), "{:?}", v.failures);
-        let cut: String = text.lines().filter(|l| !l.contains("\"done\"")).map(|l| format!("{l}\n")).collect();
+        assert!(
+            v.failures.iter().any(|f| f.contains("does not verify")),
+            "{:?}",
+            v.failures
+        );
+        let cut: String = text
+            .lines()
+            .filter(|l| !l.contains("\"done\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
         let v = judge(&plan(), &SerialLog::parse(&cut), 0);
-        assert!(v.failures.iter().any(|f| f.contains("never reported `done`")));
+        assert!(v
+            .failures
+            .iter()
+            .any(|f| f.contains("never reported `done`")));
     }
 
     #[test]
@@ -436,8 +496,15 @@ mod tests {
         ]);
         let ev = [Event::Unplug { t_ms: 5_000 }, Event::Replug { t_ms: 9_000 }];
         let v = judge(&p, &SerialLog::parse(&serial(&a, &[6_050], &ev)), 0);
-        assert!(v.failures.iter().any(|f| f.contains("unplugged")), "{:?}", v.failures);
+        assert!(
+            v.failures.iter().any(|f| f.contains("unplugged")),
+            "{:?}",
+            v.failures
+        );
         let v = judge(&p, &SerialLog::parse(&serial(&a, &[6_050], &[])), 0);
-        assert!(v.failures.iter().any(|f| f.contains("never reported unplug")));
+        assert!(v
+            .failures
+            .iter()
+            .any(|f| f.contains("never reported unplug")));
     }
 }

@@ -112,7 +112,11 @@ fn watch_gpio(line: u32) -> anyhow::Result<()> {
         let text = std::fs::read_to_string("/sys/kernel/debug/gpio")?;
         let high = gpio_state(&text, line).unwrap_or(false);
         if high != last {
-            emit(Event::Gpio { t_ms: now_ms(), line, high });
+            emit(Event::Gpio {
+                t_ms: now_ms(),
+                line,
+                high,
+            });
             last = high;
         }
         std::thread::sleep(std::time::Duration::from_millis(40));
@@ -129,7 +133,10 @@ mod tests {
         assert_eq!(gpio_state(text, 0), Some(true));
         assert_eq!(gpio_state(text, 3), Some(false));
         assert_eq!(gpio_state(text, 1), None);
-        assert_eq!(gpio_state(&text.replace("out hi \n gpio-515", "out lo \n gpio-515"), 0), Some(false));
+        assert_eq!(
+            gpio_state(&text.replace("out hi \n gpio-515", "out lo \n gpio-515"), 0),
+            Some(false)
+        );
         // A line of the second chip is not the relay.
         assert_eq!(gpio_state(text, 8), None);
     }

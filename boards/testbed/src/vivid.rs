@@ -8,7 +8,7 @@ use fas_boards::testbed::events::{now_ms, Event};
 use fas_boards::testbed::plan::{self, Plan};
 use v4l::control::{Control, Value};
 use v4l::video::{Capture, Output};
-use v4l::{Device, FourCC, Format};
+use v4l::{Device, Format, FourCC};
 
 use super::emit;
 
@@ -24,8 +24,11 @@ pub fn setup() -> Result<Format> {
         .into_iter()
         .find(|c| c.name == "Loop Video")
         .context("vivid has no `Loop Video` control")?;
-    cap.set_control(Control { id: ctrl.id, value: Value::Boolean(true) })
-        .context("setting Loop Video")?;
+    cap.set_control(Control {
+        id: ctrl.id,
+        value: Value::Boolean(true),
+    })
+    .context("setting Loop Video")?;
     let mut want = Capture::format(&cap)?;
     want.fourcc = FourCC::new(b"YUYV");
     let got = Capture::set_format(&cap, &want)?;
@@ -36,8 +39,12 @@ pub fn setup() -> Result<Format> {
     ofmt.fourcc = got.fourcc;
     ofmt.field_order = got.field_order;
     let ogot = Output::set_format(&out, &ofmt)?;
-    if (ogot.width, ogot.height, ogot.fourcc, ogot.field_order as u32)
-        != (got.width, got.height, got.fourcc, got.field_order as u32)
+    if (
+        ogot.width,
+        ogot.height,
+        ogot.fourcc,
+        ogot.field_order as u32,
+    ) != (got.width, got.height, got.fourcc, got.field_order as u32)
     {
         bail!("vivid output took {ogot} for the capture's {got}: they must match to loop");
     }
@@ -67,17 +74,134 @@ impl Frames {
     }
 }
 
-/// Writes frames to the output node with `write()` (vb2's file I/O keeps several buffers
-/// queued, which vivid needs before it starts streaming; each write is one frame).
+/// Streams frames into the output node through mmap buffers: all of them are queued
+/// before `STREAMON` (vivid starts its output only with two or more queued), then each new
+/// frame goes into the buffer the driver hands back.
 struct Feeder {
-    out: std::fs::File,
+    dev: Device,
+    bufs: Vec<(*mut u8, usize)>,
+    queued_all: bool,
+    next: usize,
 }
 
+const BUF_TYPE_OUTPUT: u32 = 2; // V4L2_BUF_TYPE_VIDEO_OUTPUT
+const MEMORY_MMAP: u32 = 1;
+
 impl Feeder {
+    fn open(dev: Device, count: u32) -> Result<Feeder> {
+        use v4l::v4l2;
+        use v4l::v4l_sys::{v4l2_buffer, v4l2_requestbuffers};
+        let fd = dev.handle().fd();
+        let mut req: v4l2_requestbuffers = unsafe { std::mem::zeroed() };
+        req.count = count;
+        req.type_ = BUF_TYPE_OUTPUT;
+        req.memory = MEMORY_MMAP;
+        unsafe {
+            v4l2::ioctl(
+                fd,
+                v4l2::vidioc::VIDIOC_REQBUFS,
+                &mut req as *mut _ as *mut _,
+            )
+        }
+        .context("VIDIOC_REQBUFS on the output node")?;
+        let mut bufs = Vec::new();
+        for i in 0..req.count {
+            let mut b: v4l2_buffer = unsafe { std::mem::zeroed() };
+            b.index = i;
+            b.type_ = BUF_TYPE_OUTPUT;
+            b.memory = MEMORY_MMAP;
+            unsafe {
+                v4l2::ioctl(
+                    fd,
+                    v4l2::vidioc::VIDIOC_QUERYBUF,
+                    &mut b as *mut _ as *mut _,
+                )
+            }
+            .context("VIDIOC_QUERYBUF")?;
+            let len = b.length as usize;
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    b.m.offset as libc::off_t,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                bail!(
+                    "mmap of output buffer {i}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            bufs.push((ptr as *mut u8, len));
+        }
+        Ok(Feeder {
+            dev,
+            bufs,
+            queued_all: false,
+            next: 0,
+        })
+    }
+
     fn show(&mut self, frame: &[u8]) -> Result<()> {
-        use std::io::Write;
-        self.out.write_all(frame).context("writing a frame to the output node")?;
+        use v4l::v4l2;
+        use v4l::v4l_sys::v4l2_buffer;
+        let fd = self.dev.handle().fd();
+        let index = if self.queued_all {
+            let mut b: v4l2_buffer = unsafe { std::mem::zeroed() };
+            b.type_ = BUF_TYPE_OUTPUT;
+            b.memory = MEMORY_MMAP;
+            unsafe { v4l2::ioctl(fd, v4l2::vidioc::VIDIOC_DQBUF, &mut b as *mut _ as *mut _) }
+                .context("VIDIOC_DQBUF on the output node")?;
+            b.index as usize
+        } else {
+            self.next
+        };
+        let (ptr, len) = self.bufs[index];
+        let n = frame.len().min(len);
+        unsafe { std::ptr::copy_nonoverlapping(frame.as_ptr(), ptr, n) };
+        let mut b: v4l2_buffer = unsafe { std::mem::zeroed() };
+        b.index = index as u32;
+        b.type_ = BUF_TYPE_OUTPUT;
+        b.memory = MEMORY_MMAP;
+        b.bytesused = n as u32;
+        unsafe { v4l2::ioctl(fd, v4l2::vidioc::VIDIOC_QBUF, &mut b as *mut _ as *mut _) }
+            .context("VIDIOC_QBUF on the output node")?;
+        if !self.queued_all {
+            self.next += 1;
+            if self.next == self.bufs.len() {
+                let mut t = BUF_TYPE_OUTPUT;
+                unsafe {
+                    v4l2::ioctl(
+                        fd,
+                        v4l2::vidioc::VIDIOC_STREAMON,
+                        &mut t as *mut _ as *mut _,
+                    )
+                }
+                .context("VIDIOC_STREAMON on the output node")?;
+                self.queued_all = true;
+            }
+        }
         Ok(())
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        use v4l::v4l2;
+        let mut t = BUF_TYPE_OUTPUT;
+        let _ = unsafe {
+            v4l2::ioctl(
+                self.dev.handle().fd(),
+                v4l2::vidioc::VIDIOC_STREAMOFF,
+                &mut t as *mut _ as *mut _,
+            )
+        };
+        for &(p, len) in &self.bufs {
+            unsafe { libc::munmap(p as *mut _, len) };
+        }
     }
 }
 
@@ -131,23 +255,34 @@ pub fn play(dir: &Path) -> Result<()> {
         // One device + stream per stretch between unplugs.
         let dev = Device::with_path(OUTPUT).with_context(|| format!("opening {OUTPUT}"))?;
         let fmt = Output::format(&dev)?;
-        if (fmt.width, fmt.height) != (plan.width, plan.height) || fmt.fourcc != FourCC::new(b"YUYV") {
-            bail!("{OUTPUT} is {fmt}, the plan needs {}x{} YUYV (run `fas-testbed setup`)", plan.width, plan.height);
+        if (fmt.width, fmt.height) != (plan.width, plan.height)
+            || fmt.fourcc != FourCC::new(b"YUYV")
+        {
+            bail!(
+                "{OUTPUT} is {fmt}, the plan needs {}x{} YUYV (run `fas-testbed setup`)",
+                plan.width,
+                plan.height
+            );
         }
-        let out = std::fs::OpenOptions::new()
-            .write(true)
-            .open(OUTPUT)
-            .with_context(|| format!("opening {OUTPUT} for writing"))?;
-        let mut feeder = Feeder { out };
+        let mut feeder = Feeder::open(dev, 4)?;
         let mut unplug = None;
         while i < plan.sessions.len() {
             let s = &plan.sessions[i];
             let data = std::fs::read(dir.join(&s.file))
                 .with_context(|| format!("reading {}", dir.join(&s.file).display()))?;
             if data.len() != size * s.frames {
-                bail!("{}: {} bytes, expected {} frames of {size}", s.file, data.len(), s.frames);
+                bail!(
+                    "{}: {} bytes, expected {} frames of {size}",
+                    s.file,
+                    data.len(),
+                    s.frames
+                );
             }
-            let frames = Frames { data, size, n: s.frames };
+            let frames = Frames {
+                data,
+                size,
+                n: s.frames,
+            };
             show_for(&mut feeder, &|_| empty.clone(), plan.gap_seconds)?;
             emit(Event::SessionStart {
                 t_ms: now_ms(),
@@ -156,7 +291,11 @@ pub fn play(dir: &Path) -> Result<()> {
             });
             let seconds = s.unplug_after_s.unwrap_or(s.seconds);
             let shown = show_for(&mut feeder, &|k| frames.frame(k).to_vec(), seconds)?;
-            emit(Event::SessionEnd { t_ms: now_ms(), index: s.index, frames: shown });
+            emit(Event::SessionEnd {
+                t_ms: now_ms(),
+                index: s.index,
+                frames: shown,
+            });
             i += 1;
             if s.unplug_after_s.is_some() {
                 unplug = Some(Duration::from_secs_f32(plan.gap_seconds.max(3.0)));
@@ -166,7 +305,6 @@ pub fn play(dir: &Path) -> Result<()> {
         match unplug {
             Some(away) => {
                 drop(feeder);
-                drop(dev);
                 unplug_replug(away)?;
             }
             None => {

@@ -118,6 +118,9 @@ pub struct Dataset {
     samples: Vec<Sample>,
     domain_names: Vec<String>,
     domain_of: Vec<usize>,
+    /// Distinct `(domain, subject)` pairs, sorted: the identities (DLIF's domains).
+    identity_names: Vec<(String, String)>,
+    identity_of: Vec<usize>,
 }
 
 /// How many missing paths [`Dataset::check_files`] lists.
@@ -148,12 +151,32 @@ impl Dataset {
                     .expect("every sample's domain is listed")
             })
             .collect();
+        // Subject ids are only unique within a dataset: an identity is (domain, subject).
+        let key = |s: &Sample| (s.domain.clone(), s.subject.clone());
+        let identity_names: Vec<(String, String)> = manifest
+            .samples
+            .iter()
+            .map(key)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let identity_of = manifest
+            .samples
+            .iter()
+            .map(|s| {
+                identity_names
+                    .binary_search(&key(s))
+                    .expect("every sample's identity is listed")
+            })
+            .collect();
         Dataset {
             source: root.clone(),
             root,
             samples: manifest.samples,
             domain_names,
             domain_of,
+            identity_names,
+            identity_of,
         }
     }
 
@@ -182,6 +205,17 @@ impl Dataset {
     /// Index of sample `index`'s domain in [`Self::domain_names`].
     pub fn domain_index(&self, index: usize) -> usize {
         self.domain_of[index]
+    }
+
+    /// Distinct `(domain, subject)` pairs, sorted; a sample's identity index points into
+    /// this list.
+    pub fn identity_names(&self) -> &[(String, String)] {
+        &self.identity_names
+    }
+
+    /// Index of sample `index`'s identity in [`Self::identity_names`].
+    pub fn identity_index(&self, index: usize) -> usize {
+        self.identity_of[index]
     }
 
     /// 1 for live (bona fide), 0 for spoof.
@@ -388,6 +422,8 @@ pub struct Batch {
     pub labels: Vec<i64>,
     /// Index into [`Dataset::domain_names`].
     pub domains: Vec<usize>,
+    /// Index into [`Dataset::identity_names`].
+    pub identities: Vec<usize>,
     /// `depth_shape` = N×1×d×d in [0, 1]; all zeros for spoof rows.
     pub depth: Option<Vec<f32>>,
     pub shape: [usize; 4],
@@ -403,6 +439,8 @@ pub struct BatchTensors {
     pub labels: Tensor,
     /// i64 `[N]`, domain indices.
     pub domains: Tensor,
+    /// i64 `[N]`, identity indices ([`Dataset::identity_names`]).
+    pub identities: Tensor,
     /// f32 `[N, 1, d, d]`.
     pub depth: Option<Tensor>,
 }
@@ -420,12 +458,14 @@ impl Batch {
     pub fn to_tensors(&self, device: Device) -> BatchTensors {
         let dims = |s: [usize; 4]| s.map(|v| v as i64);
         let domains: Vec<i64> = self.domains.iter().map(|&d| d as i64).collect();
+        let identities: Vec<i64> = self.identities.iter().map(|&d| d as i64).collect();
         BatchTensors {
             images: Tensor::from_slice(&self.images)
                 .view(dims(self.shape))
                 .to_device(device),
             labels: Tensor::from_slice(&self.labels).to_device(device),
             domains: Tensor::from_slice(&domains).to_device(device),
+            identities: Tensor::from_slice(&identities).to_device(device),
             depth: self
                 .depth
                 .as_ref()
@@ -530,6 +570,7 @@ impl Loader {
             images,
             labels: indices.iter().map(|&i| d.label(i)).collect(),
             domains: indices.iter().map(|&i| d.domain_index(i)).collect(),
+            identities: indices.iter().map(|&i| d.identity_index(i)).collect(),
             depth,
             shape: [
                 n,
@@ -821,6 +862,7 @@ mod tests {
             images: vec![seq as f32; indices.len()],
             labels: vec![1; indices.len()],
             domains: vec![0; indices.len()],
+            identities: vec![0; indices.len()],
             depth: None,
             shape: [indices.len(), 1, 1, 1],
             depth_shape: None,
@@ -893,6 +935,47 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         assert!(e.batches_started() <= 1 + 2, "{}", e.batches_started());
         assert_eq!(e.count(), 49);
+    }
+
+    /// Subject ids repeat across datasets: an identity is the (domain, subject) pair.
+    #[test]
+    fn identities_are_subjects_within_their_domain() {
+        let sample = |domain: &str, subject: &str| Sample {
+            v: 1,
+            path: format!("{domain}/{subject}.png"),
+            label: Label::Live,
+            attack: "none".into(),
+            domain: domain.into(),
+            subject: subject.into(),
+            device: "cam".into(),
+            split: fas_core::dataset::Split::Train,
+            video: format!("{domain}-{subject}"),
+            frame: 0,
+        };
+        let m = Manifest::new(vec![
+            sample("b", "1"),
+            sample("a", "1"),
+            sample("b", "2"),
+            sample("b", "1"),
+        ]);
+        let d = Dataset::from_manifest(m, "/tmp");
+        let names: Vec<(&str, &str)> = d
+            .identity_names()
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(names, vec![("a", "1"), ("b", "1"), ("b", "2")]);
+        let ids: Vec<usize> = (0..4).map(|i| d.identity_index(i)).collect();
+        assert_eq!(ids, vec![1, 0, 2, 1]);
+        let b = Batch {
+            identities: ids,
+            ..fake_batch(0, &[0, 1, 2, 3])
+        };
+        let t = b.to_tensors(Device::Cpu);
+        assert_eq!(
+            Vec::<i64>::try_from(&t.identities).unwrap(),
+            vec![1, 0, 2, 1]
+        );
     }
 
     #[test]

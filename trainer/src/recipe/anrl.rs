@@ -503,6 +503,7 @@ mod tests {
         TrainBatch {
             images,
             labels,
+            identities: domains.shallow_clone(),
             domains,
             depth: Some(depth),
             indices: Vec::new(),

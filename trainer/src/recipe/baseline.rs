@@ -372,6 +372,7 @@ mod tests {
                 images: x.shallow_clone(),
                 labels: Tensor::from_slice(&[1i64, 0, 1, 0]),
                 domains: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
+                identities: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
                 depth: None,
                 indices: Vec::new(),
             };
@@ -416,6 +417,7 @@ mod tests {
             images: x.shallow_clone(),
             labels: Tensor::from_slice(&[1i64, 0, 0, 1]),
             domains: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
+            identities: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
             depth: None,
             indices: Vec::new(),
         };

@@ -1089,6 +1089,7 @@ mod tests {
                 images: self.images.index_select(0, &t),
                 labels: self.labels.index_select(0, &t),
                 domains: self.domains.index_select(0, &t),
+                identities: self.labels.index_select(0, &t).zeros_like(),
                 depth: Some(self.depth.index_select(0, &t)),
                 indices: idx.to_vec(),
             }

@@ -9,6 +9,7 @@ pub mod anrl;
 pub mod baseline;
 pub mod cluster;
 pub mod d2am;
+pub mod dlif;
 pub mod losses;
 pub mod mmd;
 
@@ -27,6 +28,9 @@ pub struct TrainBatch {
     pub labels: Tensor,
     /// `[N]` i64 domain index (dataset, or pseudo-domain).
     pub domains: Tensor,
+    /// `[N]` i64 identity index (the manifest's `(domain, subject)`,
+    /// [`crate::data::loader::Dataset::identity_names`]); DLIF's finer domains.
+    pub identities: Tensor,
     /// `[N, 1, d, d]` target depth in [0, 1] (zeros for spoof), when the data has it.
     pub depth: Option<Tensor>,
     /// Dataset (manifest) index of every row, in row order (D²AM maps them to its

@@ -77,6 +77,7 @@ impl BatchSource for SampledSource {
                 images: t.images,
                 labels: t.labels,
                 domains: t.domains,
+                identities: t.identities,
                 depth: t.depth,
                 indices: b.indices,
             })
@@ -114,6 +115,7 @@ impl BatchSource for SampledSource {
                 images: t.images,
                 labels: t.labels,
                 domains: t.domains,
+                identities: t.identities,
                 depth: None,
                 indices: b.indices,
             })
