@@ -31,6 +31,52 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     crate::setup(root)?;
     let tenv = crate::env::TestEnv::new(root)?;
     let p = |name: &str| out.join(name).display().to_string();
+    let cargo_run =
+        |_pkg: &str, bin: &str, args: &[&str]| -> Result<()> { tenv.run_bin(bin, args) };
+    pipeline(&tenv, &out)?;
+    println!("demo: 5/6 fas-edge at the door, watching the synthetic camera");
+    let assets = root.join("assets");
+    cargo_run(
+        "fas-edge",
+        "fas-edge",
+        &[
+            "--camera",
+            "synthetic:1",
+            "--bundle",
+            &p("demo.fasb"),
+            "--keys",
+            &p("keys"),
+            "--allow-demo",
+            "--detector",
+            &assets.join("retinaface_mnet025.onnx").display().to_string(),
+            "--audit",
+            &p("audit.jsonl"),
+            "--calibration",
+            &p("calibration.json"),
+            "--snapshots",
+            &p("snapshots"),
+            "--max-frames",
+            "600",
+        ],
+    )?;
+    println!("demo: 6/6 verify the audit log's hash chain");
+    cargo_run(
+        "fas-edge",
+        "fas-edge",
+        &["audit", "verify", &p("audit.jsonl")],
+    )?;
+    println!(
+        "demo: done; outputs in {} (run/, export/, demo.fasb, audit.jsonl, snapshots/)",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Steps 1–4 of the demo: SynthFAS data → trained EdgeNet → parity-checked ONNX → int8
+/// (when the drift gate passes) → signing key + signed bundle, all under `out`
+/// (`demo.fasb`, `keys/`). Shared with the real-device test.
+pub fn pipeline(tenv: &crate::env::TestEnv, out: &Path) -> Result<()> {
+    let p = |name: &str| out.join(name).display().to_string();
     // Build exactly what `cargo xtask test` builds (same packages, so the same feature
     // unification): after a test run this is a no-op, and no dependency is built twice.
     println!("demo: building the workspace (shared with `cargo xtask test`)");
@@ -142,40 +188,5 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         "fas-quantize",
         &["inspect", "--bundle", &p("demo.fasb")],
     )?;
-    println!("demo: 5/6 fas-edge at the door, watching the synthetic camera");
-    let assets = root.join("assets");
-    cargo_run(
-        "fas-edge",
-        "fas-edge",
-        &[
-            "--camera",
-            "synthetic:1",
-            "--bundle",
-            &p("demo.fasb"),
-            "--keys",
-            &p("keys"),
-            "--allow-demo",
-            "--detector",
-            &assets.join("retinaface_mnet025.onnx").display().to_string(),
-            "--audit",
-            &p("audit.jsonl"),
-            "--calibration",
-            &p("calibration.json"),
-            "--snapshots",
-            &p("snapshots"),
-            "--max-frames",
-            "600",
-        ],
-    )?;
-    println!("demo: 6/6 verify the audit log's hash chain");
-    cargo_run(
-        "fas-edge",
-        "fas-edge",
-        &["audit", "verify", &p("audit.jsonl")],
-    )?;
-    println!(
-        "demo: done; outputs in {} (run/, export/, demo.fasb, audit.jsonl, snapshots/)",
-        out.display()
-    );
     Ok(())
 }

@@ -10,6 +10,7 @@ mod apt;
 mod assets;
 mod demo;
 mod env;
+mod guest;
 mod pyfetch;
 mod venv;
 
@@ -24,6 +25,7 @@ commands:
   demo                 run the main job on generated data (no hardware needed)
   test [--no-clippy] [--no-setup] [-- <cargo test args>]
                        install what the tests need, then clippy + all tests
+  guest                the real-device test alone: fas-edge in an aarch64 QEMU guest
   setup                install Debian packages, the torch venv and the assets only
   assets               fetch and verify the assets only
 ";
@@ -85,6 +87,11 @@ fn run(args: Vec<String>) -> Result<()> {
             tenv.cargo(&test_args)
         }
         "demo" => demo::run(&root, rest),
+        "guest" => {
+            setup(&root)?;
+            let tenv = env::TestEnv::new(&root)?;
+            guest::run(&root, &tenv)
+        }
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

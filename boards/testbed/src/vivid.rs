@@ -153,8 +153,25 @@ impl Feeder {
             let mut b: v4l2_buffer = unsafe { std::mem::zeroed() };
             b.type_ = BUF_TYPE_OUTPUT;
             b.memory = MEMORY_MMAP;
-            unsafe { v4l2::ioctl(fd, v4l2::vidioc::VIDIOC_DQBUF, &mut b as *mut _ as *mut _) }
-                .context("VIDIOC_DQBUF on the output node")?;
+            // The device is non-blocking: wait until the driver hands a buffer back.
+            loop {
+                match unsafe {
+                    v4l2::ioctl(fd, v4l2::vidioc::VIDIOC_DQBUF, &mut b as *mut _ as *mut _)
+                } {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        let mut pfd = libc::pollfd {
+                            fd,
+                            events: libc::POLLOUT,
+                            revents: 0,
+                        };
+                        if unsafe { libc::poll(&mut pfd, 1, 5_000) } == 0 {
+                            bail!("the output node returned no buffer within 5 s");
+                        }
+                    }
+                    Err(e) => return Err(e).context("VIDIOC_DQBUF on the output node"),
+                }
+            }
             b.index as usize
         } else {
             self.next
@@ -298,7 +315,9 @@ pub fn play(dir: &Path) -> Result<()> {
             });
             i += 1;
             if s.unplug_after_s.is_some() {
-                unplug = Some(Duration::from_secs_f32(plan.gap_seconds.max(3.0)));
+                // Long enough for fas-edge to notice and close the old node, so the camera
+                // comes back under the same /dev/video0.
+                unplug = Some(Duration::from_secs_f32(plan.gap_seconds.max(8.0)));
                 break;
             }
         }
