@@ -88,7 +88,7 @@ struct TestbedArgs {
     #[arg(long, default_value = "live,print,live,replay,mask")]
     sessions: String,
     /// Seconds each presentation stays in front of the camera.
-    #[arg(long, default_value_t = 14.0)]
+    #[arg(long, default_value_t = 18.0)]
     seconds: f32,
     /// Seconds of empty scene between presentations.
     #[arg(long, default_value_t = 3.0)]

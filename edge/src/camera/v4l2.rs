@@ -475,9 +475,20 @@ mod device {
                 });
             };
             let mut retries = 0;
+            let mut skipped = 0u32;
             let (converted, meta) = loop {
                 match CaptureStream::next(stream) {
                     Ok((buf, meta)) => {
+                        // Always decide on the newest frame: when the pipeline is slower
+                        // than the camera, older filled buffers wait in the queue and would
+                        // put the door seconds behind the person in front of it. Skip to
+                        // the newest (the skipped ones count as dropped by sequence).
+                        if skipped < 64
+                            && matches!(self._dev.handle().poll(libc::POLLIN, 0), Ok(n) if n > 0)
+                        {
+                            skipped += 1;
+                            continue;
+                        }
                         let meta = *meta;
                         let used = (meta.bytesused as usize).min(buf.len());
                         let converted = if meta.flags.contains(BufFlags::ERROR) {
