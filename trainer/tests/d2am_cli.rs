@@ -3,45 +3,10 @@
 //! pseudo-domains re-clustered every epoch), resumed from its checkpoint, and the settings
 //! D²AM refuses.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use fas_core::synthfas::{write_dataset, SynthConfig};
-
-fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fas-train-d2am-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fas-train"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn dataset(dir: &Path) -> PathBuf {
-    let cfg = SynthConfig {
-        seed: 5,
-        subjects_per_domain: 4,
-        frames_per_video: 1,
-        image_size: 64,
-        threads: 2,
-        ..SynthConfig::default()
-    };
-    write_dataset(&cfg, dir).unwrap();
-    dir.join("manifest.jsonl")
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+mod common;
+use common::{json, run};
 
 fn args<'a>(manifest: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec![
@@ -80,8 +45,8 @@ fn args<'a>(manifest: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> 
 
 #[test]
 fn d2am_trains_resumes_and_logs_pseudo_domains() {
-    let root = tmp("smoke");
-    let manifest = dataset(&root.join("data"));
+    let root = common::tmp("d2am", "smoke");
+    let manifest = common::dataset(&root.join("data"), 5);
     let m = manifest.to_str().unwrap();
     let out = root.join("run");
     let o = out.to_str().unwrap();
@@ -196,8 +161,8 @@ fn d2am_trains_resumes_and_logs_pseudo_domains() {
 
 #[test]
 fn d2am_refuses_other_backbones_and_losses() {
-    let root = tmp("refuse");
-    let manifest = dataset(&root.join("data"));
+    let root = common::tmp("d2am", "refuse");
+    let manifest = common::dataset(&root.join("data"), 5);
     let m = manifest.to_str().unwrap();
     let o = root.join("r");
     let o = o.to_str().unwrap();
