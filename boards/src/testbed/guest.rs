@@ -2,7 +2,6 @@
 //! fas-edge, fas-testbed, the bundle, the detector and the rendered plan, and QEMU's
 //! `virt` machine with a PL061 GPIO controller and a virtio-gpu framebuffer.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -406,7 +405,6 @@ pub fn boot(
     let serial = std::fs::read(serial_log)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let _ = std::io::stdout().flush();
     Ok(BootResult {
         serial,
         elapsed: t0.elapsed(),

@@ -227,11 +227,15 @@ fn empty_scene(size: usize) -> Vec<u8> {
     [110u8, 128].iter().copied().cycle().take(size).collect()
 }
 
-fn show_for(feeder: &mut Feeder, frames: &dyn Fn(u64) -> Vec<u8>, seconds: f32) -> Result<u64> {
+fn show_for<'a>(
+    feeder: &mut Feeder,
+    frames: &dyn Fn(u64) -> &'a [u8],
+    seconds: f32,
+) -> Result<u64> {
     let t0 = Instant::now();
     let mut k = 0;
     while t0.elapsed() < Duration::from_secs_f32(seconds) {
-        feeder.show(&frames(k))?;
+        feeder.show(frames(k))?;
         k += 1;
     }
     Ok(k)
@@ -300,14 +304,14 @@ pub fn play(dir: &Path) -> Result<()> {
                 size,
                 n: s.frames,
             };
-            show_for(&mut feeder, &|_| empty.clone(), plan.gap_seconds)?;
+            show_for(&mut feeder, &|_| &empty[..], plan.gap_seconds)?;
             emit(Event::SessionStart {
                 t_ms: now_ms(),
                 index: s.index,
                 presentation: format!("{:?}", s.presentation).to_lowercase(),
             });
             let seconds = s.unplug_after_s.unwrap_or(s.seconds);
-            let shown = show_for(&mut feeder, &|k| frames.frame(k).to_vec(), seconds)?;
+            let shown = show_for(&mut feeder, &|k| frames.frame(k), seconds)?;
             emit(Event::SessionEnd {
                 t_ms: now_ms(),
                 index: s.index,
@@ -328,7 +332,7 @@ pub fn play(dir: &Path) -> Result<()> {
             }
             None => {
                 // Trailing empty scene: the last decision lands before the run ends.
-                show_for(&mut feeder, &|_| empty.clone(), plan.gap_seconds * 2.0)?;
+                show_for(&mut feeder, &|_| &empty[..], plan.gap_seconds * 2.0)?;
             }
         }
     }
