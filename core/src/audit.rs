@@ -41,6 +41,11 @@ pub struct AuditRecord {
     pub frames_used: u32,
     /// sha256 hex of the `liveness.onnx` that scored the frames.
     pub model_sha256: String,
+    /// Wall-clock capture times (ms since the Unix epoch) of the session's first and last
+    /// frame: when the face that was judged stood in front of the camera. Absent when the
+    /// session saw no frame, and in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_ms: Option<[u64; 2]>,
     pub prev_hash: String,
 }
 
@@ -54,6 +59,8 @@ pub struct AuditEvent {
     pub threshold: f32,
     pub frames_used: u32,
     pub model_sha256: String,
+    /// First and last frame's capture time, see [`AuditRecord::captured_ms`].
+    pub captured_ms: Option<[u64; 2]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +335,14 @@ impl AuditWriter {
         if !event.threshold.is_finite() {
             return Err(invalid("threshold", "is not finite".into()));
         }
+        if let Some([first, last]) = event.captured_ms {
+            if first > last {
+                return Err(invalid(
+                    "captured_ms",
+                    format!("first frame {first} after last frame {last}"),
+                ));
+            }
+        }
         if !is_sha256_hex(&event.model_sha256) {
             return Err(invalid(
                 "model_sha256",
@@ -345,6 +360,7 @@ impl AuditWriter {
             threshold: event.threshold,
             frames_used: event.frames_used,
             model_sha256: event.model_sha256.clone(),
+            captured_ms: event.captured_ms,
             prev_hash: self.head.clone(),
         };
         let mut line = serde_json::to_vec(&rec).expect("an audit record always serialises");
@@ -401,6 +417,7 @@ mod tests {
             threshold: 0.5,
             frames_used: 2,
             model_sha256: "ab".repeat(32),
+            captured_ms: (i % 2 == 0).then_some([1_699_999_999_000 + i, 1_699_999_999_500 + i]),
         }
     }
 
@@ -444,6 +461,35 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         let first: AuditRecord = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(first, r0);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn capture_times_are_optional_and_ordered() {
+        let d = crate::atomic::tempdir("audit-captured");
+        let p = d.join("audit.jsonl");
+        let mut w = AuditWriter::open(&p, FsyncPolicy::Never).unwrap();
+        // With times (event 0) and without (event 1): the field is left out, so a record
+        // without it reads as one written before the field existed.
+        let r0 = w.append(&event(0)).unwrap();
+        assert_eq!(r0.captured_ms, Some([1_699_999_999_000, 1_699_999_999_500]));
+        w.append(&event(1)).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("\"captured_ms\":[1699999999000,1699999999500]"));
+        assert!(!lines[1].contains("captured_ms"), "{}", lines[1]);
+        let r1: AuditRecord = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(r1.captured_ms, None);
+        // Last frame before the first is refused, naming the field.
+        let mut bad = event(2);
+        bad.captured_ms = Some([10, 9]);
+        let e = w.append(&bad).unwrap_err().to_string();
+        assert!(e.contains("captured_ms"), "{e}");
+        assert_eq!(
+            verify_file(&p).unwrap().records,
+            2,
+            "nothing written for it"
+        );
         std::fs::remove_dir_all(d).unwrap();
     }
 

@@ -51,6 +51,9 @@ pub struct Door<D: FaceDetector> {
     /// Monotonic time of the last frame (for errors, which carry no timestamp).
     last_t: Duration,
     last_frame_at: Instant,
+    /// Wall-clock minus frame-clock milliseconds of the latest frame (maps a session's
+    /// frame times to capture times for the audit log).
+    wall_offset_ms: Option<i64>,
     camera_down: bool,
     overlay: OverlayState,
     fps: Fps,
@@ -114,6 +117,7 @@ impl<D: FaceDetector> Door<D> {
             display,
             last_t: Duration::ZERO,
             last_frame_at: Instant::now(),
+            wall_offset_ms: None,
             camera_down: false,
             overlay: OverlayState::default(),
             fps: Fps::default(),
@@ -141,6 +145,7 @@ impl<D: FaceDetector> Door<D> {
                 self.camera_down = false;
                 self.last_t = frame.t;
                 self.last_frame_at = Instant::now();
+                self.wall_offset_ms = Some(frame.wall_ms as i64 - millis(frame.t) as i64);
                 (Some(self.observe(&frame)), Some(frame))
             }
             Err(e) => {
@@ -248,8 +253,18 @@ impl<D: FaceDetector> Door<D> {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        // When the judged face was in front of the camera (frame clock → wall clock).
+        let captured_ms = match self.wall_offset_ms {
+            Some(off) if out.frames_used > 0 => {
+                let wall = |t: u64| (t as i64 + off).max(0) as u64;
+                let last = out.ended_ms.min(millis(self.last_t)).max(out.started_ms);
+                Some([wall(out.started_ms), wall(last)])
+            }
+            _ => None,
+        };
         self.audit
             .append(&AuditEvent {
+                captured_ms,
                 time_ms,
                 verdict: out.verdict,
                 scores: out.scores.clone(),

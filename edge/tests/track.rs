@@ -46,6 +46,7 @@ fn frame(img: RgbImage, i: u64) -> Frame {
         seq: i,
         t: Duration::from_secs_f64(i as f64 / 30.0),
         dropped_before: 0,
+        wall_ms: 0,
     }
 }
 

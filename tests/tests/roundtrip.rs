@@ -175,6 +175,10 @@ fn bundle_drives_the_door_and_every_decision_is_audited() {
         max_frames: Some(240),
         max_decisions: None,
     };
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     let s = run(&common, &limits).unwrap();
     let decisions = s.grant + s.deny + s.no_decision;
     assert!(decisions >= 2, "{s:?}");
@@ -185,6 +189,15 @@ fn bundle_drives_the_door_and_every_decision_is_audited() {
     for line in std::fs::read_to_string(&audit).unwrap().lines() {
         let r: fas_core::audit::AuditRecord = serde_json::from_str(line).unwrap();
         assert_eq!(r.model_sha256, sha);
+        // Scored sessions say when their frames were captured: during this run, first
+        // before last, both no later than the decision.
+        if r.frames_used > 0 {
+            let [first, last] = r.captured_ms.expect("a scored session has capture times");
+            assert!(
+                started <= first && first <= last && last <= r.time_ms,
+                "{r:?}"
+            );
+        }
         if r.decision == fas_core::decision::Decision::Grant {
             let a = r.aggregate.expect("a grant has an aggregate");
             assert!(a >= r.threshold && r.threshold >= threshold, "{r:?}");

@@ -141,7 +141,11 @@ pub fn prepare(a: &PrepareArgs) -> Result<()> {
             scale: a.crop_scale,
         },
         size: a.size,
-        threads: a.threads,
+        // `--threads 0` (the default) means every core.
+        threads: match a.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        },
         ..PrepareConfig::default()
     };
     let model = detector_model(a.detector.as_deref())?;

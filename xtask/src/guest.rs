@@ -16,8 +16,8 @@ pub fn run(root: &Path, tenv: &crate::env::TestEnv) -> Result<()> {
     // A fresh model every run: the test covers the whole chain, not a cached artefact.
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&demo).with_context(|| format!("creating {}", demo.display()))?;
-    println!("guest: 1/2 demo model and signed bundle");
-    crate::demo::pipeline(tenv, &demo)?;
+    println!("guest: 1/2 a SynthFAS model and its signed bundle (the demo pipeline, larger)");
+    crate::demo::pipeline(tenv, &demo, crate::demo::Scale::GUEST)?;
     tenv.cargo(&["build", "--workspace", "--bins", "--quiet"])?;
     println!("guest: 2/2 fas-edge in an aarch64 QEMU guest (real V4L2, GPIO, framebuffer)");
     let s = |p: PathBuf| p.display().to_string();

@@ -3,9 +3,12 @@
 //! Decisions come from the audit log fas-edge wrote in the guest (copied to the console
 //! after the run, hash chain verified here); what was in front of the camera comes from the
 //! feeder's session events; the relay from the GPIO watcher. A decision belongs to the
-//! session whose window (its start up to the next session's start) holds its time: the
-//! feeder shows an empty scene between sessions, so a late decision still lands in the
-//! window of the face that caused it.
+//! session that was on screen when its frames were captured (the record's `captured_ms`,
+//! first and last frame): on a slow board, or under emulation, a decision can come seconds
+//! after its frames, even after the next session started. A decision whose frames span
+//! two sessions, or a gap, belongs to none, and must not be a Grant. Records without
+//! frames (camera lost) belong to the session whose window (its start up to the next
+//! start) holds their decision time.
 
 use fas_core::audit::{verify_chain, AuditRecord};
 use fas_core::decision::{Decision, Reason};
@@ -99,6 +102,11 @@ impl Verdict {
     }
 }
 
+/// How long after a session's last frame was queued the loop may still deliver it (vivid
+/// copies the newest output buffer into each capture buffer; the feeder then shows an
+/// empty scene).
+pub const CAPTURE_SLACK_MS: u64 = 300;
+
 /// How far after a `Grant`'s audit time the relay must have gone active (the audit line is
 /// written, and synced, before the actuator runs; the watcher polls every 50 ms).
 pub const RELAY_LAG_MS: u64 = 2_000;
@@ -158,6 +166,35 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
     }
     let window_end =
         |k: usize| -> u64 { starts.get(k + 1).map(|s| s.1).or(done).unwrap_or(u64::MAX) };
+    let shown_end = |k: usize| -> u64 {
+        let index = starts[k].0;
+        log.events
+            .iter()
+            .find_map(|e| match e {
+                Event::SessionEnd { index: i, t_ms, .. } if *i == index => Some(*t_ms),
+                _ => None,
+            })
+            .unwrap_or_else(|| window_end(k))
+            .saturating_add(CAPTURE_SLACK_MS)
+    };
+    // Which entry of `starts` each record belongs to.
+    let owner = |r: &AuditRecord| -> Option<usize> {
+        match r.captured_ms {
+            Some([first, last]) => (0..starts.len())
+                .find(|&k| first >= starts[k].1 && last <= shown_end(k).min(window_end(k))),
+            None => {
+                (0..starts.len()).find(|&k| r.time_ms >= starts[k].1 && r.time_ms < window_end(k))
+            }
+        }
+    };
+    for r in &records {
+        if r.decision == Decision::Grant && r.captured_ms.is_some() && owner(r).is_none() {
+            failures.push(format!(
+                "Grant (seq {}) on frames captured {:?}, not within one session",
+                r.seq, r.captured_ms
+            ));
+        }
+    }
     let first_start = starts.first().map_or(u64::MAX, |s| s.1);
     let mut sessions = Vec::new();
     for (k, &(index, start)) in starts.iter().enumerate() {
@@ -167,11 +204,7 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
             ));
             continue;
         };
-        let end = window_end(k);
-        let mine: Vec<&AuditRecord> = records
-            .iter()
-            .filter(|r| r.time_ms >= start && r.time_ms < end)
-            .collect();
+        let mine: Vec<&AuditRecord> = records.iter().filter(|r| owner(r) == Some(k)).collect();
         let count = |d: Decision| mine.iter().filter(|r| r.decision == d).count();
         let report = SessionReport {
             index,
@@ -210,7 +243,8 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
         sessions.push(report);
     }
     for r in &records {
-        if r.decision == Decision::Grant && r.time_ms < first_start {
+        let seen = r.captured_ms.map_or(r.time_ms, |c| c[0]);
+        if r.decision == Decision::Grant && seen < first_start {
             failures.push(format!(
                 "Grant at {} before any face was shown (seq {})",
                 r.time_ms, r.seq
@@ -341,10 +375,16 @@ mod tests {
 
     /// A real audit log (fas-core's writer) with decisions at the given times.
     fn audit(decisions: &[(u64, Reason, f32)]) -> Vec<String> {
+        let d: Vec<_> = decisions.iter().map(|&(t, r, a)| (t, r, a, None)).collect();
+        audit_captured(&d)
+    }
+
+    /// Like [`audit`], with the frames' capture times.
+    fn audit_captured(decisions: &[(u64, Reason, f32, Option<[u64; 2]>)]) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let mut w = AuditWriter::open(&path, FsyncPolicy::Never).unwrap();
-        for &(t, reason, agg) in decisions {
+        for &(t, reason, agg, captured_ms) in decisions {
             w.append(&AuditEvent {
                 time_ms: t,
                 verdict: CoreVerdict::from_reason(reason),
@@ -353,6 +393,7 @@ mod tests {
                 threshold: 0.5,
                 frames_used: 3,
                 model_sha256: "ab".repeat(32),
+                captured_ms,
             })
             .unwrap();
         }
@@ -423,6 +464,58 @@ mod tests {
         assert_eq!(v.sessions[1].deny, 1);
         assert_eq!(v.relay_pulses, 1);
         assert!(v.table().contains("print"));
+    }
+
+    #[test]
+    fn a_late_decision_belongs_to_the_session_its_frames_came_from() {
+        // Both decisions come after the print attack started, but the Grant judged frames
+        // of the live session.
+        let a = audit_captured(&[
+            (21_500, Reason::AboveThreshold, 0.9, Some([15_000, 18_000])),
+            (30_000, Reason::BelowThreshold, 0.1, Some([22_000, 24_000])),
+        ]);
+        let v = judge(&plan(), &SerialLog::parse(&serial(&a, &[21_550], &[])), 0);
+        assert!(v.passed(), "{:?}", v.failures);
+        assert_eq!((v.sessions[0].grant, v.sessions[1].grant), (1, 0));
+        assert_eq!(v.sessions[1].deny, 1);
+        // The same Grant on frames of the attack fails, however late it comes.
+        let a = audit_captured(&[
+            (10_000, Reason::AboveThreshold, 0.9, Some([5_000, 6_000])),
+            (30_000, Reason::AboveThreshold, 0.9, Some([22_000, 24_000])),
+        ]);
+        let v = judge(
+            &plan(),
+            &SerialLog::parse(&serial(&a, &[10_050, 30_050], &[])),
+            0,
+        );
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.contains("Print attack): 1 Grant")),
+            "{:?}",
+            v.failures
+        );
+    }
+
+    #[test]
+    fn a_grant_on_frames_of_two_sessions_fails() {
+        let a = audit_captured(&[
+            (5_000, Reason::AboveThreshold, 0.9, Some([2_000, 4_000])),
+            (25_000, Reason::AboveThreshold, 0.9, Some([18_000, 21_000])),
+            (26_000, Reason::BelowThreshold, 0.1, Some([22_000, 23_000])),
+        ]);
+        let v = judge(
+            &plan(),
+            &SerialLog::parse(&serial(&a, &[5_050, 25_050], &[])),
+            0,
+        );
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.contains("not within one session")),
+            "{:?}",
+            v.failures
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `fas-synth`: write a SynthFAS dataset or a sample sheet.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use fas_core::dataset::{Sample, Split, DATASET_MANIFEST_VERSION};
 use fas_core::synthfas::{
     sample_sheet, video_strip, write_dataset, DomainSpec, ImageFormat, Presentation, SynthConfig,
     SyntheticCamera,
@@ -73,7 +74,7 @@ enum Cmd {
         #[arg(long, default_value_t = 8)]
         frames: u32,
     },
-    /// Write frames of the 640×480 synthetic camera (what `--camera synthetic:SEED` shows).
+    /// Write frames of the synthetic camera (what `--camera synthetic:SEED` shows).
     Camera {
         /// Output directory (frames `frame-NNNNN.png`).
         #[arg(long)]
@@ -82,8 +83,25 @@ enum Cmd {
         seed: u64,
         #[arg(long, default_value_t = 0)]
         start: u64,
+        /// Frames to write.
         #[arg(long, default_value_t = 1)]
         count: u64,
+        /// Take every N-th camera frame from `start` (the camera shows a new person every
+        /// 48 frames).
+        #[arg(long, default_value_t = 1)]
+        stride: u64,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 480)]
+        height: u32,
+        /// Also write `manifest.jsonl`: the frames as a labelled source manifest (one video
+        /// per camera segment; subjects split 60/20/20 into train/dev/test), ready for
+        /// `fas-train prepare` to detect, align and crop them the way the door does.
+        #[arg(long)]
+        manifest: bool,
+        /// Worker threads (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -175,18 +193,127 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             seed,
             start,
             count,
+            stride,
+            width,
+            height,
+            manifest,
+            threads,
         } => {
+            if stride == 0 || width < 64 || height < 64 || width % 2 != 0 {
+                return Err(format!(
+                    "--stride {stride} --width {width} --height {height}: the stride must be at \
+                     least 1 and the frame at least 64×64 with an even width"
+                )
+                .into());
+            }
             std::fs::create_dir_all(&out)?;
-            let cam = SyntheticCamera::new(seed);
-            for i in start..start + count {
-                let f = cam.frame(i);
-                f.rgb.save(out.join(format!("frame-{i:05}.png")))?;
-                println!(
-                    "{}",
-                    serde_json::json!({"frame": i, "label": f.meta.label, "attack": f.meta.presentation, "domain": f.meta.domain, "subject": f.meta.subject, "bbox": f.face.bbox, "landmarks": f.face.landmarks})
-                );
+            let mut cam = SyntheticCamera::new(seed);
+            cam.width = width;
+            cam.height = height;
+            let indices: Vec<u64> = (0..count).map(|k| start + k * stride).collect();
+            let threads = match threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            };
+            let chunk = indices.len().div_ceil(threads.max(1)).max(1);
+            let results: Vec<Result<Vec<(u64, CameraFrameInfo)>, String>> =
+                std::thread::scope(|sc| {
+                    let handles: Vec<_> = indices
+                        .chunks(chunk)
+                        .map(|part| {
+                            let (cam, out) = (&cam, &out);
+                            sc.spawn(move || {
+                                part.iter()
+                                    .map(|&i| {
+                                        let f = cam.frame(i);
+                                        let path = out.join(frame_name(i));
+                                        f.rgb
+                                            .save(&path)
+                                            .map_err(|e| format!("{}: {e}", path.display()))?;
+                                        Ok((i, CameraFrameInfo::of(&f)))
+                                    })
+                                    .collect()
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join()
+                                .unwrap_or_else(|_| Err("a render thread panicked".into()))
+                        })
+                        .collect()
+                });
+            let mut lines = String::new();
+            for part in results {
+                for (i, info) in part? {
+                    println!(
+                        "{}",
+                        serde_json::json!({"frame": i, "label": info.sample.label, "attack": info.sample.attack, "domain": info.sample.domain, "subject": info.sample.subject, "bbox": info.bbox, "landmarks": info.landmarks})
+                    );
+                    let mut sample = info.sample;
+                    sample.path = frame_name(i);
+                    sample.video = format!(
+                        "camera-{seed}-segment-{}",
+                        i / u64::from(cam.segment_frames)
+                    );
+                    sample.frame = (i % u64::from(cam.segment_frames)) as u32;
+                    sample.split = subject_split(&sample.subject);
+                    lines += &serde_json::to_string(&sample)?;
+                    lines.push('\n');
+                }
+            }
+            if manifest {
+                let path = out.join("manifest.jsonl");
+                fas_core::atomic::write_atomic(&path, lines.as_bytes())?;
+                eprintln!("wrote {} frames and {}", indices.len(), path.display());
             }
         }
     }
     Ok(())
+}
+
+fn frame_name(i: u64) -> String {
+    format!("frame-{i:05}.png")
+}
+
+/// What the camera knows about one frame.
+struct CameraFrameInfo {
+    sample: Sample,
+    bbox: [f32; 4],
+    landmarks: [[f32; 2]; 5],
+}
+
+impl CameraFrameInfo {
+    fn of(f: &fas_core::synthfas::CameraFrame) -> CameraFrameInfo {
+        CameraFrameInfo {
+            sample: Sample {
+                v: DATASET_MANIFEST_VERSION,
+                path: String::new(),
+                label: f.meta.label,
+                attack: f.meta.presentation.attack().into(),
+                domain: f.meta.domain.clone(),
+                subject: f.meta.subject.clone(),
+                device: f.meta.device.clone(),
+                split: Split::Train,
+                video: String::new(),
+                frame: 0,
+            },
+            bbox: f.face.bbox,
+            landmarks: f.face.landmarks,
+        }
+    }
+}
+
+/// 60/20/20 train/dev/test by subject (a stable hash of its id), so no person is in two
+/// splits.
+fn subject_split(subject: &str) -> Split {
+    let h = subject.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    match h % 5 {
+        0 => Split::Dev,
+        1 => Split::Test,
+        _ => Split::Train,
+    }
 }

@@ -114,7 +114,7 @@ impl FrameSource for FileSource {
                 };
                 *next += 1;
                 match read_image(&file) {
-                    Ok(img) => Ok(self.counter.stamp(img, None, t)),
+                    Ok(img) => Ok(self.counter.stamp(img, None, t, Duration::ZERO)),
                     Err(e) => {
                         self.counter.skip();
                         if !self.path.is_dir() {
@@ -132,7 +132,7 @@ impl FrameSource for FileSource {
                 }
             }
             Inner::Video(d) => match d.read_frame() {
-                Ok(Some(img)) => Ok(self.counter.stamp(img, None, t)),
+                Ok(Some(img)) => Ok(self.counter.stamp(img, None, t, Duration::ZERO)),
                 Ok(None) => Err(self.end()),
                 Err(detail) => {
                     self.done = true;

@@ -39,6 +39,18 @@ pub struct Frame {
     /// Frames lost between the previous frame and this one (driver queue overruns, frames
     /// discarded as corrupt); 0 when none.
     pub dropped_before: u64,
+    /// Wall-clock capture time, milliseconds since the Unix epoch: what the audit log
+    /// records as the time the face was in front of the camera (a decision can come a
+    /// while later on a slow board). Follows the system clock, so unlike `t` it may jump.
+    pub wall_ms: u64,
+}
+
+/// Milliseconds since the Unix epoch, `age` ago (0 if the clock is before 1970).
+pub fn wall_ms_ago(age: Duration) -> u64 {
+    std::time::SystemTime::now()
+        .checked_sub(age)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Everything that can go wrong while capturing. `device` names the source (a device
@@ -162,8 +174,16 @@ impl FrameCounter {
     }
 
     /// Stamps a frame that the source numbers `seq` (`None`: the next number), captured
-    /// at `t`. A `seq` below the expected one (a restarted counter) counts no drop.
-    pub fn stamp(&mut self, image: RgbImage, seq: Option<u64>, t: Duration) -> Frame {
+    /// at `t`, `age` before now (the driver's timestamp against the clock now; zero for
+    /// sources that make the frame on request). A `seq` below the expected one (a restarted
+    /// counter) counts no drop.
+    pub fn stamp(
+        &mut self,
+        image: RgbImage,
+        seq: Option<u64>,
+        t: Duration,
+        age: Duration,
+    ) -> Frame {
         let seq = seq.unwrap_or(self.next_seq).max(self.expected);
         let dropped_before = seq - self.expected;
         self.expected = seq + 1;
@@ -174,6 +194,7 @@ impl FrameCounter {
             seq,
             t: self.last_t,
             dropped_before,
+            wall_ms: wall_ms_ago(age),
         }
     }
 
@@ -197,15 +218,15 @@ mod tests {
     fn counter_keeps_seq_and_time_consistent() {
         let img = || RgbImage::black(1, 1);
         let mut c = FrameCounter::default();
-        let a = c.stamp(img(), None, Duration::from_millis(10));
+        let a = c.stamp(img(), None, Duration::from_millis(10), Duration::ZERO);
         assert_eq!((a.seq, a.dropped_before), (0, 0));
-        let b = c.stamp(img(), Some(4), Duration::from_millis(5));
+        let b = c.stamp(img(), Some(4), Duration::from_millis(5), Duration::ZERO);
         assert_eq!((b.seq, b.dropped_before), (4, 3));
         assert_eq!(b.t, Duration::from_millis(10), "time never goes back");
         c.skip();
-        let d = c.stamp(img(), None, Duration::from_millis(30));
+        let d = c.stamp(img(), None, Duration::from_millis(30), Duration::ZERO);
         assert_eq!((d.seq, d.dropped_before), (6, 1));
-        let e = c.stamp(img(), Some(2), Duration::from_millis(40));
+        let e = c.stamp(img(), Some(2), Duration::from_millis(40), Duration::ZERO);
         assert_eq!(
             (e.seq, e.dropped_before),
             (7, 0),

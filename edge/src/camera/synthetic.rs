@@ -156,7 +156,9 @@ impl FrameSource for SyntheticSource {
         }
         let f = self.cam.frame(index);
         self.truth = Some(truth_from(&f, self.cam.segment_frames));
-        Ok(self.counter.stamp(f.rgb.into(), Some(index), t))
+        Ok(self
+            .counter
+            .stamp(f.rgb.into(), Some(index), t, Duration::ZERO))
     }
 
     fn describe(&self) -> String {

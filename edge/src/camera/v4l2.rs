@@ -522,11 +522,14 @@ mod device {
                 + Duration::from_micros(meta.timestamp.usec.max(0) as u64);
             let monotonic =
                 (meta.flags & BufFlags::TIMESTAMP_MASK) == BufFlags::TIMESTAMP_MONOTONIC;
-            let t = match self.start_mono {
-                Some(start) if monotonic && !ts.is_zero() => ts.saturating_sub(start),
-                _ => self.start.elapsed(),
+            let (t, age) = match self.start_mono {
+                Some(start) if monotonic && !ts.is_zero() => (
+                    ts.saturating_sub(start),
+                    monotonic_now().map_or(Duration::ZERO, |now| now.saturating_sub(ts)),
+                ),
+                _ => (self.start.elapsed(), Duration::ZERO),
             };
-            Ok(self.counter.stamp(image, Some(seq), t))
+            Ok(self.counter.stamp(image, Some(seq), t, age))
         }
 
         fn describe(&self) -> String {
@@ -619,7 +622,7 @@ mod tests {
         let mut frames = Vec::new();
         for driver_seq in [0u32, 1, 2, 5, 6, 10] {
             let ext = s.observe(driver_seq);
-            frames.push(c.stamp(img(), Some(ext), Duration::ZERO));
+            frames.push(c.stamp(img(), Some(ext), Duration::ZERO, Duration::ZERO));
         }
         let drops: Vec<u64> = frames.iter().map(|f| f.dropped_before).collect();
         assert_eq!(drops, [0, 0, 0, 2, 0, 3]);
