@@ -27,6 +27,7 @@ use crate::recipe::anrl::{Anrl, AnrlConfig};
 use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
 use crate::recipe::d2am::{D2am, D2amConfig};
 use crate::recipe::dlif::{Dlif, DlifConfig, Flow, Level};
+use crate::recipe::dualstage::{DualStage, DualStageConfig, DEFAULT_STAGE1_FRACTION};
 use crate::recipe::losses::AmSoftmax;
 use crate::recipe::Recipe;
 use crate::train::data::{
@@ -230,14 +231,25 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         RecipeName::Baseline => (InputKind::Rgb, 224, 0.0),
         RecipeName::Anrl | RecipeName::D2am => (InputKind::RgbHsv, 256, 1.0),
         RecipeName::Dlif => (InputKind::Rgb, 224, 0.0),
+        RecipeName::Dualstage => (InputKind::Rgb, 256, 0.0),
     };
     let dlif = a.recipe == RecipeName::Dlif;
-    if !dlif
-        && (!a.ablate.is_empty()
-            || !a.style_cross_levels.is_empty()
-            || a.style_cross_flow.is_some())
-    {
-        bail!("--ablate and --style-cross-* are DLIF settings; use them with --recipe dlif");
+    let dualstage = a.recipe == RecipeName::Dualstage;
+    if !dlif && (!a.style_cross_levels.is_empty() || a.style_cross_flow.is_some()) {
+        bail!("--style-cross-* are DLIF settings; use them with --recipe dlif");
+    }
+    if let Some(x) = a.ablate.iter().find(|x| x.recipe() != a.recipe) {
+        let name = clap::ValueEnum::to_possible_value(x)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        let owner = match x.recipe() {
+            RecipeName::Dlif => "dlif",
+            _ => "dualstage",
+        };
+        bail!("--ablate {name} is a --recipe {owner} setting; drop it or use --recipe {owner}");
+    }
+    if !dualstage && a.stage1_fraction.is_some() {
+        bail!("--stage1-fraction is a dual-stage setting; use it with --recipe dualstage");
     }
     let input = a.input.unwrap_or(input);
     let size = a.size.unwrap_or(size);
@@ -248,7 +260,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     };
     let adam = AdamConfig {
         weight_decay: a.weight_decay,
-        decoupled: a.optimizer.unwrap_or(if dlif {
+        decoupled: a.optimizer.unwrap_or(if dlif || dualstage {
             OptimizerName::Adam
         } else {
             OptimizerName::Adamw
@@ -256,164 +268,218 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         ..AdamConfig::default()
     };
     let spec = preprocess_spec(input, size);
-    let (mut recipe, model, depth_size): (Box<dyn Recipe>, serde_json::Value, Option<u32>) =
-        match a.recipe {
-            RecipeName::Baseline => {
-                let backbone: BackboneKind = a
-                    .backbone
-                    .as_deref()
-                    .unwrap_or("resnet18")
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                let model = BaselineConfig {
-                    backbone,
-                    in_channels,
-                    input_size: size as usize,
-                    width: a.width,
-                    loss: match a.loss.unwrap_or(LossName::Bce) {
-                        LossName::Bce => ClsLoss::Bce,
-                        LossName::AmSoftmax => ClsLoss::AmSoftmax(AmSoftmax::default()),
-                    },
-                    depth_weight,
-                    adam,
-                    grad_clip: a.clip,
-                    amp: !a.no_amp,
-                };
-                let mut r = Baseline::new(model.clone(), device, a.seed)?;
-                if let Some(w) = &a.init_weights {
-                    r.load_backbone_weights(w)?;
-                }
-                let depth_size = if depth_weight > 0.0 {
-                    let g = r.network().graph();
-                    let shapes = g.infer_shapes()?;
-                    let d = g.outputs.get(1).context("depth output")?;
-                    Some(shapes[d][2] as u32)
-                } else {
-                    None
-                };
-                (Box::new(r), serde_json::to_value(&model)?, depth_size)
+    let (mut recipe, model, depth_size): (Box<dyn Recipe>, serde_json::Value, Option<u32>) = match a
+        .recipe
+    {
+        RecipeName::Baseline => {
+            let backbone: BackboneKind = a
+                .backbone
+                .as_deref()
+                .unwrap_or("resnet18")
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let model = BaselineConfig {
+                backbone,
+                in_channels,
+                input_size: size as usize,
+                width: a.width,
+                loss: match a.loss.unwrap_or(LossName::Bce) {
+                    LossName::Bce => ClsLoss::Bce,
+                    LossName::AmSoftmax => ClsLoss::AmSoftmax(AmSoftmax::default()),
+                },
+                depth_weight,
+                adam,
+                grad_clip: a.clip,
+                amp: !a.no_amp,
+            };
+            let mut r = Baseline::new(model.clone(), device, a.seed)?;
+            if let Some(w) = &a.init_weights {
+                r.load_backbone_weights(w)?;
             }
-            RecipeName::Anrl => {
-                if let Some(b) = a.backbone.as_deref() {
-                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
-                        bail!("--recipe anrl uses the DepthNet backbone; drop --backbone {b}");
-                    }
+            let depth_size = if depth_weight > 0.0 {
+                let g = r.network().graph();
+                let shapes = g.infer_shapes()?;
+                let d = g.outputs.get(1).context("depth output")?;
+                Some(shapes[d][2] as u32)
+            } else {
+                None
+            };
+            (Box::new(r), serde_json::to_value(&model)?, depth_size)
+        }
+        RecipeName::Anrl => {
+            if let Some(b) = a.backbone.as_deref() {
+                if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
+                    bail!("--recipe anrl uses the DepthNet backbone; drop --backbone {b}");
                 }
-                if a.loss.is_some_and(|l| l != LossName::Bce) {
-                    bail!("--recipe anrl trains its classifier with bce; drop --loss");
-                }
-                // The AFNM gate reduction must fit DepthNet's narrowest layer at this width.
-                let narrowest = ((64.0 * a.width).round() as usize).max(1);
-                let model = AnrlConfig {
-                    in_channels,
-                    input_size: size as usize,
-                    width: a.width,
-                    afnm_reduction: AnrlConfig::default().afnm_reduction.min(narrowest),
-                    depth_weight,
-                    adam,
-                    grad_clip: a.clip,
-                    ..AnrlConfig::default()
-                };
-                let domains = dataset.domain_names().len();
-                let mut r = Anrl::new(model.clone(), domains, device, a.seed)?;
-                if let Some(w) = &a.init_weights {
-                    r.load_backbone_weights(w)?;
-                }
-                let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
-                (Box::new(r), serde_json::to_value(&model)?, depth_size)
             }
-            RecipeName::D2am => {
-                if let Some(b) = a.backbone.as_deref() {
-                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
-                        bail!("--recipe d2am uses the DepthNet backbone; drop --backbone {b}");
-                    }
-                }
-                if a.loss.is_some_and(|l| l != LossName::Bce) {
-                    bail!("--recipe d2am trains its classifier with bce; drop --loss");
-                }
-                let model = D2amConfig {
-                    in_channels,
-                    input_size: size as usize,
-                    width: a.width,
-                    depth_weight,
-                    adam,
-                    grad_clip: a.clip,
-                    ..D2amConfig::default()
-                };
-                let mut r = D2am::new(model.clone(), device, a.seed)?;
-                if let Some(w) = &a.init_weights {
-                    r.load_backbone_weights(w)?;
-                }
-                let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
-                (Box::new(r), serde_json::to_value(&model)?, depth_size)
+            if a.loss.is_some_and(|l| l != LossName::Bce) {
+                bail!("--recipe anrl trains its classifier with bce; drop --loss");
             }
-            RecipeName::Dlif => {
-                if let Some(b) = a.backbone.as_deref() {
-                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::Resnet18) {
-                        bail!("--recipe dlif uses ResNet-18 encoders; drop --backbone {b}");
-                    }
+            // The AFNM gate reduction must fit DepthNet's narrowest layer at this width.
+            let narrowest = ((64.0 * a.width).round() as usize).max(1);
+            let model = AnrlConfig {
+                in_channels,
+                input_size: size as usize,
+                width: a.width,
+                afnm_reduction: AnrlConfig::default().afnm_reduction.min(narrowest),
+                depth_weight,
+                adam,
+                grad_clip: a.clip,
+                ..AnrlConfig::default()
+            };
+            let domains = dataset.domain_names().len();
+            let mut r = Anrl::new(model.clone(), domains, device, a.seed)?;
+            if let Some(w) = &a.init_weights {
+                r.load_backbone_weights(w)?;
+            }
+            let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
+            (Box::new(r), serde_json::to_value(&model)?, depth_size)
+        }
+        RecipeName::D2am => {
+            if let Some(b) = a.backbone.as_deref() {
+                if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
+                    bail!("--recipe d2am uses the DepthNet backbone; drop --backbone {b}");
                 }
-                if a.loss == Some(LossName::Bce) {
-                    bail!(
+            }
+            if a.loss.is_some_and(|l| l != LossName::Bce) {
+                bail!("--recipe d2am trains its classifier with bce; drop --loss");
+            }
+            let model = D2amConfig {
+                in_channels,
+                input_size: size as usize,
+                width: a.width,
+                depth_weight,
+                adam,
+                grad_clip: a.clip,
+                ..D2amConfig::default()
+            };
+            let mut r = D2am::new(model.clone(), device, a.seed)?;
+            if let Some(w) = &a.init_weights {
+                r.load_backbone_weights(w)?;
+            }
+            let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
+            (Box::new(r), serde_json::to_value(&model)?, depth_size)
+        }
+        RecipeName::Dlif => {
+            if let Some(b) = a.backbone.as_deref() {
+                if b.parse::<BackboneKind>().ok() != Some(BackboneKind::Resnet18) {
+                    bail!("--recipe dlif uses ResNet-18 encoders; drop --backbone {b}");
+                }
+            }
+            if a.loss == Some(LossName::Bce) {
+                bail!(
                     "--recipe dlif trains its classifier with asymmetric AM-softmax; drop --loss"
                 );
-                }
-                if depth_weight > 0.0 {
-                    bail!("--recipe dlif has no depth head; drop --depth-weight");
-                }
-                let d = DlifConfig::default();
-                // k identities per source domain × (n live + n spoof), as close to
-                // --batch-size as that allows (at least one identity per domain).
-                let sources: std::collections::BTreeSet<&str> = split
-                    .train
-                    .iter()
-                    .map(|&i| dataset.samples()[i].domain.as_str())
-                    .collect();
-                let per_domain = sources.len().max(1) * 2 * d.samples_per_class;
-                let mut style_cross = d.style_cross.clone();
-                if !a.style_cross_levels.is_empty() {
-                    style_cross.levels = a
-                        .style_cross_levels
-                        .iter()
-                        .map(|l| match l {
-                            StyleLevel::Low => Level::Low,
-                            StyleLevel::Mid => Level::Mid,
-                            StyleLevel::High => Level::High,
-                        })
-                        .collect();
-                }
-                if let Some(f) = a.style_cross_flow {
-                    style_cross.flow = match f {
-                        StyleFlow::Cascade => Flow::Cascade,
-                        StyleFlow::Parallel => Flow::Parallel,
-                    };
-                }
-                let model = DlifConfig {
-                    in_channels,
-                    input_size: size as usize,
-                    width: a.width,
-                    style_cross,
-                    no_style_cross: a.ablate.contains(&DlifAblation::NoStyleCross),
-                    no_cwsa: a.ablate.contains(&DlifAblation::NoCwsa),
-                    no_v: a.ablate.contains(&DlifAblation::NoV),
-                    identities_per_domain: (a.batch_size / per_domain).max(1),
-                    adam,
-                    grad_clip: a.clip,
-                    ..d
-                };
-                let identities: std::collections::BTreeSet<usize> = split
-                    .train
-                    .iter()
-                    .map(|&i| dataset.identity_index(i))
-                    .collect();
-                let identities: Vec<usize> = identities.into_iter().collect();
-                let mut r = Dlif::new(model.clone(), &identities, device, a.seed)?;
-                if let Some(w) = &a.init_weights {
-                    r.load_backbone_weights(w)?;
-                }
-                (Box::new(r), serde_json::to_value(&model)?, None)
             }
-        };
+            if depth_weight > 0.0 {
+                bail!("--recipe dlif has no depth head; drop --depth-weight");
+            }
+            let d = DlifConfig::default();
+            // k identities per source domain × (n live + n spoof), as close to
+            // --batch-size as that allows (at least one identity per domain).
+            let sources: std::collections::BTreeSet<&str> = split
+                .train
+                .iter()
+                .map(|&i| dataset.samples()[i].domain.as_str())
+                .collect();
+            let per_domain = sources.len().max(1) * 2 * d.samples_per_class;
+            let mut style_cross = d.style_cross.clone();
+            if !a.style_cross_levels.is_empty() {
+                style_cross.levels = a
+                    .style_cross_levels
+                    .iter()
+                    .map(|l| match l {
+                        StyleLevel::Low => Level::Low,
+                        StyleLevel::Mid => Level::Mid,
+                        StyleLevel::High => Level::High,
+                    })
+                    .collect();
+            }
+            if let Some(f) = a.style_cross_flow {
+                style_cross.flow = match f {
+                    StyleFlow::Cascade => Flow::Cascade,
+                    StyleFlow::Parallel => Flow::Parallel,
+                };
+            }
+            let model = DlifConfig {
+                in_channels,
+                input_size: size as usize,
+                width: a.width,
+                style_cross,
+                no_style_cross: a.ablate.contains(&DlifAblation::NoStyleCross),
+                no_cwsa: a.ablate.contains(&DlifAblation::NoCwsa),
+                no_v: a.ablate.contains(&DlifAblation::NoV),
+                identities_per_domain: (a.batch_size / per_domain).max(1),
+                adam,
+                grad_clip: a.clip,
+                ..d
+            };
+            let identities: std::collections::BTreeSet<usize> = split
+                .train
+                .iter()
+                .map(|&i| dataset.identity_index(i))
+                .collect();
+            let identities: Vec<usize> = identities.into_iter().collect();
+            let mut r = Dlif::new(model.clone(), &identities, device, a.seed)?;
+            if let Some(w) = &a.init_weights {
+                r.load_backbone_weights(w)?;
+            }
+            (Box::new(r), serde_json::to_value(&model)?, None)
+        }
+        RecipeName::Dualstage => {
+            if let Some(b) = a.backbone.as_deref() {
+                bail!(
+                    "--recipe dualstage uses its own conv encoders/decoders (--width scales \
+                         them); drop --backbone {b}"
+                );
+            }
+            if a.loss.is_some() {
+                bail!(
+                    "--recipe dualstage scores with its spoof map (no classifier loss to \
+                         choose); drop --loss"
+                );
+            }
+            if depth_weight > 0.0 {
+                bail!("--recipe dualstage has no depth head; drop --depth-weight");
+            }
+            if a.init_weights.is_some() {
+                bail!("--recipe dualstage has no pretrained backbone to load; drop --init-weights");
+            }
+            let fraction = a.stage1_fraction.unwrap_or(DEFAULT_STAGE1_FRACTION);
+            if !(0.0..1.0).contains(&fraction) {
+                bail!("--stage1-fraction {fraction}: must be in [0, 1) (default 0.3)");
+            }
+            // The stage switch is a step count: the same total the loop uses below (the
+            // class-balanced sampler's epoch length × --epochs, or --steps).
+            let bpe = ClassBalanced::new(
+                dataset.samples(),
+                &split.train,
+                ClassBalancedConfig {
+                    batch_size: a.batch_size,
+                    length: EpochLength::Largest,
+                    seed: a.seed,
+                },
+            )?
+            .epoch(0)
+            .len();
+            let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
+            let d = DualStageConfig::default();
+            let model = DualStageConfig {
+                in_channels,
+                input_size: size as usize,
+                channels: ((d.channels as f32 * a.width).round() as usize).max(1),
+                stage1_steps: (fraction * total as f64).round() as usize,
+                single_stage: a.ablate.contains(&DlifAblation::SingleStage),
+                no_triplet: a.ablate.contains(&DlifAblation::NoTriplet),
+                no_aux: a.ablate.contains(&DlifAblation::NoAux),
+                adam,
+                grad_clip: a.clip,
+                ..d
+            };
+            let r = DualStage::new(model.clone(), device, a.seed)?;
+            (Box::new(r), serde_json::to_value(&model)?, None)
+        }
+    };
 
     let augment = match a.augment.as_str() {
         "default" => AugmentConfig::default(),
@@ -495,11 +561,14 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let paper = DlifConfig::default();
     let lr = a.lr.unwrap_or(match a.recipe {
         RecipeName::Dlif => paper.lr,
+        RecipeName::Dualstage => DualStageConfig::default().lr,
         RecipeName::D2am => crate::recipe::d2am::DEFAULT_LR,
         _ => 1e-3,
     });
     let schedule = a.schedule.unwrap_or(if dlif {
         ScheduleName::Step
+    } else if dualstage {
+        ScheduleName::Constant
     } else {
         ScheduleName::Cosine
     });
