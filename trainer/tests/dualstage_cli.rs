@@ -122,10 +122,10 @@ fn dualstage_trains_resumes_and_exports() {
         .iter()
         .any(|n| matches!(n.op, fas_core::ir::Op::MeanOfMap)));
     // Only E_S + D_map are deployed.
-    assert!(g.nodes.iter().all(|n| n.name.starts_with("es.")
-        || n.name.starts_with("dmap.")
-        || n.name == "map_mean"
-        || n.name == "p_live"));
+    assert!(g
+        .nodes
+        .iter()
+        .all(|n| n.name.starts_with("es.") || n.name.starts_with("dmap.") || n.name == "p_live"));
     for f in [
         "weights.safetensors",
         "parity.safetensors",

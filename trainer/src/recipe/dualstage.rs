@@ -30,8 +30,10 @@
 //!   `stage1_steps` from `--stage1-fraction`, default 30 % of the run's steps).
 //!
 //! Inference uses `E_S` + `D_map` only: the spoof score is the map's mean and the deployed
-//! model outputs `p_live = 1 − mean(M)` (contract 3; `M ∈ [0, 1]`, so `p_live ∈ [0, 1]`), as
-//! IR nodes `MeanOfMap` → `Linear(1 → 1, weight −1, bias 1)` named `p_live`.
+//! model outputs `p_live = 1 − mean(M)` (contract 3). Since `M = σ(z)` and
+//! `1 − σ(z) = σ(−z)`, the exported graph is `E_S` + `D_map` with the last conv's weight and
+//! bias negated, giving the *live* map `σ(−z) = 1 − M`, and `p_live = MeanOfMap(σ(−z))`
+//! (the exporter's accepted form "mean of a sigmoid map", in [0, 1] by construction).
 //!
 //! Our choices where the paper leaves room: small plain conv encoders/decoders (3×3 conv,
 //! BN, ReLU; two stride-2 downsamplings, nearest-upsampling decoders) whose base width is
@@ -116,6 +118,10 @@ const INPUT: &str = "input";
 /// Node names of the last three `D_map` layers (the triplet features, Eq. 5–7).
 const MAP_LAYERS: [&str; 3] = ["dmap.l1.relu", "dmap.l2.relu", "dmap.map"];
 const SPOOF_FEATURES: &str = "es.c3.relu";
+/// The deployed graph's live map `σ(−z) = 1 − M`.
+const LIVE_MAP: &str = "dmap.live_map";
+/// The last `D_map` conv, negated at export.
+const MAP_CONV: &str = "dmap.l3";
 
 /// Which networks an optimisation step may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +213,7 @@ impl DualStageConfig {
     /// `D_map` on `F_S`: conv-BN-ReLU (`2c`), ×2, conv-BN-ReLU (`c`), ×2, conv with bias to
     /// one channel, sigmoid: the spoof map at input resolution (the last three layers are
     /// [`MAP_LAYERS`]).
-    fn map_decoder(&self, b: &mut GraphBuilder, f: &str) -> String {
+    fn map_decoder(&self, b: &mut GraphBuilder, f: &str, map_name: &str) -> String {
         let c = self.channels;
         let mut y = b.conv("dmap.l1", f, 2 * c, 3, 1, 1);
         y = b.bn("dmap.l1.bn", &y);
@@ -217,11 +223,12 @@ impl DualStageConfig {
         y = b.bn("dmap.l2.bn", &y);
         y = b.relu(MAP_LAYERS[1], &y);
         y = b.upsample("dmap.l3.up", &y, 2, UpsampleMode::Nearest);
-        y = b.conv_full("dmap.l3", &y, 1, 3, 1, 1, 1, true);
-        b.sigmoid(MAP_LAYERS[2], &y)
+        y = b.conv_full(MAP_CONV, &y, 1, 3, 1, 1, 1, true);
+        b.sigmoid(map_name, &y)
     }
 
-    /// `E_S` + `D_map`: outputs `[F_S, M]`, or with `deploy` only `p_live = 1 − mean(M)`.
+    /// `E_S` + `D_map`: outputs `[F_S, M]`, or with `deploy` only `p_live = mean(σ(−z))`
+    /// (the caller negates the last conv, see [`Recipe::deployable`]).
     fn spoof_graph(&self, deploy: bool) -> Result<Graph> {
         let mut b = GraphBuilder::new(if deploy {
             "dualstage-spoof-map"
@@ -230,12 +237,12 @@ impl DualStageConfig {
         });
         let x = self.image_input(&mut b);
         let f = self.encoder(&mut b, &x, "es");
-        let m = self.map_decoder(&mut b, &f);
         if deploy {
-            let mean = b.mean_of_map("map_mean", &m);
-            let p = b.linear("p_live", &mean, 1, true);
+            let live = self.map_decoder(&mut b, &f, LIVE_MAP);
+            let p = b.mean_of_map("p_live", &live);
             b.output(&p);
         } else {
+            let m = self.map_decoder(&mut b, &f, MAP_LAYERS[2]);
             b.output(&f);
             b.output(&m);
         }
@@ -644,23 +651,20 @@ impl Recipe for DualStage {
 
     fn deployable(&self) -> Result<Deployable> {
         let graph = self.cfg.spoof_graph(true)?;
-        let device = self.spoof.device();
-        let mut weights: Vec<(String, Tensor)> = self
+        let negate = [format!("{MAP_CONV}.weight"), format!("{MAP_CONV}.bias")];
+        let weights: Vec<(String, Tensor)> = self
             .spoof
             .named_tensors()
             .into_iter()
-            .map(|(k, t)| (k, t.detach()))
+            .map(|(k, t)| {
+                let t = if negate.contains(&k) {
+                    -t.detach()
+                } else {
+                    t.detach()
+                };
+                (k, t)
+            })
             .collect();
-        weights.push((
-            "p_live.weight".to_string(),
-            Tensor::from_slice(&[-1.0f32])
-                .view([1, 1])
-                .to_device(device),
-        ));
-        weights.push((
-            "p_live.bias".to_string(),
-            Tensor::from_slice(&[1.0f32]).to_device(device),
-        ));
         Ok(Deployable { graph, weights })
     }
 
