@@ -146,7 +146,7 @@ impl DualStageConfig {
                 bail!("dual-stage {name} must be a finite number ≥ 0, got {v}");
             }
         }
-        if self.input_size < 8 || self.input_size % 4 != 0 {
+        if self.input_size < 8 || !self.input_size.is_multiple_of(4) {
             bail!(
                 "dual-stage input_size must be a multiple of 4 and ≥ 8 (two stride-2 stages), \
                  got {} — pass e.g. --size 256",
@@ -526,7 +526,12 @@ impl DualStage {
         let adv = losses::lsgan_g(&output(&self.disc, &rec, &Forward::train())?);
         // Eq. 8.
         let reg = losses::live_map_l1(map, labels);
-        let mut total = &recon * c.recon_weight + &adv * c.adv_weight + &reg * c.reg_weight;
+        // The weighted terms of Eq. 10, summed once all are known.
+        let mut parts = vec![
+            &recon * c.recon_weight,
+            &adv * c.adv_weight,
+            &reg * c.reg_weight,
+        ];
         let mut terms = vec![
             ("recon".to_string(), recon.double_value(&[])),
             ("adv".to_string(), adv.double_value(&[])),
@@ -541,14 +546,14 @@ impl DualStage {
                     + losses::triplet_live_anchor(&f, labels, c.triplet_margin)
                     + losses::triplet_hard_live_anchor(&f, labels, c.triplet_margin);
             }
-            total = total + &lt * c.triplet_weight;
+            parts.push(&lt * c.triplet_weight);
             terms.push(("triplet".to_string(), lt.double_value(&[])));
         }
         if let Some(aux) = &self.aux {
             // Eq. 9: the image overlaid with its spoof map.
             let logit = output(aux, &(x + map), &Forward::train())?;
             let la = losses::bce(&logit, labels);
-            total = total + &la * c.aux_weight;
+            parts.push(&la * c.aux_weight);
             terms.push(("aux".to_string(), la.double_value(&[])));
         }
         if c.single_stage {
@@ -557,10 +562,11 @@ impl DualStage {
                 let xl = x.index_select(0, &live);
                 let rl = output(&self.dl, &fl.index_select(0, &live), &Forward::train())?;
                 let ll = (&rl - &xl).abs().mean(Kind::Float);
-                total = total + &ll;
+                parts.push(ll.shallow_clone());
                 terms.push(("live".to_string(), ll.double_value(&[])));
             }
         }
+        let total = Tensor::stack(&parts, 0).sum(Kind::Float);
         let value = total.double_value(&[]);
         if !value.is_finite() {
             bail!(
