@@ -599,6 +599,60 @@ impl DualStage {
         })
     }
 
+    /// The feature-swap figure of the paper's §5.1 as an RGB grid, one row per input:
+    /// `[x, D_syn(F_L(x), F_S(x)), D_syn(F_L(x), F_S(other)), M(x)]` for `x` = `live`
+    /// (row 1, its content with the spoof sample's cues) and `x` = `spoof` (row 2, its
+    /// content with the live sample's cues, i.e. the attack "cleaned"). `live` and `spoof`
+    /// are single normalised images `[1, C, H, W]`; `normalize` undoes the preprocessing of
+    /// the first three channels. Returns an image of `4·W × 2·H` pixels.
+    pub fn translation_grid(
+        &self,
+        live: &Tensor,
+        spoof: &Tensor,
+        normalize: &fas_core::preprocess::Normalize,
+    ) -> Result<image::RgbImage> {
+        let s = self.cfg.input_size as i64;
+        for (name, t) in [("live", live), ("spoof", spoof)] {
+            let want = [1, self.cfg.in_channels as i64, s, s];
+            if t.size() != want {
+                bail!(
+                    "translation_grid: {name} image has shape {:?}, expected {want:?}",
+                    t.size()
+                );
+            }
+        }
+        if normalize.mean.len() < 3 || normalize.std.len() < 3 {
+            bail!("translation_grid: the preprocessing has fewer than 3 normalised channels");
+        }
+        let mean = Tensor::from_slice(&normalize.mean[..3]).view([1, 3, 1, 1]);
+        let std = Tensor::from_slice(&normalize.std[..3]).view([1, 3, 1, 1]);
+        let to_rgb = |x: &Tensor| -> Tensor {
+            (x.to_device(Device::Cpu).narrow(1, 0, 3) * &std + &mean).clamp(0.0, 1.0)
+        };
+        let mut rows = Vec::new();
+        for (x, other) in [(live, spoof), (spoof, live)] {
+            let same = self.translate(x, x)?;
+            let swapped = self.translate(x, other)?;
+            let map = self
+                .spoof_map(x)?
+                .to_device(Device::Cpu)
+                .repeat([1, 3, 1, 1]);
+            let cells = [to_rgb(x), to_rgb(&same), to_rgb(&swapped), map];
+            rows.push(Tensor::cat(&cells, 3));
+        }
+        // [3, 2H, 4W] → [2H, 4W, 3] bytes.
+        let grid = Tensor::cat(&rows, 2).squeeze_dim(0).permute([1, 2, 0]);
+        let bytes = Vec::<u8>::try_from(
+            (grid * 255.0)
+                .round()
+                .to_kind(Kind::Uint8)
+                .contiguous()
+                .view([-1]),
+        )?;
+        image::RgbImage::from_raw(4 * s as u32, 2 * s as u32, bytes)
+            .context("translation_grid: the pixel buffer does not match the grid size")
+    }
+
     /// The spoof map `M [N, 1, H, W]` in eval mode.
     pub fn spoof_map(&self, images: &Tensor) -> Result<Tensor> {
         tch::no_grad(|| {
@@ -982,13 +1036,38 @@ mod tests {
         }
     }
 
+    /// Swapping in one's own spoof features is the plain reconstruction; another sample's
+    /// change it; the grid holds the denormalised inputs and the maps.
     #[test]
-    fn translation_keeps_the_image_shape() {
-        let r = DualStage::new(cfg(), Device::Cpu, 9).unwrap();
+    fn translation_swaps_spoof_features() {
+        let mut r = DualStage::new(cfg(), Device::Cpu, 9).unwrap();
         let b = batch(7);
+        for s in 0..3 {
+            r.step(&b, &info(s)).unwrap();
+        }
         let live = b.images.narrow(0, 0, 2);
         let spoof = b.images.narrow(0, 4, 2);
-        let t = r.translate(&live, &spoof).unwrap();
-        assert_eq!(t.size(), vec![2, 3, 16, 16]);
+        let own = r.translate(&live, &live).unwrap();
+        let rec = tch::no_grad(|| {
+            let fl = output(&r.el, &live, &Forward::eval()).unwrap();
+            let fs = output(&r.spoof, &live, &Forward::eval()).unwrap();
+            output(&r.dsyn, &Tensor::cat(&[fl, fs], 1), &Forward::eval()).unwrap()
+        });
+        assert!(own.equal(&rec));
+        let swapped = r.translate(&live, &spoof).unwrap();
+        assert_eq!(swapped.size(), vec![2, 3, 16, 16]);
+        assert!((swapped - own).abs().max().double_value(&[]) > 1e-6);
+
+        let norm = fas_core::preprocess::Normalize {
+            mean: vec![0.5; 3],
+            std: vec![0.25; 3],
+        };
+        let x = |i: i64| b.images.narrow(0, i, 1);
+        let g = r.translation_grid(&x(0), &x(4), &norm).unwrap();
+        assert_eq!(g.dimensions(), (64, 32));
+        let v = b.images.double_value(&[0, 1, 2, 3]);
+        let want = ((v * 0.25 + 0.5).clamp(0.0, 1.0) * 255.0).round() as u8;
+        assert_eq!(g.get_pixel(3, 2)[1], want);
+        assert!(r.translation_grid(&live, &x(4), &norm).is_err());
     }
 }
