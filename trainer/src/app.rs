@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{
     DlifAblation, EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, PrepareArgs,
-    RecipeName, ScheduleName, StyleFlow, StyleLevel, TasksArgs, TrainArgs,
+    RecipeName, ScheduleName, StyleFlow, StyleLevel, TasksArgs, TrainArgs, TranslateArgs,
 };
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Dataset, Loader, LoaderConfig};
@@ -778,6 +778,90 @@ fn check_same_run(dir: &RunDir, now: &RunConfig) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn parse_split(s: &str) -> Result<Split> {
+    Ok(match s {
+        "train" => Split::Train,
+        "dev" => Split::Dev,
+        "test" => Split::Test,
+        o => bail!("--split {o}: use train, dev or test"),
+    })
+}
+
+/// `fas-train translate`: the dual-stage feature-swap figure
+/// ([`DualStage::translation_grid`]) from a run's last checkpoint.
+pub fn translate(a: &TranslateArgs) -> Result<()> {
+    let device = device::resolve(a.device)?;
+    let cfg_path = a.run.join("run.json");
+    let cfg: RunConfig = serde_json::from_str(
+        &std::fs::read_to_string(&cfg_path)
+            .with_context(|| format!("reading {}", cfg_path.display()))?,
+    )
+    .with_context(|| format!("{}: not a fas-train run config", cfg_path.display()))?;
+    if cfg.recipe != "dualstage" {
+        bail!(
+            "{}: a --recipe {} run; translate needs a --recipe dualstage run (its live \
+             encoder and synthesis decoder)",
+            a.run.display(),
+            cfg.recipe
+        );
+    }
+    let model: DualStageConfig = serde_json::from_value(cfg.model.clone()).with_context(|| {
+        format!(
+            "{}: \"model\" is not a dual-stage config",
+            cfg_path.display()
+        )
+    })?;
+    let mut r = DualStage::new(model, device, cfg.seed)?;
+    let ckpt = crate::train::checkpoint::CheckpointPaths::in_dir(&a.run.join("checkpoint"), "last");
+    let (state, _) = ckpt
+        .load()
+        .with_context(|| format!("{}: no checkpoint to translate with", a.run.display()))?;
+    r.load_state(&state)?;
+    let (dataset, _) = load_dataset(&a.manifest)?;
+    let split = parse_split(&a.split)?;
+    let first = |live: bool| {
+        dataset
+            .samples()
+            .iter()
+            .position(|s| s.split == split && (s.label == fas_core::dataset::Label::Live) == live)
+            .with_context(|| {
+                format!(
+                    "{}: no {} sample in split {}",
+                    a.manifest.display(),
+                    if live { "live" } else { "spoof" },
+                    a.split
+                )
+            })
+    };
+    let (live, spoof) = (first(true)?, first(false)?);
+    let loader = Loader::new(dataset.clone(), LoaderConfig::eval(cfg.preprocess.clone()))?;
+    let images = loader
+        .load_batch(&[live, spoof], 0)?
+        .to_tensors(device)
+        .images;
+    let grid = r.translation_grid(
+        &images.narrow(0, 0, 1),
+        &images.narrow(0, 1, 1),
+        &cfg.preprocess.normalize,
+    )?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.run.join("plots").join("translation.png"));
+    let mut png = Vec::new();
+    grid.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    fas_core::atomic::write_atomic(&out, &png)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "wrote {} (rows: live {}, spoof {}; columns: input, reconstruction, swapped spoof \
+         features, spoof map)",
+        out.display(),
+        dataset.samples()[live].path,
+        dataset.samples()[spoof].path
+    );
     Ok(())
 }
 

@@ -31,6 +31,9 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Evaluate a run dir on any manifest: frame- and video-level metrics, both thresholds.
     Eval(EvalArgs),
+    /// Dual-stage runs: write the feature-swap translation figure (PNG) of a live and a spoof
+    /// face from a manifest.
+    Translate(TranslateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +295,24 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TranslateArgs {
+    /// Run dir written by `fas-train train --recipe dualstage` (its last checkpoint is used).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Manifest to take the faces from.
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// train | dev | test: the first live and the first spoof sample of this split.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// The PNG to write (default: <run>/plots/translation.png).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
 }
 
 #[derive(Debug, Args)]

@@ -195,3 +195,63 @@ fn dualstage_refuses_what_does_not_apply() {
     assert!(!ok && e.contains("--recipe dualstage"), "{e}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// `fas-train translate` writes the feature-swap figure of a dual-stage run, and refuses
+/// runs of other recipes.
+#[test]
+fn translate_writes_the_feature_swap_png() {
+    let root = common::tmp("dualstage", "translate");
+    let manifest = common::dataset(&root.join("data"), 13);
+    let m = manifest.to_str().unwrap();
+    let out = root.join("run");
+    let o = out.to_str().unwrap();
+    let (ok, stderr) = run(&args(
+        m,
+        o,
+        &["--max-steps", "3", "--stage1-fraction", "0.34"],
+    ));
+    assert!(ok, "train failed:\n{stderr}");
+    let png = root.join("swap.png");
+    let (ok, stderr) = run(&[
+        "translate",
+        "--run",
+        o,
+        "--manifest",
+        m,
+        "--device",
+        "cpu",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(ok, "translate failed:\n{stderr}");
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (4 * 32, 2 * 32));
+    // The two rows show different faces.
+    let row = |y0: u32| -> Vec<u8> {
+        (y0..y0 + 32)
+            .flat_map(|y| (0..32).flat_map(move |x| [x, y]))
+            .collect::<Vec<u32>>()
+            .chunks(2)
+            .flat_map(|p| img.get_pixel(p[0], p[1]).0)
+            .collect()
+    };
+    assert_ne!(row(0), row(32));
+
+    // A baseline run has no live encoder to swap with.
+    let base = root.join("base");
+    let mut a = args(m, base.to_str().unwrap(), &["--max-steps", "1"]);
+    a[8] = "baseline";
+    let (ok, stderr) = run(&a);
+    assert!(ok, "baseline failed:\n{stderr}");
+    let (ok, e) = run(&[
+        "translate",
+        "--run",
+        base.to_str().unwrap(),
+        "--manifest",
+        m,
+        "--device",
+        "cpu",
+    ]);
+    assert!(!ok && e.contains("--recipe dualstage"), "{e}");
+    std::fs::remove_dir_all(&root).ok();
+}
