@@ -206,10 +206,11 @@ pub struct TrainArgs {
     /// Input side in pixels [default: 224; anrl, d2am, dualstage: 256].
     #[arg(long)]
     pub size: Option<u32>,
-    /// Channel-width multiplier of the backbone.
+    /// Channel-width multiplier of the backbone (dualstage: of its base width 32).
     #[arg(long, default_value_t = 1.0)]
     pub width: f32,
-    /// [default: bce; dlif: am-softmax, the only choice]
+    /// [default: bce; dlif: am-softmax, the only choice; dualstage: none, it scores with its
+    /// spoof map]
     #[arg(long, value_enum)]
     pub loss: Option<LossName>,
     /// Weight of the depth loss (DepthNet backbone; SynthFAS or user depth maps). 0 = off
