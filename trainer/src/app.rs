@@ -268,218 +268,177 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         ..AdamConfig::default()
     };
     let spec = preprocess_spec(input, size);
-    let (mut recipe, model, depth_size): (Box<dyn Recipe>, serde_json::Value, Option<u32>) = match a
-        .recipe
-    {
-        RecipeName::Baseline => {
-            let backbone: BackboneKind = a
-                .backbone
-                .as_deref()
-                .unwrap_or("resnet18")
-                .parse()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let model = BaselineConfig {
-                backbone,
-                in_channels,
-                input_size: size as usize,
-                width: a.width,
-                loss: match a.loss.unwrap_or(LossName::Bce) {
-                    LossName::Bce => ClsLoss::Bce,
-                    LossName::AmSoftmax => ClsLoss::AmSoftmax(AmSoftmax::default()),
-                },
-                depth_weight,
-                adam,
-                grad_clip: a.clip,
-                amp: !a.no_amp,
-            };
-            let mut r = Baseline::new(model.clone(), device, a.seed)?;
-            if let Some(w) = &a.init_weights {
-                r.load_backbone_weights(w)?;
-            }
-            let depth_size = if depth_weight > 0.0 {
-                let g = r.network().graph();
-                let shapes = g.infer_shapes()?;
-                let d = g.outputs.get(1).context("depth output")?;
-                Some(shapes[d][2] as u32)
-            } else {
-                None
-            };
-            (Box::new(r), serde_json::to_value(&model)?, depth_size)
-        }
-        RecipeName::Anrl => {
-            if let Some(b) = a.backbone.as_deref() {
-                if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
-                    bail!("--recipe anrl uses the DepthNet backbone; drop --backbone {b}");
+    let (mut recipe, model, depth_size): (Box<dyn Recipe>, serde_json::Value, Option<u32>) =
+        match a.recipe {
+            RecipeName::Baseline => {
+                let backbone: BackboneKind = a
+                    .backbone
+                    .as_deref()
+                    .unwrap_or("resnet18")
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let model = BaselineConfig {
+                    backbone,
+                    in_channels,
+                    input_size: size as usize,
+                    width: a.width,
+                    loss: match a.loss.unwrap_or(LossName::Bce) {
+                        LossName::Bce => ClsLoss::Bce,
+                        LossName::AmSoftmax => ClsLoss::AmSoftmax(AmSoftmax::default()),
+                    },
+                    depth_weight,
+                    adam,
+                    grad_clip: a.clip,
+                    amp: !a.no_amp,
+                };
+                let mut r = Baseline::new(model.clone(), device, a.seed)?;
+                if let Some(w) = &a.init_weights {
+                    r.load_backbone_weights(w)?;
                 }
+                let depth_size = if depth_weight > 0.0 {
+                    let g = r.network().graph();
+                    let shapes = g.infer_shapes()?;
+                    let d = g.outputs.get(1).context("depth output")?;
+                    Some(shapes[d][2] as u32)
+                } else {
+                    None
+                };
+                (Box::new(r), serde_json::to_value(&model)?, depth_size)
             }
-            if a.loss.is_some_and(|l| l != LossName::Bce) {
-                bail!("--recipe anrl trains its classifier with bce; drop --loss");
-            }
-            // The AFNM gate reduction must fit DepthNet's narrowest layer at this width.
-            let narrowest = ((64.0 * a.width).round() as usize).max(1);
-            let model = AnrlConfig {
-                in_channels,
-                input_size: size as usize,
-                width: a.width,
-                afnm_reduction: AnrlConfig::default().afnm_reduction.min(narrowest),
-                depth_weight,
-                adam,
-                grad_clip: a.clip,
-                ..AnrlConfig::default()
-            };
-            let domains = dataset.domain_names().len();
-            let mut r = Anrl::new(model.clone(), domains, device, a.seed)?;
-            if let Some(w) = &a.init_weights {
-                r.load_backbone_weights(w)?;
-            }
-            let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
-            (Box::new(r), serde_json::to_value(&model)?, depth_size)
-        }
-        RecipeName::D2am => {
-            if let Some(b) = a.backbone.as_deref() {
-                if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
-                    bail!("--recipe d2am uses the DepthNet backbone; drop --backbone {b}");
+            RecipeName::Anrl => {
+                if let Some(b) = a.backbone.as_deref() {
+                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
+                        bail!("--recipe anrl uses the DepthNet backbone; drop --backbone {b}");
+                    }
                 }
-            }
-            if a.loss.is_some_and(|l| l != LossName::Bce) {
-                bail!("--recipe d2am trains its classifier with bce; drop --loss");
-            }
-            let model = D2amConfig {
-                in_channels,
-                input_size: size as usize,
-                width: a.width,
-                depth_weight,
-                adam,
-                grad_clip: a.clip,
-                ..D2amConfig::default()
-            };
-            let mut r = D2am::new(model.clone(), device, a.seed)?;
-            if let Some(w) = &a.init_weights {
-                r.load_backbone_weights(w)?;
-            }
-            let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
-            (Box::new(r), serde_json::to_value(&model)?, depth_size)
-        }
-        RecipeName::Dlif => {
-            if let Some(b) = a.backbone.as_deref() {
-                if b.parse::<BackboneKind>().ok() != Some(BackboneKind::Resnet18) {
-                    bail!("--recipe dlif uses ResNet-18 encoders; drop --backbone {b}");
+                if a.loss.is_some_and(|l| l != LossName::Bce) {
+                    bail!("--recipe anrl trains its classifier with bce; drop --loss");
                 }
+                // The AFNM gate reduction must fit DepthNet's narrowest layer at this width.
+                let narrowest = ((64.0 * a.width).round() as usize).max(1);
+                let model = AnrlConfig {
+                    in_channels,
+                    input_size: size as usize,
+                    width: a.width,
+                    afnm_reduction: AnrlConfig::default().afnm_reduction.min(narrowest),
+                    depth_weight,
+                    adam,
+                    grad_clip: a.clip,
+                    ..AnrlConfig::default()
+                };
+                let domains = dataset.domain_names().len();
+                let mut r = Anrl::new(model.clone(), domains, device, a.seed)?;
+                if let Some(w) = &a.init_weights {
+                    r.load_backbone_weights(w)?;
+                }
+                let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
+                (Box::new(r), serde_json::to_value(&model)?, depth_size)
             }
-            if a.loss == Some(LossName::Bce) {
-                bail!(
+            RecipeName::D2am => {
+                if let Some(b) = a.backbone.as_deref() {
+                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
+                        bail!("--recipe d2am uses the DepthNet backbone; drop --backbone {b}");
+                    }
+                }
+                if a.loss.is_some_and(|l| l != LossName::Bce) {
+                    bail!("--recipe d2am trains its classifier with bce; drop --loss");
+                }
+                let model = D2amConfig {
+                    in_channels,
+                    input_size: size as usize,
+                    width: a.width,
+                    depth_weight,
+                    adam,
+                    grad_clip: a.clip,
+                    ..D2amConfig::default()
+                };
+                let mut r = D2am::new(model.clone(), device, a.seed)?;
+                if let Some(w) = &a.init_weights {
+                    r.load_backbone_weights(w)?;
+                }
+                let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
+                (Box::new(r), serde_json::to_value(&model)?, depth_size)
+            }
+            RecipeName::Dlif => {
+                if let Some(b) = a.backbone.as_deref() {
+                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::Resnet18) {
+                        bail!("--recipe dlif uses ResNet-18 encoders; drop --backbone {b}");
+                    }
+                }
+                if a.loss == Some(LossName::Bce) {
+                    bail!(
                     "--recipe dlif trains its classifier with asymmetric AM-softmax; drop --loss"
                 );
-            }
-            if depth_weight > 0.0 {
-                bail!("--recipe dlif has no depth head; drop --depth-weight");
-            }
-            let d = DlifConfig::default();
-            // k identities per source domain × (n live + n spoof), as close to
-            // --batch-size as that allows (at least one identity per domain).
-            let sources: std::collections::BTreeSet<&str> = split
-                .train
-                .iter()
-                .map(|&i| dataset.samples()[i].domain.as_str())
-                .collect();
-            let per_domain = sources.len().max(1) * 2 * d.samples_per_class;
-            let mut style_cross = d.style_cross.clone();
-            if !a.style_cross_levels.is_empty() {
-                style_cross.levels = a
-                    .style_cross_levels
+                }
+                if depth_weight > 0.0 {
+                    bail!("--recipe dlif has no depth head; drop --depth-weight");
+                }
+                let d = DlifConfig::default();
+                // k identities per source domain × (n live + n spoof), as close to
+                // --batch-size as that allows (at least one identity per domain).
+                let sources: std::collections::BTreeSet<&str> = split
+                    .train
                     .iter()
-                    .map(|l| match l {
-                        StyleLevel::Low => Level::Low,
-                        StyleLevel::Mid => Level::Mid,
-                        StyleLevel::High => Level::High,
-                    })
+                    .map(|&i| dataset.samples()[i].domain.as_str())
                     .collect();
-            }
-            if let Some(f) = a.style_cross_flow {
-                style_cross.flow = match f {
-                    StyleFlow::Cascade => Flow::Cascade,
-                    StyleFlow::Parallel => Flow::Parallel,
+                let per_domain = sources.len().max(1) * 2 * d.samples_per_class;
+                let mut style_cross = d.style_cross.clone();
+                if !a.style_cross_levels.is_empty() {
+                    style_cross.levels = a
+                        .style_cross_levels
+                        .iter()
+                        .map(|l| match l {
+                            StyleLevel::Low => Level::Low,
+                            StyleLevel::Mid => Level::Mid,
+                            StyleLevel::High => Level::High,
+                        })
+                        .collect();
+                }
+                if let Some(f) = a.style_cross_flow {
+                    style_cross.flow = match f {
+                        StyleFlow::Cascade => Flow::Cascade,
+                        StyleFlow::Parallel => Flow::Parallel,
+                    };
+                }
+                let model = DlifConfig {
+                    in_channels,
+                    input_size: size as usize,
+                    width: a.width,
+                    style_cross,
+                    no_style_cross: a.ablate.contains(&DlifAblation::NoStyleCross),
+                    no_cwsa: a.ablate.contains(&DlifAblation::NoCwsa),
+                    no_v: a.ablate.contains(&DlifAblation::NoV),
+                    identities_per_domain: (a.batch_size / per_domain).max(1),
+                    adam,
+                    grad_clip: a.clip,
+                    ..d
                 };
+                let identities: std::collections::BTreeSet<usize> = split
+                    .train
+                    .iter()
+                    .map(|&i| dataset.identity_index(i))
+                    .collect();
+                let identities: Vec<usize> = identities.into_iter().collect();
+                let mut r = Dlif::new(model.clone(), &identities, device, a.seed)?;
+                if let Some(w) = &a.init_weights {
+                    r.load_backbone_weights(w)?;
+                }
+                (Box::new(r), serde_json::to_value(&model)?, None)
             }
-            let model = DlifConfig {
-                in_channels,
-                input_size: size as usize,
-                width: a.width,
-                style_cross,
-                no_style_cross: a.ablate.contains(&DlifAblation::NoStyleCross),
-                no_cwsa: a.ablate.contains(&DlifAblation::NoCwsa),
-                no_v: a.ablate.contains(&DlifAblation::NoV),
-                identities_per_domain: (a.batch_size / per_domain).max(1),
-                adam,
-                grad_clip: a.clip,
-                ..d
-            };
-            let identities: std::collections::BTreeSet<usize> = split
-                .train
-                .iter()
-                .map(|&i| dataset.identity_index(i))
-                .collect();
-            let identities: Vec<usize> = identities.into_iter().collect();
-            let mut r = Dlif::new(model.clone(), &identities, device, a.seed)?;
-            if let Some(w) = &a.init_weights {
-                r.load_backbone_weights(w)?;
+            RecipeName::Dualstage => {
+                let model = dualstage_config(
+                    a,
+                    &dataset,
+                    &split.train,
+                    in_channels,
+                    size,
+                    depth_weight,
+                    adam,
+                )?;
+                let r = DualStage::new(model.clone(), device, a.seed)?;
+                (Box::new(r), serde_json::to_value(&model)?, None)
             }
-            (Box::new(r), serde_json::to_value(&model)?, None)
-        }
-        RecipeName::Dualstage => {
-            if let Some(b) = a.backbone.as_deref() {
-                bail!(
-                    "--recipe dualstage uses its own conv encoders/decoders (--width scales \
-                         them); drop --backbone {b}"
-                );
-            }
-            if a.loss.is_some() {
-                bail!(
-                    "--recipe dualstage scores with its spoof map (no classifier loss to \
-                         choose); drop --loss"
-                );
-            }
-            if depth_weight > 0.0 {
-                bail!("--recipe dualstage has no depth head; drop --depth-weight");
-            }
-            if a.init_weights.is_some() {
-                bail!("--recipe dualstage has no pretrained backbone to load; drop --init-weights");
-            }
-            let fraction = a.stage1_fraction.unwrap_or(DEFAULT_STAGE1_FRACTION);
-            if !(0.0..1.0).contains(&fraction) {
-                bail!("--stage1-fraction {fraction}: must be in [0, 1) (default 0.3)");
-            }
-            // The stage switch is a step count: the same total the loop uses below (the
-            // class-balanced sampler's epoch length × --epochs, or --steps).
-            let bpe = ClassBalanced::new(
-                dataset.samples(),
-                &split.train,
-                ClassBalancedConfig {
-                    batch_size: a.batch_size,
-                    length: EpochLength::Largest,
-                    seed: a.seed,
-                },
-            )?
-            .epoch(0)
-            .len();
-            let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
-            let d = DualStageConfig::default();
-            let model = DualStageConfig {
-                in_channels,
-                input_size: size as usize,
-                channels: ((d.channels as f32 * a.width).round() as usize).max(1),
-                stage1_steps: (fraction * total as f64).round() as usize,
-                single_stage: a.ablate.contains(&DlifAblation::SingleStage),
-                no_triplet: a.ablate.contains(&DlifAblation::NoTriplet),
-                no_aux: a.ablate.contains(&DlifAblation::NoAux),
-                adam,
-                grad_clip: a.clip,
-                ..d
-            };
-            let r = DualStage::new(model.clone(), device, a.seed)?;
-            (Box::new(r), serde_json::to_value(&model)?, None)
-        }
-    };
+        };
 
     let augment = match a.augment.as_str() {
         "default" => AugmentConfig::default(),
@@ -727,6 +686,68 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     println!("{}", report.table());
     println!("run dir: {}", dir.root.display());
     Ok(())
+}
+
+/// The `--recipe dualstage` model configuration from the arguments: refuses what does not
+/// apply and turns `--stage1-fraction` into a step count (the same total the loop uses: the
+/// class-balanced sampler's epoch length × `--epochs`, or `--steps`).
+fn dualstage_config(
+    a: &TrainArgs,
+    dataset: &Dataset,
+    train: &[usize],
+    in_channels: usize,
+    size: u32,
+    depth_weight: f64,
+    adam: AdamConfig,
+) -> Result<DualStageConfig> {
+    if let Some(b) = a.backbone.as_deref() {
+        bail!(
+            "--recipe dualstage uses its own conv encoders/decoders (--width scales \
+             them); drop --backbone {b}"
+        );
+    }
+    if a.loss.is_some() {
+        bail!(
+            "--recipe dualstage scores with its spoof map (no classifier loss to \
+             choose); drop --loss"
+        );
+    }
+    if depth_weight > 0.0 {
+        bail!("--recipe dualstage has no depth head; drop --depth-weight");
+    }
+    if a.init_weights.is_some() {
+        bail!("--recipe dualstage has no pretrained backbone to load; drop --init-weights");
+    }
+    let fraction = a.stage1_fraction.unwrap_or(DEFAULT_STAGE1_FRACTION);
+    if !(0.0..1.0).contains(&fraction) {
+        bail!("--stage1-fraction {fraction}: must be in [0, 1) (default 0.3)");
+    }
+    let bpe = ClassBalanced::new(
+        dataset.samples(),
+        train,
+        ClassBalancedConfig {
+            batch_size: a.batch_size,
+            length: EpochLength::Largest,
+            seed: a.seed,
+        },
+    )?
+    .epoch(0)
+    .len();
+    let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
+    let d = DualStageConfig::default();
+    let model = DualStageConfig {
+        in_channels,
+        input_size: size as usize,
+        channels: ((d.channels as f32 * a.width).round() as usize).max(1),
+        stage1_steps: (fraction * total as f64).round() as usize,
+        single_stage: a.ablate.contains(&DlifAblation::SingleStage),
+        no_triplet: a.ablate.contains(&DlifAblation::NoTriplet),
+        no_aux: a.ablate.contains(&DlifAblation::NoAux),
+        adam,
+        grad_clip: a.clip,
+        ..d
+    };
+    Ok(model)
 }
 
 /// `--resume` must continue the same run: the settings that change what is computed must
