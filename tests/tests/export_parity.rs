@@ -280,3 +280,68 @@ fn dlif_deployable_exports_within_tolerance() {
     eprintln!("dlif: max |Δ| = {d:.2e}");
     assert!(d <= TOL, "dlif: max |Δ| = {d:e}");
 }
+
+/// The dual-stage recipe's deployable graph (E_S + D_map → mean map → `p_live = 1 − mean`,
+/// `fas_train::recipe::dualstage`) exports with the recipe's own trained weights, and the
+/// ONNX model in tract scores every image like `Recipe::score`.
+#[test]
+fn dualstage_deployable_exports_and_scores_like_the_recipe() {
+    use fas_train::recipe::dualstage::{DualStage, DualStageConfig};
+    use fas_train::recipe::{Recipe, StepInfo, TrainBatch};
+    let cfg = DualStageConfig {
+        input_size: 32,
+        channels: 4,
+        stage1_steps: 1,
+        ..DualStageConfig::default()
+    };
+    let mut r = DualStage::new(cfg, Device::Cpu, 2).unwrap();
+    tch::manual_seed(5);
+    let labels = Tensor::from_slice(&[1i64, 1, 0, 0]);
+    let spoof = labels.eq(0).to_kind(Kind::Float).view([-1, 1, 1, 1]);
+    let images = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu)) + spoof;
+    let batch = TrainBatch {
+        images: images.shallow_clone(),
+        labels,
+        domains: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
+        identities: Tensor::zeros([4], (Kind::Int64, Device::Cpu)),
+        depth: None,
+        indices: Vec::new(),
+    };
+    // One stage-1 and two stage-2 steps: trained weights and moved BN statistics.
+    for step in 0..3 {
+        r.step(
+            &batch,
+            &StepInfo {
+                step,
+                epoch: 0,
+                lr: 1e-3,
+            },
+        )
+        .unwrap();
+    }
+    let want = Vec::<f32>::try_from(r.score(&images).unwrap()).unwrap();
+    let d = r.deployable().unwrap();
+    let mut w = Weights::default();
+    for (name, t) in &d.weights {
+        let shape: Vec<usize> = t.size().iter().map(|&s| s as usize).collect();
+        let data = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+        w.tensors.insert(name.clone(), WTensor::new(shape, data));
+    }
+    let w = Weights::from_safetensors(&w.to_safetensors(), std::path::Path::new("mem")).unwrap();
+    let onnx = export(&d.graph, &w, &ExportOptions::default()).unwrap();
+    let shape = onnx.input_shape.clone();
+    let mut model = LivenessModel::from_bytes(&onnx.to_bytes(), &shape, &d.graph.name).unwrap();
+    let mut worst = 0f32;
+    for (i, &p) in want.iter().enumerate() {
+        let x = Vec::<f32>::try_from(images.get(i as i64).flatten(0, -1)).unwrap();
+        let got = model.run_raw(&x).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!((0.0..=1.0).contains(&got[0]), "{got:?}");
+        worst = worst.max((got[0] - p).abs());
+    }
+    let spread = want.iter().cloned().fold(f32::MIN, f32::max)
+        - want.iter().cloned().fold(f32::MAX, f32::min);
+    assert!(spread > 1e-6, "scores do not vary: {want:?}");
+    eprintln!("dualstage: max |Δ| = {worst:.2e}");
+    assert!(worst <= TOL, "dualstage: max |Δ| = {worst:e}");
+}

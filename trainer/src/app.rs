@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{
     DlifAblation, EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, PrepareArgs,
-    RecipeName, ScheduleName, StyleFlow, StyleLevel, TasksArgs, TrainArgs,
+    RecipeName, ScheduleName, StyleFlow, StyleLevel, TasksArgs, TrainArgs, TranslateArgs,
 };
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Dataset, Loader, LoaderConfig};
@@ -27,6 +27,7 @@ use crate::recipe::anrl::{Anrl, AnrlConfig};
 use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
 use crate::recipe::d2am::{D2am, D2amConfig};
 use crate::recipe::dlif::{Dlif, DlifConfig, Flow, Level};
+use crate::recipe::dualstage::{DualStage, DualStageConfig, DEFAULT_STAGE1_FRACTION};
 use crate::recipe::losses::AmSoftmax;
 use crate::recipe::Recipe;
 use crate::train::data::{
@@ -234,14 +235,25 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         RecipeName::Baseline => (InputKind::Rgb, 224, 0.0),
         RecipeName::Anrl | RecipeName::D2am => (InputKind::RgbHsv, 256, 1.0),
         RecipeName::Dlif => (InputKind::Rgb, 224, 0.0),
+        RecipeName::Dualstage => (InputKind::Rgb, 256, 0.0),
     };
     let dlif = a.recipe == RecipeName::Dlif;
-    if !dlif
-        && (!a.ablate.is_empty()
-            || !a.style_cross_levels.is_empty()
-            || a.style_cross_flow.is_some())
-    {
-        bail!("--ablate and --style-cross-* are DLIF settings; use them with --recipe dlif");
+    let dualstage = a.recipe == RecipeName::Dualstage;
+    if !dlif && (!a.style_cross_levels.is_empty() || a.style_cross_flow.is_some()) {
+        bail!("--style-cross-* are DLIF settings; use them with --recipe dlif");
+    }
+    if let Some(x) = a.ablate.iter().find(|x| x.recipe() != a.recipe) {
+        let name = clap::ValueEnum::to_possible_value(x)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        let owner = match x.recipe() {
+            RecipeName::Dlif => "dlif",
+            _ => "dualstage",
+        };
+        bail!("--ablate {name} is a --recipe {owner} setting; drop it or use --recipe {owner}");
+    }
+    if !dualstage && a.stage1_fraction.is_some() {
+        bail!("--stage1-fraction is a dual-stage setting; use it with --recipe dualstage");
     }
     let input = a.input.unwrap_or(input);
     let size = a.size.unwrap_or(size);
@@ -252,7 +264,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     };
     let adam = AdamConfig {
         weight_decay: a.weight_decay,
-        decoupled: a.optimizer.unwrap_or(if dlif {
+        decoupled: a.optimizer.unwrap_or(if dlif || dualstage {
             OptimizerName::Adam
         } else {
             OptimizerName::Adamw
@@ -417,6 +429,19 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 }
                 (Box::new(r), serde_json::to_value(&model)?, None)
             }
+            RecipeName::Dualstage => {
+                let model = dualstage_config(
+                    a,
+                    &dataset,
+                    &split.train,
+                    in_channels,
+                    size,
+                    depth_weight,
+                    adam,
+                )?;
+                let r = DualStage::new(model.clone(), device, a.seed)?;
+                (Box::new(r), serde_json::to_value(&model)?, None)
+            }
         };
 
     let augment = match a.augment.as_str() {
@@ -499,11 +524,14 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let paper = DlifConfig::default();
     let lr = a.lr.unwrap_or(match a.recipe {
         RecipeName::Dlif => paper.lr,
+        RecipeName::Dualstage => DualStageConfig::default().lr,
         RecipeName::D2am => crate::recipe::d2am::DEFAULT_LR,
         _ => 1e-3,
     });
     let schedule = a.schedule.unwrap_or(if dlif {
         ScheduleName::Step
+    } else if dualstage {
+        ScheduleName::Constant
     } else {
         ScheduleName::Cosine
     });
@@ -664,6 +692,68 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The `--recipe dualstage` model configuration from the arguments: refuses what does not
+/// apply and turns `--stage1-fraction` into a step count (the same total the loop uses: the
+/// class-balanced sampler's epoch length × `--epochs`, or `--steps`).
+fn dualstage_config(
+    a: &TrainArgs,
+    dataset: &Dataset,
+    train: &[usize],
+    in_channels: usize,
+    size: u32,
+    depth_weight: f64,
+    adam: AdamConfig,
+) -> Result<DualStageConfig> {
+    if let Some(b) = a.backbone.as_deref() {
+        bail!(
+            "--recipe dualstage uses its own conv encoders/decoders (--width scales \
+             them); drop --backbone {b}"
+        );
+    }
+    if a.loss.is_some() {
+        bail!(
+            "--recipe dualstage scores with its spoof map (no classifier loss to \
+             choose); drop --loss"
+        );
+    }
+    if depth_weight > 0.0 {
+        bail!("--recipe dualstage has no depth head; drop --depth-weight");
+    }
+    if a.init_weights.is_some() {
+        bail!("--recipe dualstage has no pretrained backbone to load; drop --init-weights");
+    }
+    let fraction = a.stage1_fraction.unwrap_or(DEFAULT_STAGE1_FRACTION);
+    if !(0.0..1.0).contains(&fraction) {
+        bail!("--stage1-fraction {fraction}: must be in [0, 1) (default 0.3)");
+    }
+    let bpe = ClassBalanced::new(
+        dataset.samples(),
+        train,
+        ClassBalancedConfig {
+            batch_size: a.batch_size,
+            length: EpochLength::Largest,
+            seed: a.seed,
+        },
+    )?
+    .epoch(0)
+    .len();
+    let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
+    let d = DualStageConfig::default();
+    let model = DualStageConfig {
+        in_channels,
+        input_size: size as usize,
+        channels: ((d.channels as f32 * a.width).round() as usize).max(1),
+        stage1_steps: (fraction * total as f64).round() as usize,
+        single_stage: a.ablate.contains(&DlifAblation::SingleStage),
+        no_triplet: a.ablate.contains(&DlifAblation::NoTriplet),
+        no_aux: a.ablate.contains(&DlifAblation::NoAux),
+        adam,
+        grad_clip: a.clip,
+        ..d
+    };
+    Ok(model)
+}
+
 /// `--resume` must continue the same run: the settings that change what is computed must
 /// match `run.json`.
 fn check_same_run(dir: &RunDir, now: &RunConfig) -> Result<()> {
@@ -713,6 +803,90 @@ fn check_same_run(dir: &RunDir, now: &RunConfig) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn parse_split(s: &str) -> Result<Split> {
+    Ok(match s {
+        "train" => Split::Train,
+        "dev" => Split::Dev,
+        "test" => Split::Test,
+        o => bail!("--split {o}: use train, dev or test"),
+    })
+}
+
+/// `fas-train translate`: the dual-stage feature-swap figure
+/// ([`DualStage::translation_grid`]) from a run's last checkpoint.
+pub fn translate(a: &TranslateArgs) -> Result<()> {
+    let device = device::resolve(a.device)?;
+    let cfg_path = a.run.join("run.json");
+    let cfg: RunConfig = serde_json::from_str(
+        &std::fs::read_to_string(&cfg_path)
+            .with_context(|| format!("reading {}", cfg_path.display()))?,
+    )
+    .with_context(|| format!("{}: not a fas-train run config", cfg_path.display()))?;
+    if cfg.recipe != "dualstage" {
+        bail!(
+            "{}: a --recipe {} run; translate needs a --recipe dualstage run (its live \
+             encoder and synthesis decoder)",
+            a.run.display(),
+            cfg.recipe
+        );
+    }
+    let model: DualStageConfig = serde_json::from_value(cfg.model.clone()).with_context(|| {
+        format!(
+            "{}: \"model\" is not a dual-stage config",
+            cfg_path.display()
+        )
+    })?;
+    let mut r = DualStage::new(model, device, cfg.seed)?;
+    let ckpt = crate::train::checkpoint::CheckpointPaths::in_dir(&a.run.join("checkpoint"), "last");
+    let (state, _) = ckpt
+        .load()
+        .with_context(|| format!("{}: no checkpoint to translate with", a.run.display()))?;
+    r.load_state(&state)?;
+    let (dataset, _) = load_dataset(&a.manifest)?;
+    let split = parse_split(&a.split)?;
+    let first = |live: bool| {
+        dataset
+            .samples()
+            .iter()
+            .position(|s| s.split == split && (s.label == fas_core::dataset::Label::Live) == live)
+            .with_context(|| {
+                format!(
+                    "{}: no {} sample in split {}",
+                    a.manifest.display(),
+                    if live { "live" } else { "spoof" },
+                    a.split
+                )
+            })
+    };
+    let (live, spoof) = (first(true)?, first(false)?);
+    let loader = Loader::new(dataset.clone(), LoaderConfig::eval(cfg.preprocess.clone()))?;
+    let images = loader
+        .load_batch(&[live, spoof], 0)?
+        .to_tensors(device)
+        .images;
+    let grid = r.translation_grid(
+        &images.narrow(0, 0, 1),
+        &images.narrow(0, 1, 1),
+        &cfg.preprocess.normalize,
+    )?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.run.join("plots").join("translation.png"));
+    let mut png = Vec::new();
+    grid.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    fas_core::atomic::write_atomic(&out, &png)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "wrote {} (rows: live {}, spoof {}; columns: input, reconstruction, swapped spoof \
+         features, spoof map)",
+        out.display(),
+        dataset.samples()[live].path,
+        dataset.samples()[spoof].path
+    );
     Ok(())
 }
 

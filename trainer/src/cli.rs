@@ -31,6 +31,9 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Evaluate a run dir on any manifest: frame- and video-level metrics, both thresholds.
     Eval(EvalArgs),
+    /// Dual-stage runs: write the feature-swap translation figure (PNG) of a live and a spoof
+    /// face from a manifest.
+    Translate(TranslateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -100,9 +103,13 @@ pub enum RecipeName {
     /// encoders disentangled (orthogonality, ambiguity), Style Cross, channel-wise style
     /// attention, AAIC contrastive loss, asymmetric AM-softmax.
     Dlif,
+    /// Dual-stage disentanglement (Wang et al., WACV 2022): a live autoencoder (stage 1),
+    /// then a frozen live encoder + spoof encoder, LSGAN reconstruction, spoof-map decoder
+    /// with triplet, live-map and auxiliary-classifier losses; deploys E_S + D_map.
+    Dualstage,
 }
 
-/// A DLIF ablation switch.
+/// An ablation switch (each belongs to one recipe: DLIF or dual-stage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DlifAblation {
     /// No Style Cross (LISC / IISC).
@@ -111,6 +118,26 @@ pub enum DlifAblation {
     NoCwsa,
     /// No identity encoder (and no orthogonality / ambiguity / IISC terms).
     NoV,
+    /// Dual-stage: no stage 1, the live encoder trains jointly with the rest.
+    SingleStage,
+    /// Dual-stage: no triplet loss on the spoof-map features.
+    NoTriplet,
+    /// Dual-stage: no auxiliary classifier on the map-overlaid image.
+    NoAux,
+}
+
+impl DlifAblation {
+    /// The recipe the switch belongs to.
+    pub fn recipe(self) -> RecipeName {
+        match self {
+            DlifAblation::NoStyleCross | DlifAblation::NoCwsa | DlifAblation::NoV => {
+                RecipeName::Dlif
+            }
+            DlifAblation::SingleStage | DlifAblation::NoTriplet | DlifAblation::NoAux => {
+                RecipeName::Dualstage
+            }
+        }
+    }
 }
 
 /// A DLIF Style Cross level (after ResNet-18's layer1, layer2, layer3).
@@ -170,19 +197,20 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "baseline")]
     pub recipe: RecipeName,
     /// resnet18 | depthnet | edgenet [default: resnet18; anrl, d2am: depthnet, the only choice;
-    /// dlif: resnet18, the only choice]
+    /// dlif: resnet18, the only choice; dualstage: its own conv encoders, no choice]
     #[arg(long)]
     pub backbone: Option<String>,
     /// [default: rgb; anrl, d2am: rgb-hsv]
     #[arg(long, value_enum)]
     pub input: Option<InputKind>,
-    /// Input side in pixels [default: 224; anrl, d2am: 256].
+    /// Input side in pixels [default: 224; anrl, d2am, dualstage: 256].
     #[arg(long)]
     pub size: Option<u32>,
-    /// Channel-width multiplier of the backbone.
+    /// Channel-width multiplier of the backbone (dualstage: of its base width 32).
     #[arg(long, default_value_t = 1.0)]
     pub width: f32,
-    /// [default: bce; dlif: am-softmax, the only choice]
+    /// [default: bce; dlif: am-softmax, the only choice; dualstage: none, it scores with its
+    /// spoof map]
     #[arg(long, value_enum)]
     pub loss: Option<LossName>,
     /// Weight of the depth loss (DepthNet backbone; SynthFAS or user depth maps). 0 = off
@@ -201,15 +229,15 @@ pub struct TrainArgs {
     /// schedule still spans the full run.
     #[arg(long)]
     pub max_steps: Option<usize>,
-    /// Learning rate [default: 1e-3; dlif: 5e-4; d2am: 1e-4, the paper's β]
+    /// Learning rate [default: 1e-3; dlif, dualstage: 5e-4; d2am: 1e-4, the paper's β]
     #[arg(long)]
     pub lr: Option<f64>,
-    /// [default: adamw; dlif: adam]
+    /// [default: adamw; dlif, dualstage: adam]
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerName>,
     #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f64,
-    /// [default: cosine; dlif: step]
+    /// [default: cosine; dlif: step; dualstage: constant]
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleName>,
     /// Step schedule: multiply the rate by --gamma every this many steps
@@ -218,9 +246,14 @@ pub struct TrainArgs {
     pub step_every: Option<usize>,
     #[arg(long, default_value_t = 0.5)]
     pub gamma: f64,
-    /// DLIF ablations, comma-separated.
+    /// Ablations, comma-separated (dlif: no-style-cross, no-cwsa, no-v; dualstage:
+    /// single-stage, no-triplet, no-aux).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub ablate: Vec<DlifAblation>,
+    /// Dual-stage: fraction of the run's steps spent in stage 1 (live autoencoder)
+    /// [default: 0.3].
+    #[arg(long)]
+    pub stage1_fraction: Option<f64>,
     /// DLIF Style Cross levels, comma-separated [default: mid,high].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub style_cross_levels: Vec<StyleLevel>,
@@ -263,6 +296,24 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TranslateArgs {
+    /// Run dir written by `fas-train train --recipe dualstage` (its last checkpoint is used).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Manifest to take the faces from.
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// train | dev | test: the first live and the first spoof sample of this split.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// The PNG to write (default: <run>/plots/translation.png).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Tasks(a) => app::tasks(a),
         Command::Train(a) => app::train(a),
         Command::Eval(a) => app::evaluate(a),
+        Command::Translate(a) => app::translate(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

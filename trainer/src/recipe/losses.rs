@@ -234,6 +234,88 @@ pub fn inter_class_separable(features: &Tensor, labels: &Tensor, margin: f64) ->
     compact + sep
 }
 
+/// LSGAN discriminator loss (Mao et al. 2017, with targets a = 0 for fakes, b = 1 for
+/// reals): `½·mean((D(x) − 1)²) + ½·mean(D(G(z))²)` over the discriminator's outputs (any
+/// shape, e.g. patch scores; dual-stage Eq. 2).
+pub fn lsgan_d(real: &Tensor, fake: &Tensor) -> Tensor {
+    (real - 1.0).square().mean(Kind::Float) * 0.5 + fake.square().mean(Kind::Float) * 0.5
+}
+
+/// LSGAN generator loss (target c = 1): `½·mean((D(G(z)) − 1)²)` (dual-stage Eq. 3).
+pub fn lsgan_g(fake: &Tensor) -> Tensor {
+    (fake - 1.0).square().mean(Kind::Float) * 0.5
+}
+
+/// Euclidean distances `[N, N]` between the rows of `f [N, F]`, with `√max(d², 1e-12)` so the
+/// gradient stays finite for coincident rows.
+fn pairwise_distances(f: &Tensor) -> Tensor {
+    let sq = f
+        .square()
+        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
+    let d2 = &sq + sq.tr() - f.matmul(&f.tr()) * 2.0;
+    d2.clamp_min(1e-12).sqrt()
+}
+
+/// Live-anchor masks of a batch: `pos [N, N]` (anchor live, other live sample) and
+/// `neg [N, N]` (anchor live, spoof sample), as floats.
+fn live_anchor_masks(labels: &Tensor, n: i64, device: tch::Device) -> (Tensor, Tensor) {
+    let live = labels.to_kind(Kind::Float).view([-1]);
+    let not_self = 1.0 - Tensor::eye(n, (Kind::Float, device));
+    let pos = live.unsqueeze(1) * live.unsqueeze(0) * not_self;
+    let neg = live.unsqueeze(1) * (1.0 - live.unsqueeze(0));
+    (pos, neg)
+}
+
+/// Triplet loss with live anchors over every valid triplet (dual-stage Eq. 5): for each
+/// live anchor `a`, other live sample `p` and spoof sample `n`,
+/// `max(0, ‖f_a − f_p‖ − ‖f_a − f_n‖ + margin)`, averaged over the triplets. Zero (with a
+/// graph) when the batch has no such triplet (fewer than two live samples or no spoof).
+pub fn triplet_live_anchor(f: &Tensor, labels: &Tensor, margin: f64) -> Tensor {
+    let n = f.size()[0];
+    let d = pairwise_distances(f);
+    let (pos, neg) = live_anchor_masks(labels, n, f.device());
+    // [a, p, n]
+    let hinge = (d.unsqueeze(2) - d.unsqueeze(1) + margin).relu();
+    let valid = pos.unsqueeze(2) * neg.unsqueeze(1);
+    let count = valid.sum(Kind::Float);
+    (hinge * &valid).sum(Kind::Float) / count.clamp_min(1.0)
+}
+
+/// Batch-hard triplet loss with live anchors (dual-stage Eq. 6, hard mining as Hermans et
+/// al. 2017): for each live anchor, its farthest other live sample and its nearest spoof
+/// sample, `max(0, max_p ‖f_a − f_p‖ − min_n ‖f_a − f_n‖ + margin)`, averaged over the
+/// anchors that have both. Zero (with a graph) when none has.
+pub fn triplet_hard_live_anchor(f: &Tensor, labels: &Tensor, margin: f64) -> Tensor {
+    let n = f.size()[0];
+    let d = pairwise_distances(f);
+    let (pos, neg) = live_anchor_masks(labels, n, f.device());
+    // Distances are ≥ 0, so masking positives to 0 keeps the max among real positives;
+    // non-negatives are pushed above every real distance before the min.
+    let big = d.max().detach() + 1.0;
+    let hardest_pos = (&d * &pos).amax([1i64].as_slice(), false);
+    let not_neg: Tensor = 1.0 - &neg;
+    let hardest_neg = (&d + not_neg * &big).amin([1i64].as_slice(), false);
+    let has = |m: &Tensor| {
+        m.sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            .gt(0.0)
+    };
+    let valid = has(&pos).logical_and(&has(&neg)).to_kind(Kind::Float);
+    let hinge = (hardest_pos - hardest_neg + margin).relu();
+    (hinge * &valid).sum(Kind::Float) / valid.sum(Kind::Float).clamp_min(1.0)
+}
+
+/// Spoof-map regulariser on live samples (dual-stage Eq. 8): `‖M‖₁` of each live sample's
+/// map `[N, 1, h, w]`, normalised by its pixel count (so the weight does not depend on the
+/// map size), averaged over the live samples. Zero (with a graph) without live samples.
+pub fn live_map_l1(map: &Tensor, labels: &Tensor) -> Tensor {
+    let per = map
+        .abs()
+        .flatten(1, -1)
+        .mean_dim([1i64].as_slice(), false, Kind::Float);
+    let live = labels.to_kind(Kind::Float).view([-1]);
+    (per * &live).sum(Kind::Float) / live.sum(Kind::Float).clamp_min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +460,58 @@ mod tests {
             let err = (g.centroids().get(0) - want).abs().max().double_value(&[]);
             proptest::prop_assert!(err < 1e-5, "{}", err);
         }
+    }
+
+    /// Known answers (by hand): D(x) = [1, 0], D(G(z)) = [0.5, 1] →
+    /// L_D = ½·(0 + 1)/2 + ½·(0.25 + 1)/2 = 0.5625; L_G = ½·(0.25 + 0)/2 = 0.0625.
+    #[test]
+    fn lsgan_known_answers() {
+        let real = t(&[1.0, 0.0], &[2, 1]);
+        let fake = t(&[0.5, 1.0], &[2, 1]);
+        assert!((lsgan_d(&real, &fake).double_value(&[]) - 0.5625).abs() < 1e-7);
+        assert!((lsgan_g(&fake).double_value(&[]) - 0.0625).abs() < 1e-7);
+    }
+
+    /// Four 1-D features: live at 0 and 1, spoof at 3 and 0.5, margin 1.
+    /// Anchor 0: p = 1 (d 1), n ∈ {3, 0.5} → hinges 1−3+1 = 0 and 1−0.5+1 = 1.5.
+    /// Anchor 1: p = 0 (d 1), n ∈ {3 (d 2), 0.5 (d 0.5)} → 0 and 1.5.
+    /// All-triplet mean = 3/4 = 0.75; batch-hard per anchor = 1.5 (nearest spoof 0.5) → 1.5.
+    #[test]
+    fn triplet_known_answers() {
+        let f = t(&[0.0, 1.0, 3.0, 0.5], &[4, 1]);
+        let y = Tensor::from_slice(&[1i64, 1, 0, 0]);
+        let all = triplet_live_anchor(&f, &y, 1.0).double_value(&[]);
+        assert!((all - 0.75).abs() < 1e-5, "{all}");
+        let hard = triplet_hard_live_anchor(&f, &y, 1.0).double_value(&[]);
+        assert!((hard - 1.5).abs() < 1e-5, "{hard}");
+        // Spoof rows far away: every hinge is 0.
+        let far = t(&[0.0, 1.0, 10.0, -10.0], &[4, 1]);
+        assert!(triplet_live_anchor(&far, &y, 1.0).double_value(&[]).abs() < 1e-6);
+        assert!(
+            triplet_hard_live_anchor(&far, &y, 1.0)
+                .double_value(&[])
+                .abs()
+                < 1e-6
+        );
+        // A single live sample has no positive: no triplet, zero loss.
+        let one = Tensor::from_slice(&[1i64, 0, 0, 0]);
+        assert_eq!(triplet_live_anchor(&f, &one, 1.0).double_value(&[]), 0.0);
+        assert_eq!(
+            triplet_hard_live_anchor(&f, &one, 1.0).double_value(&[]),
+            0.0
+        );
+    }
+
+    /// Live maps mean |m| 0.25 and 1.0 (→ mean 0.625); the spoof map is ignored.
+    #[test]
+    fn live_map_l1_known_answer() {
+        let m = t(
+            &[0.5, -0.5, 0.0, 0.0, 1.0, 1.0, -1.0, 1.0, 9.0, 9.0, 9.0, 9.0],
+            &[3, 1, 2, 2],
+        );
+        let y = Tensor::from_slice(&[1i64, 1, 0]);
+        assert!((live_map_l1(&m, &y).double_value(&[]) - 0.625).abs() < 1e-7);
+        let none = Tensor::from_slice(&[0i64, 0, 0]);
+        assert_eq!(live_map_l1(&m, &none).double_value(&[]), 0.0);
     }
 }

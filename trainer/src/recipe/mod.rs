@@ -10,6 +10,7 @@ pub mod baseline;
 pub mod cluster;
 pub mod d2am;
 pub mod dlif;
+pub mod dualstage;
 pub mod losses;
 pub mod mmd;
 
