@@ -417,7 +417,9 @@ mod tests {
             threshold: 0.5,
             frames_used: 2,
             model_sha256: "ab".repeat(32),
-            captured_ms: (i % 2 == 0).then_some([1_699_999_999_000 + i, 1_699_999_999_500 + i]),
+            captured_ms: i
+                .is_multiple_of(2)
+                .then_some([1_699_999_999_000 + i, 1_699_999_999_500 + i]),
         }
     }
 
