@@ -815,16 +815,20 @@ fn parse_split(s: &str) -> Result<Split> {
     })
 }
 
+/// A run directory's `run.json`.
+fn load_run_config(path: &Path) -> Result<RunConfig> {
+    serde_json::from_str(
+        &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("{}: not a fas-train run config", path.display()))
+}
+
 /// `fas-train translate`: the dual-stage feature-swap figure
 /// ([`DualStage::translation_grid`]) from a run's last checkpoint.
 pub fn translate(a: &TranslateArgs) -> Result<()> {
     let device = device::resolve(a.device)?;
     let cfg_path = a.run.join("run.json");
-    let cfg: RunConfig = serde_json::from_str(
-        &std::fs::read_to_string(&cfg_path)
-            .with_context(|| format!("reading {}", cfg_path.display()))?,
-    )
-    .with_context(|| format!("{}: not a fas-train run config", cfg_path.display()))?;
+    let cfg = load_run_config(&cfg_path)?;
     if cfg.recipe != "dualstage" {
         bail!(
             "{}: a --recipe {} run; translate needs a --recipe dualstage run (its live \
@@ -893,11 +897,7 @@ pub fn translate(a: &TranslateArgs) -> Result<()> {
 pub fn evaluate(a: &EvalArgs) -> Result<()> {
     let device = device::resolve(a.device)?;
     let cfg_path = a.run.join("run.json");
-    let cfg: RunConfig = serde_json::from_str(
-        &std::fs::read_to_string(&cfg_path)
-            .with_context(|| format!("reading {}", cfg_path.display()))?,
-    )
-    .with_context(|| format!("{}: not a fas-train run config", cfg_path.display()))?;
+    let cfg = load_run_config(&cfg_path)?;
     let model = DeployedModel::load(&a.run, device)?;
     let (dataset, manifest) = load_dataset(&a.manifest)?;
     let indices: Vec<usize> = match (a.protocol, &a.task) {
