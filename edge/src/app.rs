@@ -217,7 +217,7 @@ pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<RetinaFace>> {
     {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let audit = AuditWriter::open(&cfg.audit.path, cfg.audit.fsync)?;
+    let audit = AuditWriter::open_with(&cfg.audit.path, cfg.audit.fsync, cfg.audit.rotation())?;
     let display = match &cfg.display {
         DisplaySection::None => Display::None,
         DisplaySection::Framebuffer { device } => Display::Framebuffer(FbWriter::open(device)?),
@@ -542,13 +542,32 @@ pub fn calibrate(c: &Common, o: &CalibrateOpts) -> Result<Calibration> {
     Ok(cal)
 }
 
-/// `fas-edge audit verify`.
+/// `fas-edge audit verify`: the log and its rotated files, as one chain.
 pub fn audit_verify(path: &Path) -> Result<()> {
-    let s = fas_core::audit::verify_file(path)?;
+    let log = fas_core::audit::verify_log(path)?;
+    if log.files.is_empty() {
+        anyhow::bail!(
+            "{}: no such audit log (nor rotated {}.1, …) — check the path (audit.path in the config)",
+            path.display(),
+            path.display()
+        );
+    }
+    let s = &log.summary;
+    let kept = if s.first_seq > 0 {
+        format!(
+            " (records before seq {} were rotated away; the chain is checked from there)",
+            s.first_seq
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{}: OK — {} records, chain head {}",
+        "{}: OK — {} records in {} file(s), seq {}..{}, chain head {}{kept}",
         path.display(),
         s.records,
+        log.files.len(),
+        s.first_seq,
+        s.next_seq,
         s.head
     );
     Ok(())

@@ -224,14 +224,34 @@ pub struct AuditSection {
     pub path: PathBuf,
     /// `every_record` (a granted door is on disk before it opens) or `never`.
     pub fsync: fas_core::audit::FsyncPolicy,
+    /// Start a new file when the current one would pass this many MiB (`path` → `path.1`,
+    /// the chain continues across files; `fas-edge audit verify` checks them all); 0 never
+    /// rotates.
+    pub rotate_mib: u64,
+    /// Rotated files kept (`path.1` … `path.N`); older ones are deleted.
+    pub keep: u32,
 }
 
 impl Default for AuditSection {
+    /// 64 MiB × (8 kept + the current file): at most 576 MiB on the card, about two
+    /// million decisions.
     fn default() -> Self {
         AuditSection {
             path: PathBuf::from("/var/lib/fas/audit.jsonl"),
             fsync: fas_core::audit::FsyncPolicy::EveryRecord,
+            rotate_mib: 64,
+            keep: 8,
         }
+    }
+}
+
+impl AuditSection {
+    /// The rotation these settings ask for (`None` when `rotate_mib` = 0).
+    pub fn rotation(&self) -> Option<fas_core::audit::Rotation> {
+        (self.rotate_mib > 0).then(|| fas_core::audit::Rotation {
+            max_bytes: self.rotate_mib.saturating_mul(1 << 20),
+            keep: self.keep,
+        })
     }
 }
 
@@ -324,6 +344,19 @@ impl EdgeConfig {
             .map_err(|e| Self::invalid(origin, "quality", e.to_string()))?;
         self.policy_config(0.5)
             .map_err(|e| Self::invalid(origin, "policy", e))?;
+        if let Some(r) = self.audit.rotation() {
+            r.validate().map_err(|_| {
+                Self::invalid(
+                    origin,
+                    "audit.keep",
+                    format!(
+                        "{} is not in 1..={} (rotated files to keep; or audit.rotate_mib = 0 never rotates)",
+                        self.audit.keep,
+                        fas_core::audit::rotate::MAX_KEEP
+                    ),
+                )
+            })?;
+        }
         Ok(())
     }
 
@@ -440,9 +473,18 @@ mod tests {
             [audit]
             path = "/tmp/a.jsonl"
             fsync = "never"
+            rotate_mib = 16
+            keep = 3
             "#,
         )
         .unwrap();
+        assert_eq!(
+            c.audit.rotation(),
+            Some(fas_core::audit::Rotation {
+                max_bytes: 16 << 20,
+                keep: 3
+            })
+        );
         assert_eq!(c.model.threshold, "strict");
         assert_eq!(c.v4l2().unwrap().formats.len(), 2);
         assert_eq!(c.fixed_threshold(), Some(0.8));
@@ -474,5 +516,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("trigger") || e.contains("gpio"), "{e}");
+        let e = parse("[audit]\nkeep = 0\n").unwrap_err().to_string();
+        assert!(e.contains("audit.keep"), "{e}");
+        // rotate_mib = 0 never rotates, whatever keep says.
+        assert_eq!(
+            parse("[audit]\nrotate_mib = 0\nkeep = 0\n")
+                .unwrap()
+                .audit
+                .rotation(),
+            None
+        );
     }
 }

@@ -18,6 +18,9 @@ use sha2::{Digest, Sha256};
 
 use crate::decision::{Decision, Reason, Verdict};
 
+pub mod rotate;
+pub use rotate::{verify_log, LogSummary, Rotation};
+
 pub const AUDIT_VERSION: u32 = 1;
 
 /// `prev_hash` of the first record.
@@ -100,6 +103,16 @@ pub enum AuditError {
         decision: Decision,
         reason: Reason,
     },
+    #[error("{file}: {error}")]
+    InFile {
+        file: String,
+        error: Box<AuditError>,
+    },
+    #[error("audit config: field \"{field}\": {problem}")]
+    InvalidRotation {
+        field: &'static str,
+        problem: String,
+    },
     #[error("audit event: field \"{field}\": {problem} — fix the caller")]
     InvalidEvent {
         field: &'static str,
@@ -144,7 +157,10 @@ impl AuditError {
             | AuditError::SeqMismatch { line, .. }
             | AuditError::BrokenLink { line, .. }
             | AuditError::Inconsistent { line, .. } => Some(*line),
-            AuditError::Io { .. } | AuditError::InvalidEvent { .. } => None,
+            AuditError::InFile { error, .. } => error.line(),
+            AuditError::Io { .. }
+            | AuditError::InvalidEvent { .. }
+            | AuditError::InvalidRotation { .. } => None,
         }
     }
 }
@@ -159,15 +175,43 @@ pub fn line_hash(line: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainSummary {
     pub records: u64,
+    /// `seq` of the first record checked (0 for a whole log; more for a rotated log whose
+    /// oldest files were deleted).
+    pub first_seq: u64,
     /// Hash of the last line (the next record's `prev_hash`); genesis for an empty log.
     pub head: String,
     pub next_seq: u64,
 }
 
+/// Where a verified piece of a log must start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// A whole log: the first record has `seq` 0 and the genesis `prev_hash`.
+    Genesis,
+    /// Right after the given summary (the next file of a rotated log).
+    After(ChainSummary),
+    /// Wherever its first record says (the oldest file kept of a rotated log, whose
+    /// predecessors were rotated away); a first record with `seq` 0 must still link to
+    /// genesis.
+    Anywhere,
+}
+
 /// Verify a whole log. Returns the first broken line as a typed error.
-pub fn verify_chain(mut reader: impl BufRead) -> Result<ChainSummary, AuditError> {
-    let mut prev = GENESIS_HASH.to_string();
-    let mut next_seq = 0u64;
+pub fn verify_chain(reader: impl BufRead) -> Result<ChainSummary, AuditError> {
+    verify_chain_from(reader, Start::Genesis)
+}
+
+/// Verify a log, or a piece of one that starts at `start`.
+pub fn verify_chain_from(
+    mut reader: impl BufRead,
+    start: Start,
+) -> Result<ChainSummary, AuditError> {
+    let (mut prev, mut next_seq, anywhere) = match start {
+        Start::Genesis => (GENESIS_HASH.to_string(), 0u64, false),
+        Start::After(s) => (s.head, s.next_seq, false),
+        Start::Anywhere => (GENESIS_HASH.to_string(), 0u64, true),
+    };
+    let mut first_seq = next_seq;
     let mut line_no = 0u64;
     let mut buf = Vec::new();
     loop {
@@ -198,6 +242,12 @@ pub fn verify_chain(mut reader: impl BufRead) -> Result<ChainSummary, AuditError
                 supported: AUDIT_VERSION,
             });
         }
+        if anywhere && line_no == 1 && rec.seq > 0 {
+            // Anchor on the first record kept; only what follows it is checked.
+            next_seq = rec.seq;
+            first_seq = rec.seq;
+            prev = rec.prev_hash.clone();
+        }
         if rec.seq != next_seq {
             return Err(AuditError::SeqMismatch {
                 line: line_no,
@@ -226,6 +276,7 @@ pub fn verify_chain(mut reader: impl BufRead) -> Result<ChainSummary, AuditError
         records: line_no,
         head: prev,
         next_seq,
+        first_seq,
     })
 }
 
@@ -258,13 +309,29 @@ pub struct AuditWriter {
     policy: FsyncPolicy,
     head: String,
     next_seq: u64,
+    rotation: Option<Rotation>,
+    /// Bytes in the current file.
+    size: u64,
 }
 
 impl AuditWriter {
     /// Open (or create) a log for appending. An existing log is verified first and the chain
     /// continues from its last line; a broken log is refused with the verification error.
     pub fn open(path: impl AsRef<Path>, policy: FsyncPolicy) -> Result<AuditWriter, AuditError> {
+        Self::open_with(path, policy, None)
+    }
+
+    /// [`AuditWriter::open`] with size-based rotation ([`rotate`]): the whole kept set
+    /// (`path.N` … `path.1`, `path`) is verified as one chain before the first append.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        policy: FsyncPolicy,
+        rotation: Option<Rotation>,
+    ) -> Result<AuditWriter, AuditError> {
         let path = path.as_ref().to_path_buf();
+        if let Some(r) = &rotation {
+            r.validate()?;
+        }
         let io_err = |action: &'static str| {
             let file = path.display().to_string();
             move |source| AuditError::Io {
@@ -274,11 +341,14 @@ impl AuditWriter {
             }
         };
         let existed = path.exists();
-        let summary = if existed {
+        let summary = if rotation.is_some() {
+            rotate::verify_log(&path)?.summary
+        } else if existed {
             verify_file(&path)?
         } else {
             ChainSummary {
                 records: 0,
+                first_seq: 0,
                 head: GENESIS_HASH.into(),
                 next_seq: 0,
             }
@@ -295,12 +365,15 @@ impl AuditWriter {
             };
             crate::atomic::sync_dir(dir).map_err(io_err("sync the directory of"))?;
         }
+        let size = file.metadata().map_err(io_err("stat"))?.len();
         Ok(AuditWriter {
             file,
             path,
             policy,
             head: summary.head,
             next_seq: summary.next_seq,
+            rotation,
+            size,
         })
     }
 
@@ -366,6 +439,12 @@ impl AuditWriter {
         let mut line = serde_json::to_vec(&rec).expect("an audit record always serialises");
         let hash = line_hash(&line);
         line.push(b'\n');
+        if let Some(r) = self.rotation {
+            if self.size > 0 && self.size + line.len() as u64 > r.max_bytes {
+                self.file = rotate::rotate(&self.path, &self.file, r.keep)?;
+                self.size = 0;
+            }
+        }
         let file = self.path.display().to_string();
         self.file
             .write_all(&line)
@@ -383,6 +462,7 @@ impl AuditWriter {
         }
         self.head = hash;
         self.next_seq += 1;
+        self.size += line.len() as u64;
         Ok(rec)
     }
 }
