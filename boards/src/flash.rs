@@ -75,9 +75,7 @@ impl BlockDevice {
     /// Reads `<sys_block>/<name>` (`/sys/block/sdb`).
     pub fn from_sysfs(sys_block: &Path, name: &str) -> Result<BlockDevice> {
         let d = sys_block.join(name);
-        let read = |rel: &str| {
-            std::fs::read_to_string(d.join(rel)).map(|s| s.trim().to_string())
-        };
+        let read = |rel: &str| std::fs::read_to_string(d.join(rel)).map(|s| s.trim().to_string());
         let dev = read("dev")
             .ok()
             .and_then(|s| parse_dev(&s))
@@ -96,12 +94,16 @@ impl BlockDevice {
         let usb = real
             .components()
             .any(|c| c.as_os_str().to_string_lossy().starts_with("usb"));
-        let model = [read("device/vendor"), read("device/model"), read("device/name")]
-            .into_iter()
-            .filter_map(|r| r.ok())
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let model = [
+            read("device/vendor"),
+            read("device/model"),
+            read("device/name"),
+        ]
+        .into_iter()
+        .filter_map(|r| r.ok())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
         let mut partitions = Vec::new();
         for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
             let p = e?.path();
@@ -139,7 +141,11 @@ impl BlockDevice {
         let mut s = format!(
             "/dev/{} {} ({:.1} GiB{}{})\n",
             self.name,
-            if self.model.is_empty() { "(no model)" } else { &self.model },
+            if self.model.is_empty() {
+                "(no model)"
+            } else {
+                &self.model
+            },
             self.size_bytes as f64 / (1u64 << 30) as f64,
             if self.removable { ", removable" } else { "" },
             if self.usb { ", USB" } else { "" },
@@ -162,7 +168,9 @@ pub enum Refusal {
     HoldsBoot(String),
     #[error("/dev/{0} is neither removable nor USB-attached: fas-boards flash writes SD cards and USB drives only")]
     NotRemovable(String),
-    #[error("/dev/{device} has {device_bytes} bytes, the image needs {image_bytes}: use a larger card")]
+    #[error(
+        "/dev/{device} has {device_bytes} bytes, the image needs {image_bytes}: use a larger card"
+    )]
     TooSmall {
         device: String,
         device_bytes: u64,
@@ -268,7 +276,10 @@ pub fn write_and_verify(
     drop(dst);
     let write = t0.elapsed();
     if done != total {
-        bail!("{} changed while it was written ({done} of {total} bytes)", image.display());
+        bail!(
+            "{} changed while it was written ({done} of {total} bytes)",
+            image.display()
+        );
     }
     let sha256 = hex::encode(want.finalize());
     let verify = verify(target, total, &sha256, &mut progress)?;
@@ -297,7 +308,10 @@ pub fn verify(
         let want_n = (left as usize).min(BLOCK);
         let n = read_full(&mut back, &mut buf[..want_n])?;
         if n == 0 {
-            bail!("{} ended {left} bytes before the image did", target.display());
+            bail!(
+                "{} ended {left} bytes before the image did",
+                target.display()
+            );
         }
         got.update(&buf[..n]);
         left -= n as u64;
@@ -346,15 +360,12 @@ pub fn check_target(device: &Path, image_bytes: u64, allow_file: bool) -> Result
     }
     let name = kernel_name(device)?;
     let dev = BlockDevice::from_sysfs(Path::new("/sys/block"), &name)?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .context("reading /proc/self/mountinfo")?;
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let r = refusals(&dev, &parse_mountinfo(&mountinfo), image_bytes);
     if !r.is_empty() {
         let reasons: Vec<String> = r.iter().map(|x| format!("  - {x}")).collect();
-        bail!(
-            "refusing to write /dev/{name}:\n{}",
-            reasons.join("\n")
-        );
+        bail!("refusing to write /dev/{name}:\n{}", reasons.join("\n"));
     }
     Ok(Target::Device(dev))
 }
@@ -378,7 +389,10 @@ mod tests {
             removable: true,
             usb: true,
             model: "Generic SD/MMC".into(),
-            partitions: vec![("sdb1".into(), (8, 17), 256 << 20), ("sdb2".into(), (8, 18), 1 << 30)],
+            partitions: vec![
+                ("sdb1".into(), (8, 17), 256 << 20),
+                ("sdb2".into(), (8, 18), 1 << 30),
+            ],
         }
     }
 
@@ -404,7 +418,10 @@ mod tests {
         assert_eq!(m[0].dev, (259, 2));
         assert_eq!(m[0].mount_point, "/");
         assert_eq!(m[3].mount_point, "/media/me/My Card");
-        assert_eq!((m[3].fs_type.as_str(), m[3].source.as_str()), ("vfat", "/dev/sdb1"));
+        assert_eq!(
+            (m[3].fs_type.as_str(), m[3].source.as_str()),
+            ("vfat", "/dev/sdb1")
+        );
         assert!(parse_mountinfo("garbage\n1 2 x y z - a b").is_empty());
     }
 
@@ -420,29 +437,48 @@ mod tests {
             }]
         );
         // Unmounted, it is fine; too small, it is not.
-        let unmounted: Vec<Mount> = mounts.iter().filter(|m| m.dev != (8, 17)).cloned().collect();
+        let unmounted: Vec<Mount> = mounts
+            .iter()
+            .filter(|m| m.dev != (8, 17))
+            .cloned()
+            .collect();
         assert!(refusals(&card(), &unmounted, 400 << 20).is_empty());
         let r = refusals(&card(), &unmounted, 64 << 30);
-        assert!(matches!(r[..], [Refusal::TooSmall { image_bytes, .. }] if image_bytes == 64 << 30));
+        assert!(
+            matches!(r[..], [Refusal::TooSmall { image_bytes, .. }] if image_bytes == 64 << 30)
+        );
         // The system disk: mounted twice, root, boot, not removable.
         let r = refusals(&system_disk(), &mounts, 400 << 20);
         assert!(r.contains(&Refusal::HoldsRoot("nvme0n1".into())), "{r:?}");
         assert!(r.contains(&Refusal::HoldsBoot("nvme0n1".into())), "{r:?}");
-        assert!(r.contains(&Refusal::NotRemovable("nvme0n1".into())), "{r:?}");
-        assert_eq!(r.iter().filter(|x| matches!(x, Refusal::Mounted { .. })).count(), 2);
+        assert!(
+            r.contains(&Refusal::NotRemovable("nvme0n1".into())),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.iter()
+                .filter(|x| matches!(x, Refusal::Mounted { .. }))
+                .count(),
+            2
+        );
         // A fixed disk on USB (a USB SSD) is allowed; a fixed internal one is not.
         let mut usb_ssd = system_disk();
         usb_ssd.usb = true;
         assert!(!refusals(&usb_ssd, &[], 1).contains(&Refusal::NotRemovable("nvme0n1".into())));
         // A whole-disk mount (no partition table) is caught by major:minor too.
         let whole = parse_mountinfo("50 22 8:16 / /mnt rw - ext4 /dev/disk/by-label/x rw\n");
-        assert!(matches!(refusals(&card(), &whole, 1)[..], [Refusal::Mounted { .. }]));
+        assert!(matches!(
+            refusals(&card(), &whole, 1)[..],
+            [Refusal::Mounted { .. }]
+        ));
     }
 
     #[test]
     fn reads_a_sysfs_tree() {
         let d = tempfile::tempdir().unwrap();
-        let devices = d.path().join("devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb");
+        let devices = d.path().join(
+            "devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb",
+        );
         std::fs::create_dir_all(devices.join("sdb1")).unwrap();
         std::fs::create_dir_all(devices.join("device")).unwrap();
         std::fs::create_dir_all(devices.join("queue")).unwrap();
@@ -465,7 +501,9 @@ mod tests {
         assert_eq!(b.model, "Generic STORAGE DEVICE");
         assert_eq!(b.partitions, [("sdb1".to_string(), (8, 17), 524288 * 512)]);
         assert!(b.describe().contains("/dev/sdb1 256.0 MiB"));
-        let e = BlockDevice::from_sysfs(&block, "sdb1").unwrap_err().to_string();
+        let e = BlockDevice::from_sysfs(&block, "sdb1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a partition"), "{e}");
     }
 
@@ -473,7 +511,9 @@ mod tests {
     fn writes_verifies_and_catches_a_bad_read_back() {
         let d = tempfile::tempdir().unwrap();
         let img = d.path().join("x.img");
-        let data: Vec<u8> = (0..(BLOCK * 2 + 12345)).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(BLOCK * 2 + 12345))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
         std::fs::write(&img, &data).unwrap();
         // The "device" is larger and holds old data past the image.
         let dev = d.path().join("card");
@@ -487,25 +527,38 @@ mod tests {
         assert_eq!(r.sha256, hex::encode(Sha256::digest(&data)));
         let back = std::fs::read(&dev).unwrap();
         assert_eq!(&back[..data.len()], &data[..]);
-        assert!(back[data.len()..].iter().all(|&b| b == 0xee), "past the image untouched");
+        assert!(
+            back[data.len()..].iter().all(|&b| b == 0xee),
+            "past the image untouched"
+        );
         assert_eq!(calls.iter().filter(|c| c.0 == "write").count(), 3);
-        assert_eq!(calls.last().unwrap(), &("verify".to_string(), r.bytes, r.bytes));
+        assert_eq!(
+            calls.last().unwrap(),
+            &("verify".to_string(), r.bytes, r.bytes)
+        );
         // A card that returns other bytes than were written (one flipped bit), or fewer,
         // fails the read-back.
         let mut bad = back.clone();
         bad[BLOCK + 7] ^= 1;
         std::fs::write(&dev, &bad).unwrap();
-        let e = verify(&dev, r.bytes, &r.sha256, |_, _, _| {}).unwrap_err().to_string();
+        let e = verify(&dev, r.bytes, &r.sha256, |_, _, _| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("read-back mismatch"), "{e}");
         std::fs::write(&dev, &data[..BLOCK]).unwrap();
-        let e = verify(&dev, r.bytes, &r.sha256, |_, _, _| {}).unwrap_err().to_string();
+        let e = verify(&dev, r.bytes, &r.sha256, |_, _, _| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ended"), "{e}");
         // A device that takes no writes fails the write.
         if Path::new("/dev/full").exists() {
             assert!(write_and_verify(&img, Path::new("/dev/full"), |_, _, _| {}).is_err());
         }
         // check_target: a regular file needs --allow-file.
-        assert!(matches!(check_target(&dev, 1, true).unwrap(), Target::File(_)));
+        assert!(matches!(
+            check_target(&dev, 1, true).unwrap(),
+            Target::File(_)
+        ));
         let e = check_target(&dev, 1, false).err().unwrap().to_string();
         assert!(e.contains("--allow-file"), "{e}");
     }

@@ -189,7 +189,9 @@ echo "fas-initramfs: loading {n} modules"
         n = modules.len()
     );
     for m in modules {
-        s += &format!("insmod /lib/modules/{m} 2>/dev/null || echo \"fas-initramfs: insmod {m} failed\"\n");
+        s += &format!(
+            "insmod /lib/modules/{m} 2>/dev/null || echo \"fas-initramfs: insmod {m} failed\"\n"
+        );
     }
     s += &format!(
         r#"root=LABEL={ROOT_LABEL}
@@ -367,9 +369,10 @@ fn stage_boot(cache: &Path, k: &Kernel, initrd: &[u8], dir: &Path) -> Result<u64
             n += copy_file(&p, &dir.join(name), 0o644)?;
         }
     }
-    let dtb = k
-        .root
-        .join(format!("usr/lib/linux-image-{}/broadcom/{DTB_FILE}", k.version));
+    let dtb = k.root.join(format!(
+        "usr/lib/linux-image-{}/broadcom/{DTB_FILE}",
+        k.version
+    ));
     n += copy_file(&dtb, &dir.join(DTB_FILE), 0o644)?;
     n += copy_file(&k.image, &dir.join(KERNEL_FILE), 0o644)?;
     n += write_file(&dir.join(INITRD_FILE), initrd, 0o644)?;
@@ -381,8 +384,22 @@ fn stage_boot(cache: &Path, k: &Kernel, initrd: &[u8], dir: &Path) -> Result<u64
 /// Stages the root file system in `dir`; returns the size of its files.
 fn stage_root(profile: &Profile, busybox: &Path, inputs: &SdInputs<'_>, dir: &Path) -> Result<u64> {
     for d in [
-        "bin", "sbin", "dev", "proc", "sys", "run", "tmp", "root", "mnt", "etc/init.d",
-        "etc/fas/keys", "usr/bin", "usr/sbin", "usr/share/fas", "var/lib/fas", "var/log",
+        "bin",
+        "sbin",
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+        "root",
+        "mnt",
+        "etc/init.d",
+        "etc/fas/keys",
+        "usr/bin",
+        "usr/sbin",
+        "usr/share/fas",
+        "var/lib/fas",
+        "var/log",
     ] {
         std::fs::create_dir_all(dir.join(d))?;
     }
@@ -391,12 +408,36 @@ fn stage_root(profile: &Profile, busybox: &Path, inputs: &SdInputs<'_>, dir: &Pa
     std::os::unix::fs::symlink("../bin/busybox", dir.join("sbin/init"))?;
     n += copy_file(inputs.edge, &dir.join("usr/bin/fas-edge"), 0o755)?;
     n += write_file(&dir.join("etc/inittab"), INITTAB.as_bytes(), 0o644)?;
-    n += write_file(&dir.join("etc/init.d/rcS"), rcs(&profile.name).as_bytes(), 0o755)?;
-    n += write_file(&dir.join("usr/sbin/fas-edge-supervise"), supervise().as_bytes(), 0o755)?;
-    n += write_file(&dir.join("etc/passwd"), b"root:x:0:0:root:/root:/bin/sh\n", 0o644)?;
-    n += write_file(&dir.join("etc/group"), b"root:x:0:\nvideo:x:44:\ngpio:x:997:\n", 0o644)?;
-    n += write_file(&dir.join("etc/hostname"), format!("fas-{}\n", profile.name).as_bytes(), 0o644)?;
-    n += write_file(&dir.join("etc/fas/edge.toml"), profile.edge_config().as_bytes(), 0o640)?;
+    n += write_file(
+        &dir.join("etc/init.d/rcS"),
+        rcs(&profile.name).as_bytes(),
+        0o755,
+    )?;
+    n += write_file(
+        &dir.join("usr/sbin/fas-edge-supervise"),
+        supervise().as_bytes(),
+        0o755,
+    )?;
+    n += write_file(
+        &dir.join("etc/passwd"),
+        b"root:x:0:0:root:/root:/bin/sh\n",
+        0o644,
+    )?;
+    n += write_file(
+        &dir.join("etc/group"),
+        b"root:x:0:\nvideo:x:44:\ngpio:x:997:\n",
+        0o644,
+    )?;
+    n += write_file(
+        &dir.join("etc/hostname"),
+        format!("fas-{}\n", profile.name).as_bytes(),
+        0o644,
+    )?;
+    n += write_file(
+        &dir.join("etc/fas/edge.toml"),
+        profile.edge_config().as_bytes(),
+        0o640,
+    )?;
     if let Some(b) = inputs.bundle {
         n += copy_file(b, &dir.join("etc/fas/model.fasb"), 0o644)?;
     }
@@ -441,7 +482,14 @@ fn make_fat(dir: &Path, size: u64, out: &Path) -> Result<()> {
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<_>>()?;
     files.sort();
-    let mut args: Vec<&OsStr> = vec!["-i".as_ref(), os(out), "-s".as_ref(), "-p".as_ref(), "-Q".as_ref(), "-m".as_ref()];
+    let mut args: Vec<&OsStr> = vec![
+        "-i".as_ref(),
+        os(out),
+        "-s".as_ref(),
+        "-p".as_ref(),
+        "-Q".as_ref(),
+        "-m".as_ref(),
+    ];
     args.extend(files.iter().map(|p| p.as_os_str()));
     args.push("::".as_ref());
     hosttools::run(MCOPY, &args)?;
@@ -486,7 +534,7 @@ pub fn partitions(image: &Path) -> Result<Vec<Partition>> {
     std::fs::File::open(image)
         .and_then(|mut f| f.read_exact(&mut s0))
         .with_context(|| format!("reading the partition table of {}", image.display()))?;
-    Ok(mbr::read(&s0).with_context(|| image.display().to_string())?)
+    mbr::read(&s0).with_context(|| image.display().to_string())
 }
 
 /// Builds `<out_dir>/fas-<board>.img` for an `image = "sd"` board.
@@ -531,12 +579,18 @@ pub fn build_sd(
     let image_bytes = MIB + boot_bytes + root_bytes;
     let tmp = work.join("image.tmp");
     {
-        let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.set_len(image_bytes)?;
     }
     hosttools::run_with_input(
         SFDISK,
-        &["--quiet".as_ref(), "--no-reread".as_ref(), "--no-tell-kernel".as_ref(), os(&tmp)],
+        &[
+            "--quiet".as_ref(),
+            "--no-reread".as_ref(),
+            "--no-tell-kernel".as_ref(),
+            os(&tmp),
+        ],
         &sfdisk_script(boot_bytes, root_bytes),
     )?;
     let parts = partitions(&tmp)?;
@@ -577,7 +631,13 @@ pub fn copy_out_of_boot(image: &Path, boot: &Partition, name: &str, to: &Path) -
     let _ = std::fs::remove_file(to);
     hosttools::run(
         MCOPY,
-        &["-n".as_ref(), "-i".as_ref(), spec.as_ref(), format!("::{name}").as_ref(), os(to)],
+        &[
+            "-n".as_ref(),
+            "-i".as_ref(),
+            spec.as_ref(),
+            format!("::{name}").as_ref(),
+            os(to),
+        ],
     )?;
     Ok(())
 }
@@ -590,19 +650,25 @@ mod tests {
     fn sizes_leave_room_and_align_to_mib() {
         assert_eq!(boot_size(0), 64 * MIB);
         let b = boot_size(100 * MIB + 3);
-        assert!(b >= 136 * MIB && b % MIB == 0, "{b}");
+        assert!(b >= 136 * MIB && b.is_multiple_of(MIB), "{b}");
         let r = root_size(60 * MIB);
         assert_eq!(r, 139 * MIB);
-        assert_eq!(root_size(1) % MIB, 0);
+        assert!(root_size(1).is_multiple_of(MIB));
     }
 
     #[test]
     fn the_sfdisk_script_makes_the_layout_the_mbr_reader_sees() {
         let s = sfdisk_script(64 * MIB, 128 * MIB);
-        assert!(s.contains("start=2048, size=131072, type=c, bootable"), "{s}");
+        assert!(
+            s.contains("start=2048, size=131072, type=c, bootable"),
+            "{s}"
+        );
         assert!(s.contains("start=133120, size=262144, type=83"), "{s}");
         if hosttools::find(SFDISK).is_err() {
-            eprintln!("skipped the sfdisk half: {}", hosttools::find(SFDISK).unwrap_err());
+            eprintln!(
+                "skipped the sfdisk half: {}",
+                hosttools::find(SFDISK).unwrap_err()
+            );
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -614,7 +680,10 @@ mod tests {
         hosttools::run_with_input(SFDISK, &["--quiet".as_ref(), img.as_os_str()], &s).unwrap();
         let p = partitions(&img).unwrap();
         assert_eq!(p.len(), 2);
-        assert_eq!((p[0].kind, p[0].bootable, p[0].offset_bytes()), (0x0c, true, MIB));
+        assert_eq!(
+            (p[0].kind, p[0].bootable, p[0].offset_bytes()),
+            (0x0c, true, MIB)
+        );
         assert_eq!(p[0].len_bytes(), 64 * MIB);
         assert_eq!((p[1].kind, p[1].bootable), (0x83, false));
         assert_eq!(p[1].offset_bytes(), 65 * MIB);
@@ -635,7 +704,9 @@ mod tests {
         elf[64..68].copy_from_slice(&1u32.to_le_bytes());
         assert_eq!(check_static_aarch64(&elf), Ok(()));
         elf[64..68].copy_from_slice(&3u32.to_le_bytes());
-        assert!(check_static_aarch64(&elf).unwrap_err().contains("PT_INTERP"));
+        assert!(check_static_aarch64(&elf)
+            .unwrap_err()
+            .contains("PT_INTERP"));
         elf[18..20].copy_from_slice(&0x3eu16.to_le_bytes());
         assert!(check_static_aarch64(&elf).unwrap_err().contains("0x3e"));
         assert!(check_static_aarch64(b"#!/bin/sh\n").is_err());

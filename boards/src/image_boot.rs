@@ -57,7 +57,15 @@ pub fn boot_virt(
     let mut child = Command::new(qemu)
         .args(["-M", "virt", "-cpu", "cortex-a72", "-accel", "tcg"])
         .args(["-m", "1024", "-smp", "2"])
-        .args(["-display", "none", "-nic", "none", "-no-reboot", "-monitor", "none"])
+        .args([
+            "-display",
+            "none",
+            "-nic",
+            "none",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ])
         .arg("-kernel")
         .arg(&kernel)
         .arg("-initrd")
@@ -134,7 +142,8 @@ impl BootChain {
             if let Some(rest) = line.strip_prefix("fas-initramfs: root ") {
                 c.root_device = rest.split_whitespace().next().map(str::to_string);
             } else if let Some(rest) = line.strip_prefix("fas-initramfs: insmod ") {
-                c.insmod_failures.push(rest.trim_end_matches(" failed").to_string());
+                c.insmod_failures
+                    .push(rest.trim_end_matches(" failed").to_string());
             } else if line.starts_with("fas-init: ") && line.contains(" root file system up") {
                 c.rootfs_up = true;
             } else if line.starts_with(START_LINE) {
@@ -172,7 +181,10 @@ impl BootChain {
         if self.exits.is_empty() {
             f.push("fas-edge never stopped (with no camera it must fail closed)".into());
         } else if self.exits.contains(&0) {
-            f.push(format!("fas-edge exited with status 0 ({:?}) with no camera", self.exits));
+            f.push(format!(
+                "fas-edge exited with status 0 ({:?}) with no camera",
+                self.exits
+            ));
         }
         if self.edge_errors.is_empty() {
             f.push("fas-edge printed no `fas-edge: error:` line saying why it stopped".into());
@@ -181,7 +193,10 @@ impl BootChain {
             f.push(format!("the door opened {} time(s)", self.grants));
         }
         if !self.insmod_failures.is_empty() {
-            f.push(format!("modules failed to load: {:?}", self.insmod_failures));
+            f.push(format!(
+                "modules failed to load: {:?}",
+                self.insmod_failures
+            ));
         }
         f
     }
@@ -211,7 +226,10 @@ mod tests {
         // Each missing link is named.
         let half = BootChain::parse(&log[..log.find("fas-init: starting").unwrap()]);
         let f = half.failures().join("; ");
-        assert!(f.contains("started fas-edge 0 time(s)") && f.contains("never stopped"), "{f}");
+        assert!(
+            f.contains("started fas-edge 0 time(s)") && f.contains("never stopped"),
+            "{f}"
+        );
         let opened = BootChain::parse(&format!("{log}decision: grant (live)\n"));
         assert!(opened.failures().join(";").contains("door opened 1"));
         let clean = BootChain::parse(&log.replace("status 1", "status 0"));

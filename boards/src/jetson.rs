@@ -236,7 +236,12 @@ pub fn build_overlay(
     std::fs::rename(&tmp, &tarball)?;
     std::fs::remove_dir_all(&stage)?;
     let install_sh = out_dir.join("install.sh");
-    put(out_dir, "install.sh", install_script(profile).as_bytes(), 0o755)?;
+    put(
+        out_dir,
+        "install.sh",
+        install_script(profile).as_bytes(),
+        0o755,
+    )?;
     files.sort();
     Ok(Overlay {
         tarball,
@@ -344,26 +349,38 @@ mod tests {
             for f in &o.files {
                 assert!(first.contains(f), "{f} not installed: {first:?}");
             }
-            assert!(first.contains(&"etc/systemd/system/multi-user.target.wants/fas-edge.service".into()));
-            assert_eq!(std::fs::read(root.join("opt/fas/bin/fas-edge")).unwrap(), b"\x7fELF edge");
-            let unit = std::fs::read_to_string(root.join("etc/systemd/system/fas-edge.service")).unwrap();
+            assert!(first
+                .contains(&"etc/systemd/system/multi-user.target.wants/fas-edge.service".into()));
+            assert_eq!(
+                std::fs::read(root.join("opt/fas/bin/fas-edge")).unwrap(),
+                b"\x7fELF edge"
+            );
+            let unit =
+                std::fs::read_to_string(root.join("etc/systemd/system/fas-edge.service")).unwrap();
             assert!(unit.contains("ExecStart=/opt/fas/bin/fas-edge --config /etc/fas/edge.toml"));
             assert!(!unit.contains("/usr/bin/fas-edge"));
             let cfg = std::fs::read_to_string(root.join("etc/fas/edge.toml")).unwrap();
-            assert!(cfg.contains(DETECTOR) && cfg.contains(&format!("line = {}", profile.relay.line)));
+            assert!(
+                cfg.contains(DETECTOR) && cfg.contains(&format!("line = {}", profile.relay.line))
+            );
             let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
             assert_eq!(passwd.matches("fas-edge:").count(), 1);
 
             // Again: nothing changes, the user is not added twice.
             install(&o.install_sh, &root, &[]);
             assert_eq!(tree(&root), first);
-            assert_eq!(std::fs::read_to_string(root.join("etc/passwd")).unwrap(), passwd);
+            assert_eq!(
+                std::fs::read_to_string(root.join("etc/passwd")).unwrap(),
+                passwd
+            );
 
             // A local edit of the config survives an upgrade.
             std::fs::write(root.join("etc/fas/edge.toml"), format!("{cfg}\n# local\n")).unwrap();
             let said = install(&o.install_sh, &root, &[]);
             assert!(said.contains("kept your"), "{said}");
-            assert!(std::fs::read_to_string(root.join("etc/fas/edge.toml")).unwrap().ends_with("# local\n"));
+            assert!(std::fs::read_to_string(root.join("etc/fas/edge.toml"))
+                .unwrap()
+                .ends_with("# local\n"));
             assert!(root.join("etc/fas/edge.toml.dist").exists());
 
             // Uninstall removes the program, unit, rules and enable link; keeps the config.
@@ -382,13 +399,23 @@ mod tests {
             assert!(after.contains(&"etc/fas/edge.toml".into()));
             assert!(after.contains(&"var/lib/fas/audit.jsonl".into()));
             // And an unknown flag is refused.
-            let bad = Command::new("sh").arg(&o.install_sh).arg("--purge").env("DESTDIR", &root).status().unwrap();
+            let bad = Command::new("sh")
+                .arg(&o.install_sh)
+                .arg("--purge")
+                .env("DESTDIR", &root)
+                .status()
+                .unwrap();
             assert!(!bad.success());
         }
         // An SD board is not an overlay board.
         let e = build_overlay(
             &Profile::load("rpi4").unwrap(),
-            &OverlayInputs { edge: &bin, bundle: None, keys: None, detector: None },
+            &OverlayInputs {
+                edge: &bin,
+                bundle: None,
+                keys: None,
+                detector: None,
+            },
             dir.path(),
         )
         .unwrap_err();

@@ -512,13 +512,25 @@ fn flash(a: FlashArgs) -> Result<bool> {
     let target = flash::check_target(&a.device, image_bytes, a.allow_file)?;
     match &target {
         flash::Target::Device(d) => {
-            println!("fas-boards: will overwrite, with {} ({:.0} MiB):", a.image.display(), mib(image_bytes));
+            println!(
+                "fas-boards: will overwrite, with {} ({:.0} MiB):",
+                a.image.display(),
+                mib(image_bytes)
+            );
             print!("{}", d.describe());
         }
-        flash::Target::File(f) => println!("fas-boards: will write {} into the file {}", a.image.display(), f.display()),
+        flash::Target::File(f) => println!(
+            "fas-boards: will write {} into the file {}",
+            a.image.display(),
+            f.display()
+        ),
     }
     if !a.yes {
-        let name = a.device.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = a
+            .device
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         print!("Everything on it will be lost. Type `{name}` to continue: ");
         std::io::stdout().flush()?;
         let mut line = String::new();
@@ -533,7 +545,11 @@ fn flash(a: FlashArgs) -> Result<bool> {
         let pct = done * 100 / total.max(1);
         if pct != last || done == total {
             last = pct;
-            eprint!("\r{stage}: {pct:3}% ({:.0} of {:.0} MiB)", mib(done), mib(total));
+            eprint!(
+                "\r{stage}: {pct:3}% ({:.0} of {:.0} MiB)",
+                mib(done),
+                mib(total)
+            );
             if done == total {
                 eprintln!();
                 last = 101;

@@ -105,7 +105,13 @@ mod tests {
         assert_eq!(p[1].offset_bytes(), 133120 * 512);
         assert_eq!(p[1].len_bytes(), 4096 * 512);
         entry(&mut s, 1, 0x12, 0x83, 1, 1);
-        assert_eq!(read(&s), Err(MbrError::BootFlag { number: 2, flag: 0x12 }));
+        assert_eq!(
+            read(&s),
+            Err(MbrError::BootFlag {
+                number: 2,
+                flag: 0x12
+            })
+        );
         assert_eq!(read(&s[..100]), Err(MbrError::Short(100)));
     }
 }

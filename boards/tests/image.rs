@@ -133,7 +133,10 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
         "config.txt",
         "cmdline.txt",
     ] {
-        assert!(listing.contains(&format!("::/{f}")), "{f} not in\n{listing}");
+        assert!(
+            listing.contains(&format!("::/{f}")),
+            "{f} not in\n{listing}"
+        );
     }
     let cfg = dir.path().join("config.txt");
     image::copy_out_of_boot(&img.path, &img.boot, "config.txt", &cfg).unwrap();
@@ -155,27 +158,50 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
         let mut out = std::fs::File::create(&root_fs).unwrap();
         std::io::copy(&mut f.by_ref().take(img.root.len_bytes()), &mut out).unwrap();
     }
-    let fsck = Command::new(hosttools::find(Tool { program: "e2fsck", package: "e2fsprogs" }).unwrap())
-        .arg("-fn")
-        .arg(&root_fs)
-        .output()
-        .unwrap();
-    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stdout));
+    let fsck = Command::new(
+        hosttools::find(Tool {
+            program: "e2fsck",
+            package: "e2fsprogs",
+        })
+        .unwrap(),
+    )
+    .arg("-fn")
+    .arg(&root_fs)
+    .output()
+    .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
     let edge_toml = debugfs(&root_fs, "cat /etc/fas/edge.toml");
     assert_eq!(edge_toml, profile.edge_config());
     let stat = debugfs(&root_fs, "stat /usr/bin/fas-edge");
     assert!(
-        stat.contains(&format!("Size: {}", std::fs::metadata(&edge).unwrap().len())),
+        stat.contains(&format!(
+            "Size: {}",
+            std::fs::metadata(&edge).unwrap().len()
+        )),
         "{stat}"
     );
     let inittab = debugfs(&root_fs, "cat /etc/inittab");
-    assert!(inittab.contains("respawn:/usr/sbin/fas-edge-supervise"), "{inittab}");
-    let label = Command::new(hosttools::find(Tool { program: "dumpe2fs", package: "e2fsprogs" }).unwrap())
-        .arg("-h")
-        .arg(&root_fs)
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&label.stdout).contains(&format!("volume name:   {}", image::ROOT_LABEL)));
+    assert!(
+        inittab.contains("respawn:/usr/sbin/fas-edge-supervise"),
+        "{inittab}"
+    );
+    let label = Command::new(
+        hosttools::find(Tool {
+            program: "dumpe2fs",
+            package: "e2fsprogs",
+        })
+        .unwrap(),
+    )
+    .arg("-h")
+    .arg(&root_fs)
+    .output()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&label.stdout)
+        .contains(&format!("volume name:   {}", image::ROOT_LABEL)));
 
     // Boot it: the image's own kernel, initramfs and cmdline; root found by label on the
     // virtio disk; the image's init starts fas-edge, which fails closed (no signed bundle,
