@@ -32,6 +32,8 @@ pub const DTB_FILE: &str = "bcm2711-rpi-4-b.dtb";
 pub const START_LINE: &str = "fas-init: starting fas-edge (run ";
 /// The line the image's init prints when fas-edge has stopped.
 pub const EXIT_LINE: &str = "fas-init: fas-edge exited with status ";
+/// The line the image's init prints with the relay line's level after fas-edge stopped.
+pub const RELAY_LINE: &str = "fas-init: relay ";
 
 /// Modules the initramfs loads (with their dependencies), in order: the root file system
 /// and the devices it can sit on (the Pi 4's SD slot is `emmc2`, sdhci-iproc; the legacy
@@ -243,22 +245,56 @@ echo "fas-init: {board} root file system up ($(uname -r))"
     )
 }
 
-fn supervise() -> String {
+fn supervise(profile: &Profile) -> String {
+    let chip = profile
+        .relay
+        .chip
+        .rsplit('/')
+        .next()
+        .unwrap_or(&profile.relay.chip)
+        .to_string();
+    let locked_level = if profile.relay.polarity == "active_low" {
+        1
+    } else {
+        0
+    };
     format!(
         r#"#!/bin/sh
-# Starts fas-edge with the board's config and restarts it when it stops. fas-edge drives
-# the relay locked when it starts and when it stops, so the door is locked in between.
+# Starts fas-edge with the board's config and restarts it when it stops. fas-edge requests
+# the relay line at the locked level and drives it locked again when it stops; after each
+# stop the line's level is read back through the legacy GPIO sysfs and printed.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+relay() {{
+  parent=$(readlink -f /sys/bus/gpio/devices/{chip}/.. 2>/dev/null)
+  base=
+  for c in /sys/class/gpio/gpiochip*; do
+    [ -n "$parent" ] && [ "$(readlink -f "$c/device")" = "$parent" ] && base=$(cat "$c/base")
+  done
+  if [ -z "$base" ]; then echo "{RELAY_LINE}{chip} line {line}: no such line"; return; fi
+  n=$((base + {line}))
+  if ! echo "$n" >/sys/class/gpio/export 2>/dev/null; then
+    echo "{RELAY_LINE}{chip} line {line}: cannot be read (busy or out of range)"; return
+  fi
+  d=$(cat /sys/class/gpio/gpio$n/direction)
+  v=$(cat /sys/class/gpio/gpio$n/value)
+  echo "$n" >/sys/class/gpio/unexport
+  if [ "$d" = in ]; then state="released (relay de-energised)"
+  elif [ "$v" = {locked_level} ]; then state=locked
+  else state=UNLOCKED; fi
+  echo "{RELAY_LINE}{chip} line {line}: $d $v ($state)"
+}}
 n=0
 while :; do
   n=$((n + 1))
   echo "{START_LINE}$n)"
   /usr/bin/fas-edge --config /etc/fas/edge.toml
   s=$?
-  echo "{EXIT_LINE}$s; door locked; restarting in 2 s"
+  echo "{EXIT_LINE}$s; restarting in 2 s"
+  relay
   sleep 2
 done
-"#
+"#,
+        line = profile.relay.line,
     )
 }
 
@@ -415,7 +451,7 @@ fn stage_root(profile: &Profile, busybox: &Path, inputs: &SdInputs<'_>, dir: &Pa
     )?;
     n += write_file(
         &dir.join("usr/sbin/fas-edge-supervise"),
-        supervise().as_bytes(),
+        supervise(profile).as_bytes(),
         0o755,
     )?;
     n += write_file(
@@ -728,7 +764,16 @@ mod tests {
         let init = initramfs_init(&["ext4.ko".into()]);
         assert!(init.contains("insmod /lib/modules/ext4.ko"));
         assert!(init.contains("exec switch_root /newroot /sbin/init"));
-        assert!(supervise().contains("/usr/bin/fas-edge --config /etc/fas/edge.toml"));
+        let rpi4 = Profile::load("rpi4").unwrap();
+        let sup = supervise(&rpi4);
+        assert!(sup.contains("/usr/bin/fas-edge --config /etc/fas/edge.toml"));
+        assert!(
+            sup.contains("/sys/bus/gpio/devices/gpiochip0/..") && sup.contains("n=$((base + 17))")
+        );
+        assert!(
+            sup.contains("elif [ \"$v\" = 0 ]; then state=locked"),
+            "active high locks low"
+        );
         assert!(INITTAB.contains("respawn:/usr/sbin/fas-edge-supervise"));
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::hosttools::{self, QEMU_AARCH64};
-use crate::image::{self, EXIT_LINE, INITRD_FILE, KERNEL_FILE, START_LINE};
+use crate::image::{self, EXIT_LINE, INITRD_FILE, KERNEL_FILE, RELAY_LINE, START_LINE};
 
 /// What a boot produced.
 #[derive(Debug, Clone)]
@@ -128,6 +128,11 @@ pub struct BootChain {
     pub edge_errors: Vec<String>,
     /// fas-edge said `fas-edge: ready` (it has a camera).
     pub ready: bool,
+    /// fas-edge's `fas-edge: model …` lines (the bundle verified and loaded).
+    pub models: Vec<String>,
+    /// The relay line as the init read it back after each stop (`gpiochip0 line 0: out 0
+    /// (locked)`).
+    pub relay: Vec<String>,
     /// Decisions that opened the door (`decision: grant`).
     pub grants: usize,
     /// Modules the initramfs could not load.
@@ -153,6 +158,10 @@ impl BootChain {
                 c.exits.push(code.parse().unwrap_or(-1));
             } else if line.starts_with("fas-edge: error: ") {
                 c.edge_errors.push(line.to_string());
+            } else if let Some(rest) = line.strip_prefix(RELAY_LINE) {
+                c.relay.push(rest.to_string());
+            } else if line.starts_with("fas-edge: model ") {
+                c.models.push(line.to_string());
             } else if line.starts_with("fas-edge: ready") {
                 c.ready = true;
             } else if line.starts_with("decision: grant") {
@@ -192,6 +201,9 @@ impl BootChain {
         if self.grants > 0 {
             f.push(format!("the door opened {} time(s)", self.grants));
         }
+        if let Some(open) = self.relay.iter().find(|r| r.contains("UNLOCKED")) {
+            f.push(format!("the relay was left unlocked: {open}"));
+        }
         if !self.insmod_failures.is_empty() {
             f.push(format!(
                 "modules failed to load: {:?}",
@@ -214,13 +226,18 @@ mod tests {
             fas-init: rpi4 root file system up (6.1.0-57-arm64)\n\
             fas-init: starting fas-edge (run 1)\n\
             fas-edge: error: /etc/fas/model.fasb: cannot read\n\
-            fas-init: fas-edge exited with status 1; door locked; restarting in 2 s\n\
+            fas-init: fas-edge exited with status 1; restarting in 2 s\n\
+            fas-init: relay gpiochip0 line 17: in 0 (released (relay de-energised))\n\
             fas-init: starting fas-edge (run 2)\n";
         let c = BootChain::parse(log);
         assert_eq!(c.root_device.as_deref(), Some("/dev/vda2"));
         assert!(c.rootfs_up);
         assert_eq!((c.starts, c.exits.clone(), c.grants), (2, vec![1], 0));
         assert_eq!(c.edge_errors.len(), 1);
+        assert_eq!(
+            c.relay,
+            ["gpiochip0 line 17: in 0 (released (relay de-energised))"]
+        );
         assert!(c.failures().is_empty(), "{:?}", c.failures());
 
         // Each missing link is named.
@@ -234,6 +251,10 @@ mod tests {
         assert!(opened.failures().join(";").contains("door opened 1"));
         let clean = BootChain::parse(&log.replace("status 1", "status 0"));
         assert!(clean.failures().join(";").contains("status 0"));
+        let open = BootChain::parse(
+            &log.replace("in 0 (released (relay de-energised))", "out 1 (UNLOCKED)"),
+        );
+        assert!(open.failures().join(";").contains("left unlocked"));
         let bad = BootChain::parse(&format!("fas-initramfs: insmod vc4.ko failed\n{log}"));
         assert_eq!(bad.insmod_failures, ["vc4.ko"]);
         assert!(!BootChain::parse("").failures().is_empty());

@@ -18,6 +18,10 @@ const DEBUGFS: Tool = Tool {
     package: "e2fsprogs",
 };
 
+/// The two tests share the Debian package cache: on a cold cache they must not unpack the
+/// same packages at once.
+static CACHE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -64,6 +68,7 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
         eprintln!("SKIPPED rpi4 SD image test: {e}");
         return;
     }
+    let _cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let profile = Profile::load("rpi4").unwrap();
     let edge = musl_edge();
@@ -240,4 +245,174 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
     );
     // The QEMU snapshot left the image as built.
     assert_eq!(std::fs::metadata(&img.path).unwrap().len(), img.image_bytes);
+}
+
+/// A signed bundle holding a tiny liveness model (mean colour → linear → sigmoid; it only
+/// has to load: no camera reaches it here) and the directory with its public key.
+fn tiny_signed_bundle(dir: &Path) -> (PathBuf, PathBuf) {
+    use fas_core::bundle::{
+        BundleManifest, InputSpec, MetricEntry, ModelInfo, Quantization, ScoreSpec, Threshold,
+        BUNDLE_FORMAT_VERSION,
+    };
+    use fas_core::bundle::{DType, Encoding};
+    use fas_core::ir::GraphBuilder;
+    use fas_core::preprocess::{ColorSpace, CropSpec, Normalize, PreprocessSpec};
+    use fas_quantize::bundle::{write_bundle, SecretKey, Signing};
+    use fas_quantize::onnx::{export, ExportOptions, Tensor, Weights};
+
+    let mut b = GraphBuilder::new("image-test");
+    let x = b.input("image", &[1, 3, 64, 64]);
+    let x = b.global_avg_pool("gap", &x);
+    let x = b.flatten("flat", &x);
+    let x = b.linear("fc", &x, 1, true);
+    let x = b.sigmoid("p_live", &x);
+    b.output(&x);
+    let graph = b.finish().unwrap();
+    let weights = Weights {
+        tensors: graph
+            .weights()
+            .into_iter()
+            .map(|(name, shape)| {
+                let n = shape.iter().product();
+                (name, Tensor::new(shape, vec![0.1; n]))
+            })
+            .collect(),
+        origin: dir.join("image-test.safetensors"),
+    };
+    let onnx = export(&graph, &weights, &ExportOptions::default()).unwrap();
+    let draft = BundleManifest {
+        format_version: BUNDLE_FORMAT_VERSION,
+        model: ModelInfo {
+            name: "image-test".into(),
+            recipe: "baseline".into(),
+            demo: false,
+        },
+        input: InputSpec {
+            shape: vec![1, 3, 64, 64],
+            dtype: DType::F32,
+        },
+        preprocess: PreprocessSpec {
+            crop: CropSpec::Box { scale: 1.5 },
+            width: 64,
+            height: 64,
+            color: vec![ColorSpace::Rgb],
+            normalize: Normalize::imagenet(1),
+        },
+        score: ScoreSpec::default(),
+        files: Default::default(),
+        quantization: Quantization {
+            encoding: Encoding::Fp32,
+            calibration: None,
+            drift: None,
+        },
+        metrics: vec![MetricEntry {
+            protocol: "none (boot test)".into(),
+            metric: "AUC".into(),
+            value: 0.5,
+        }],
+        thresholds: vec![Threshold {
+            name: "default".into(),
+            value: 0.5,
+            operating_point: "fixed".into(),
+            chosen_on: "boot test".into(),
+        }],
+        created_by: "fas-boards image test".into(),
+    };
+    let key = SecretKey::from_seed([5; 32]);
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("image-test.pub"), key.public().to_text()).unwrap();
+    let bundle = dir.join("model.fasb");
+    write_bundle(&bundle, draft, &onnx.to_bytes(), None, Signing::Key(&key)).unwrap();
+    (bundle, keys)
+}
+
+/// With a signed bundle, a detector and the relay on a line `virt` has, fas-edge in the
+/// image gets through model, detector, relay and audit log to the camera, finds none,
+/// stops fail-closed and is restarted; the relay line read back afterwards is driven at
+/// the locked level.
+#[test]
+fn the_image_init_runs_fas_edge_to_the_missing_camera_with_the_door_locked() {
+    let mut tools = hosttools::SD_IMAGE.to_vec();
+    tools.push(hosttools::QEMU_AARCH64);
+    if let Err(e) = hosttools::require(&tools) {
+        eprintln!("SKIPPED rpi4 SD image boot test: {e}");
+        return;
+    }
+    let _cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, keys) = tiny_signed_bundle(dir.path());
+    // The rpi4 profile, wired as `virt` is: its PL061 has 8 lines (the Pi's relay is BCM
+    // GPIO 17) and no framebuffer unless a GPU is added.
+    let mut profile = Profile::load("rpi4").unwrap();
+    profile.relay.line = 0;
+    profile.display.kind = "none".into();
+    profile.display.device = None;
+    let img = image::build_sd(
+        &profile,
+        &fas_boards::debian::cache_root(),
+        &SdInputs {
+            edge: &musl_edge(),
+            bundle: Some(&bundle),
+            keys: Some(&keys),
+            detector: Some(&Path::new(&assets).join("retinaface_mnet025.onnx")),
+        },
+        dir.path(),
+    )
+    .unwrap();
+    let boot = image_boot::boot_virt(
+        &img.path,
+        &dir.path().join("boot-check"),
+        Duration::from_secs(300),
+        |serial| BootChain::parse(serial).starts >= 2,
+    )
+    .unwrap();
+    let chain = BootChain::parse(&boot.serial);
+    let mut failures = chain.failures();
+    if boot.timed_out {
+        failures.insert(0, "the guest ran past 300 s and was killed".into());
+    }
+    if !chain
+        .models
+        .iter()
+        .any(|m| m.contains("image-test") && m.contains("signer "))
+    {
+        failures.push(format!(
+            "fas-edge did not load the signed bundle: {:?}",
+            chain.models
+        ));
+    }
+    if !chain
+        .edge_errors
+        .iter()
+        .any(|e| e.contains("/dev/video0") && e.contains("camera"))
+    {
+        failures.push(format!(
+            "fas-edge did not stop at the missing camera: {:?}",
+            chain.edge_errors
+        ));
+    }
+    if chain.ready {
+        failures.push("fas-edge said ready with no camera".into());
+    }
+    if chain.relay.first().map(String::as_str) != Some("gpiochip0 line 0: out 0 (locked)") {
+        failures.push(format!(
+            "relay after the stop: {:?}, want driven locked",
+            chain.relay
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "{failures:#?}\n---- serial log ----\n{}",
+        boot.serial
+    );
+    eprintln!(
+        "virt boot: fas-edge first started after {:.1} s, stopped at the camera and restarted by {:.1} s\n{}\n{}\nrelay: {}",
+        boot.first_start_s.unwrap(),
+        boot.elapsed.as_secs_f64(),
+        chain.models[0],
+        chain.edge_errors[0],
+        chain.relay[0]
+    );
 }
