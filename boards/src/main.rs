@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use fas_boards::profile::Profile;
 use fas_boards::testbed::{guest, plan, verdict};
-use fas_boards::{cross, deb};
+use fas_boards::{cross, deb, flash, image, image_boot, jetson};
 
 #[derive(Parser)]
 #[command(name = "fas-boards", version, about)]
@@ -34,6 +34,68 @@ enum Cmd {
     /// fed SynthFAS sessions), a PL061 GPIO relay line and a virtio-gpu framebuffer, and
     /// checks its decisions, the relay, the framebuffer and the audit log.
     Testbed(TestbedArgs),
+    /// Makes a board's image: a flashable SD image (`<out>/fas-<board>.img`, boards with
+    /// image = "sd") or a rootfs overlay tarball + install.sh (image = "overlay", Jetson).
+    Image(ImageArgs),
+    /// Boots an SD image under qemu-system-aarch64 `-M virt` (the image as a virtio disk,
+    /// kernel, initramfs and cmdline.txt from its own boot partition) and checks that its
+    /// init starts fas-edge, that fas-edge fails closed with no camera, and is restarted.
+    CheckImage(CheckImageArgs),
+    /// Writes an image to an SD card or USB drive and reads it back. Refuses mounted,
+    /// non-removable, system and too-small disks.
+    Flash(FlashArgs),
+}
+
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// Board name (`fas-boards list`) or the path of a profile .toml.
+    #[arg(long)]
+    board: String,
+    /// fas-edge built for aarch64-unknown-linux-musl (static); built here (debug) when absent.
+    #[arg(long)]
+    edge: Option<PathBuf>,
+    /// Signed model bundle to install as /etc/fas/model.fasb (with --keys).
+    #[arg(long, requires = "keys")]
+    bundle: Option<PathBuf>,
+    /// Directory of the bundle signer's `.pub` key(s).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// RetinaFace ONNX to install.
+    #[arg(long)]
+    detector: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "target/boards")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct CheckImageArgs {
+    /// The SD image (`fas-boards image --board rpi4`).
+    #[arg(long)]
+    image: PathBuf,
+    /// Work directory (kernel, initramfs, serial log).
+    #[arg(long, default_value = "target/image-check")]
+    work: PathBuf,
+    /// Wall-clock limit for the guest, seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+}
+
+#[derive(clap::Args)]
+struct FlashArgs {
+    /// The image to write.
+    #[arg(long)]
+    image: PathBuf,
+    /// The whole disk to overwrite (/dev/sdX, /dev/mmcblkN, /dev/disk/by-id/...).
+    #[arg(long)]
+    device: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    /// Let --device be an existing regular file instead of a disk (tests, copies); no
+    /// disk checks apply to it.
+    #[arg(long)]
+    allow_file: bool,
 }
 
 #[derive(clap::Args)]
@@ -138,6 +200,9 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Cmd::Build(a) => build(a),
         Cmd::Testbed(a) => testbed(a),
+        Cmd::Image(a) => image(a),
+        Cmd::CheckImage(a) => check_image(a),
+        Cmd::Flash(a) => flash(a),
     }
 }
 
@@ -314,4 +379,189 @@ fn testbed(a: TestbedArgs) -> Result<bool> {
         }
         Ok(false)
     }
+}
+
+fn mib(n: u64) -> f64 {
+    n as f64 / 1048576.0
+}
+
+fn image(a: ImageArgs) -> Result<bool> {
+    let profile = Profile::load(&a.board)?;
+    let edge = match a.edge {
+        Some(e) => e,
+        None => {
+            // The image's root has no C library: fas-edge is always the static musl build.
+            let mut musl = profile.clone();
+            musl.target = "aarch64-unknown-linux-musl".into();
+            let dir = cross::build(
+                &workspace_root()?,
+                &musl,
+                &cross::BuildOptions {
+                    release: false,
+                    tune: false,
+                    packages: &["fas-edge"],
+                    target_dir: None,
+                },
+            )?;
+            dir.join("fas-edge")
+        }
+    };
+    match profile.image {
+        fas_boards::profile::ImageKind::Overlay => {
+            let o = jetson::build_overlay(
+                &profile,
+                &jetson::OverlayInputs {
+                    edge: &edge,
+                    bundle: a.bundle.as_deref(),
+                    keys: a.keys.as_deref(),
+                    detector: a.detector.as_deref(),
+                },
+                &a.out,
+            )?;
+            println!(
+                "fas-boards: {} ({:.1} MiB, {} files) and {}",
+                o.tarball.display(),
+                mib(std::fs::metadata(&o.tarball)?.len()),
+                o.files.len(),
+                o.install_sh.display()
+            );
+            Ok(true)
+        }
+        _ => {
+            let cache = fas_boards::debian::cache_root();
+            println!(
+                "fas-boards: SD image for {} (Debian packages cached in {})",
+                profile.name,
+                cache.display()
+            );
+            let img = image::build_sd(
+                &profile,
+                &cache,
+                &image::SdInputs {
+                    edge: &edge,
+                    bundle: a.bundle.as_deref(),
+                    keys: a.keys.as_deref(),
+                    detector: a.detector.as_deref(),
+                },
+                &a.out,
+            )?;
+            println!(
+                "fas-boards: kernel {}; initramfs loads {} modules ({} built in: {})",
+                img.kernel_version,
+                img.modules.len(),
+                img.builtin.len(),
+                img.builtin.join(", ")
+            );
+            println!(
+                "fas-boards: p1 boot FAT32 {:.0} MiB ({:.1} MiB used), p2 root ext4 {:.0} MiB ({:.1} MiB used)",
+                mib(img.boot.len_bytes()),
+                mib(img.boot_content),
+                mib(img.root.len_bytes()),
+                mib(img.root_content)
+            );
+            println!(
+                "fas-boards: {} {:.0} MiB, built in {:.1} s",
+                img.path.display(),
+                mib(img.image_bytes),
+                img.elapsed.as_secs_f64()
+            );
+            Ok(true)
+        }
+    }
+}
+
+fn check_image(a: CheckImageArgs) -> Result<bool> {
+    let boot = image_boot::boot_virt(
+        &a.image,
+        &a.work,
+        Duration::from_secs(a.timeout),
+        |serial| image_boot::BootChain::parse(serial).starts >= 2,
+    )?;
+    let chain = image_boot::BootChain::parse(&boot.serial);
+    let mut failures = chain.failures();
+    if boot.timed_out {
+        failures.insert(0, format!("the guest ran past {} s", a.timeout));
+    }
+    println!(
+        "check-image: root {:?}, fas-edge started {} time(s), exits {:?}, first start after {:.1} s, ran {:.1} s",
+        chain.root_device,
+        chain.starts,
+        chain.exits,
+        boot.first_start_s.unwrap_or(f64::NAN),
+        boot.elapsed.as_secs_f64()
+    );
+    for e in &chain.edge_errors {
+        println!("check-image: {e}");
+    }
+    if failures.is_empty() {
+        println!("check-image: PASS");
+        return Ok(true);
+    }
+    eprintln!("---- serial log ----\n{}", boot.serial);
+    for f in failures {
+        eprintln!("check-image: FAIL: {f}");
+    }
+    Ok(false)
+}
+
+fn flash(a: FlashArgs) -> Result<bool> {
+    use std::io::Write;
+    let image_bytes = std::fs::metadata(&a.image)
+        .with_context(|| format!("reading {}", a.image.display()))?
+        .len();
+    let target = flash::check_target(&a.device, image_bytes, a.allow_file)?;
+    match &target {
+        flash::Target::Device(d) => {
+            println!(
+                "fas-boards: will overwrite, with {} ({:.0} MiB):",
+                a.image.display(),
+                mib(image_bytes)
+            );
+            print!("{}", d.describe());
+        }
+        flash::Target::File(f) => println!(
+            "fas-boards: will write {} into the file {}",
+            a.image.display(),
+            f.display()
+        ),
+    }
+    if !a.yes {
+        let name = a
+            .device
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        print!("Everything on it will be lost. Type `{name}` to continue: ");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if line.trim() != name {
+            println!("fas-boards: not confirmed; nothing written");
+            return Ok(false);
+        }
+    }
+    let mut last = 0u64;
+    let r = flash::write_and_verify(&a.image, &a.device, |stage, done, total| {
+        let pct = done * 100 / total.max(1);
+        if pct != last || done == total {
+            last = pct;
+            eprint!(
+                "\r{stage}: {pct:3}% ({:.0} of {:.0} MiB)",
+                mib(done),
+                mib(total)
+            );
+            if done == total {
+                eprintln!();
+                last = 101;
+            }
+        }
+    })?;
+    println!(
+        "fas-boards: wrote {:.0} MiB in {:.1} s, read back in {:.1} s, sha256 {} matches",
+        mib(r.bytes),
+        r.write.as_secs_f64(),
+        r.verify.as_secs_f64(),
+        r.sha256
+    );
+    Ok(true)
 }

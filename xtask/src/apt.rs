@@ -80,6 +80,15 @@ pub const PACKAGES: &[Requirement] = &[
         packages: &["qemu-system-arm"],
     },
     Requirement {
+        what: "partitioning and file system tools (fas-boards image: SD images without root or loop mounts)",
+        probe: &[
+            "sh",
+            "-c",
+            "PATH=$PATH:/usr/sbin:/sbin; sfdisk --version && mkfs.vfat --help && mcopy --version && mkfs.ext4 -V && debugfs -V",
+        ],
+        packages: &["fdisk", "dosfstools", "mtools", "e2fsprogs"],
+    },
+    Requirement {
         what: "kmod and dpkg-deb (guest kernel module order; .deb packages)",
         probe: &["sh", "-c", "depmod --version && modprobe --version && dpkg-deb --version"],
         packages: &["kmod", "dpkg"],

@@ -1,0 +1,424 @@
+//! Jetson boards keep NVIDIA's L4T system (its kernel, bootloader and CUDA stack are
+//! flashed with NVIDIA's SDK Manager), so fas-boards ships an overlay onto it instead of an
+//! image: a rootfs tarball (`/opt/fas/bin/fas-edge`, `/etc/fas/edge.toml`, the systemd unit
+//! and udev rules of [`crate::deb`], the bundle, keys and detector) and `install.sh`, which
+//! creates the service user, installs, enables the unit, is idempotent, keeps a locally
+//! edited config, and undoes itself with `--uninstall`. `DESTDIR=` installs into a staged
+//! root (no systemctl, no useradd: the user goes into the staged passwd/group files).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::deb;
+use crate::hosttools::{self, TAR};
+use crate::image::ImageError;
+use crate::profile::{ImageKind, Profile};
+
+/// Where the overlay puts fas-edge and its detector.
+pub const BIN: &str = "/opt/fas/bin/fas-edge";
+pub const DETECTOR: &str = "/opt/fas/share/retinaface_mnet025.onnx";
+
+/// What goes into the overlay besides the generated files.
+pub struct OverlayInputs<'a> {
+    pub edge: &'a Path,
+    pub bundle: Option<&'a Path>,
+    pub keys: Option<&'a Path>,
+    pub detector: Option<&'a Path>,
+}
+
+/// A built overlay.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    pub tarball: PathBuf,
+    pub install_sh: PathBuf,
+    /// Paths in the tarball (files only, without the leading `./`).
+    pub files: Vec<String>,
+}
+
+/// The unit of [`deb::systemd_unit`] with the binary at [`BIN`].
+pub fn systemd_unit() -> String {
+    deb::systemd_unit().replace("/usr/bin/fas-edge", BIN)
+}
+
+/// The board's config with the detector at [`DETECTOR`].
+pub fn edge_config(profile: &Profile) -> String {
+    profile
+        .edge_config()
+        .replace("/usr/share/fas/retinaface_mnet025.onnx", DETECTOR)
+}
+
+/// The tarball's file name for a board.
+pub fn tarball_name(profile: &Profile) -> String {
+    format!("fas-{}-overlay.tar.gz", profile.name)
+}
+
+/// `install.sh` for the board's tarball (looked up next to the script).
+pub fn install_script(profile: &Profile) -> String {
+    INSTALL_SH
+        .replace("@BOARD@", &profile.description)
+        .replace("@TARBALL@", &tarball_name(profile))
+        .replace("@USER@", deb::USER)
+}
+
+const INSTALL_SH: &str = r#"#!/bin/sh
+# Installs fas-edge on @BOARD@ from @TARBALL@ (next to this script).
+#   sudo ./install.sh               install or upgrade; creates the @USER@ user, enables the unit
+#   sudo ./install.sh --uninstall   removes the program, unit and rules; keeps /etc/fas and the
+#                                   audit log in /var/lib/fas (evidence) and the user
+#   DESTDIR=/some/root ./install.sh installs into a staged root: no systemctl, no useradd
+#                                   (the user is added to DESTDIR's passwd and group files)
+# Running it again is harmless; a locally edited /etc/fas/edge.toml is kept (the shipped one
+# is written next to it as edge.toml.dist).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+tarball=${FAS_OVERLAY:-$here/@TARBALL@}
+D=${DESTDIR:-}
+user=@USER@
+files="opt/fas/bin/fas-edge etc/systemd/system/fas-edge.service etc/udev/rules.d/60-fas-edge.rules"
+wants=etc/systemd/system/multi-user.target.wants/fas-edge.service
+live() { [ -z "$D" ]; }
+say() { echo "install.sh: $*"; }
+
+uninstall() {
+    if live && [ -d /run/systemd/system ]; then
+        systemctl disable --now fas-edge.service 2>/dev/null || true
+    fi
+    for f in $files $wants opt/fas/share/retinaface_mnet025.onnx; do rm -f "$D/$f"; done
+    for d in opt/fas/bin opt/fas/share opt/fas; do rmdir "$D/$d" 2>/dev/null || true; done
+    if live; then
+        [ -d /run/systemd/system ] && systemctl daemon-reload || true
+        command -v udevadm >/dev/null && udevadm control --reload || true
+    fi
+    say "removed fas-edge; kept $D/etc/fas, $D/var/lib/fas (audit log) and the $user user"
+}
+
+add_user() {
+    if live; then
+        getent group gpio >/dev/null || groupadd --system gpio
+        getent passwd "$user" >/dev/null ||
+            useradd --system --user-group --no-create-home --home-dir /var/lib/fas \
+                --shell /usr/sbin/nologin "$user"
+        usermod -a -G video,gpio "$user"
+    else
+        mkdir -p "$D/etc"
+        touch "$D/etc/passwd" "$D/etc/group"
+        grep -q "^$user:" "$D/etc/group" || echo "$user:x:996:" >>"$D/etc/group"
+        grep -q "^gpio:" "$D/etc/group" || echo "gpio:x:997:$user" >>"$D/etc/group"
+        grep -q "^$user:" "$D/etc/passwd" ||
+            echo "$user:x:996:996:fas-edge door:/var/lib/fas:/usr/sbin/nologin" >>"$D/etc/passwd"
+    fi
+}
+
+install_all() {
+    [ -f "$tarball" ] || { echo "install.sh: $tarball not found (set FAS_OVERLAY=)" >&2; exit 1; }
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    tar -xzf "$tarball" -C "$tmp" --no-same-owner
+    add_user
+    for f in $files; do
+        install -D -m "$(stat -c %a "$tmp/$f")" "$tmp/$f" "$D/$f"
+    done
+    if [ -f "$tmp/opt/fas/share/retinaface_mnet025.onnx" ]; then
+        install -D -m 0644 "$tmp/opt/fas/share/retinaface_mnet025.onnx" "$D/opt/fas/share/retinaface_mnet025.onnx"
+    fi
+    install -d -m 0755 "$D/etc/fas" "$D/etc/fas/keys"
+    if [ -f "$D/etc/fas/edge.toml" ] && ! cmp -s "$tmp/etc/fas/edge.toml" "$D/etc/fas/edge.toml"; then
+        install -m 0640 "$tmp/etc/fas/edge.toml" "$D/etc/fas/edge.toml.dist"
+        say "kept your $D/etc/fas/edge.toml; the shipped one is edge.toml.dist"
+    else
+        install -m 0640 "$tmp/etc/fas/edge.toml" "$D/etc/fas/edge.toml"
+    fi
+    [ -f "$tmp/etc/fas/model.fasb" ] && install -m 0644 "$tmp/etc/fas/model.fasb" "$D/etc/fas/model.fasb"
+    for k in "$tmp"/etc/fas/keys/*.pub; do
+        [ -f "$k" ] && install -m 0644 "$k" "$D/etc/fas/keys/"
+    done
+    install -d -m 0750 "$D/var/lib/fas"
+    if live; then
+        chgrp "$user" /etc/fas/edge.toml
+        chown "$user:$user" /var/lib/fas
+        command -v udevadm >/dev/null && { udevadm control --reload || true; udevadm trigger || true; }
+        if [ -d /run/systemd/system ]; then
+            systemctl daemon-reload
+            systemctl enable fas-edge.service
+            if [ -e /etc/fas/model.fasb ]; then systemctl restart fas-edge.service; fi
+        fi
+    else
+        mkdir -p "$D/etc/systemd/system/multi-user.target.wants"
+        ln -sfn /etc/systemd/system/fas-edge.service "$D/$wants"
+    fi
+    say "installed fas-edge into ${D:-/} (unit enabled)"
+}
+
+case "${1:-}" in
+    --uninstall) uninstall ;;
+    "") install_all ;;
+    *) echo "usage: $0 [--uninstall]   (DESTDIR=ROOT installs into a staged root)" >&2; exit 2 ;;
+esac
+"#;
+
+fn put(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().context("path without parent")?)?;
+    std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Builds `<out>/fas-<board>-overlay.tar.gz` and `<out>/install.sh` for an
+/// `image = "overlay"` board.
+pub fn build_overlay(
+    profile: &Profile,
+    inputs: &OverlayInputs<'_>,
+    out_dir: &Path,
+) -> Result<Overlay> {
+    if profile.image != ImageKind::Overlay {
+        return Err(ImageError::WrongKind {
+            board: profile.name.clone(),
+            kind: profile.image,
+        }
+        .into());
+    }
+    hosttools::require(&[TAR])?;
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let stage = out_dir.join(format!(".fas-{}-overlay", profile.name));
+    let _ = std::fs::remove_dir_all(&stage);
+    let mut files = vec![
+        "opt/fas/bin/fas-edge".to_string(),
+        "etc/fas/edge.toml".into(),
+        "etc/systemd/system/fas-edge.service".into(),
+        "etc/udev/rules.d/60-fas-edge.rules".into(),
+    ];
+    put(&stage, &files[0], &read(inputs.edge)?, 0o755)?;
+    put(&stage, &files[1], edge_config(profile).as_bytes(), 0o640)?;
+    put(&stage, &files[2], systemd_unit().as_bytes(), 0o644)?;
+    put(&stage, &files[3], deb::udev_rules().as_bytes(), 0o644)?;
+    std::fs::create_dir_all(stage.join("etc/fas/keys"))?;
+    if let Some(b) = inputs.bundle {
+        files.push("etc/fas/model.fasb".into());
+        put(&stage, "etc/fas/model.fasb", &read(b)?, 0o644)?;
+    }
+    if let Some(k) = inputs.keys {
+        for e in std::fs::read_dir(k).with_context(|| format!("reading {}", k.display()))? {
+            let p = e?.path();
+            if p.extension().is_some_and(|x| x == "pub") {
+                let name = p.file_name().and_then(|n| n.to_str()).context("key name")?;
+                let rel = format!("etc/fas/keys/{name}");
+                put(&stage, &rel, &read(&p)?, 0o644)?;
+                files.push(rel);
+            }
+        }
+    }
+    if let Some(d) = inputs.detector {
+        let rel = DETECTOR.trim_start_matches('/');
+        put(&stage, rel, &read(d)?, 0o644)?;
+        files.push(rel.to_string());
+    }
+    std::fs::create_dir_all(out_dir)?;
+    let tarball = out_dir.join(tarball_name(profile));
+    let tmp = out_dir.join(format!(".{}.tmp", tarball_name(profile)));
+    hosttools::run(
+        TAR,
+        &[
+            "--sort=name".as_ref(),
+            "--owner=0".as_ref(),
+            "--group=0".as_ref(),
+            "--numeric-owner".as_ref(),
+            "--mtime=@0".as_ref(),
+            "-czf".as_ref(),
+            tmp.as_os_str(),
+            "-C".as_ref(),
+            stage.as_os_str(),
+            ".".as_ref(),
+        ],
+    )?;
+    std::fs::rename(&tmp, &tarball)?;
+    std::fs::remove_dir_all(&stage)?;
+    let install_sh = out_dir.join("install.sh");
+    put(
+        out_dir,
+        "install.sh",
+        install_script(profile).as_bytes(),
+        0o755,
+    )?;
+    files.sort();
+    Ok(Overlay {
+        tarball,
+        install_sh,
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn tree(root: &Path) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                if p.is_dir() && !p.is_symlink() {
+                    stack.push(p);
+                } else {
+                    v.push(rel);
+                }
+            }
+        }
+        v.sort();
+        v
+    }
+
+    fn install(sh: &Path, dest: &Path, args: &[&str]) -> String {
+        let out = Command::new("sh")
+            .arg(sh)
+            .args(args)
+            .env("DESTDIR", dest)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "install.sh {args:?}: {text}");
+        text
+    }
+
+    #[test]
+    fn the_overlay_installs_into_a_staged_root_idempotently_and_uninstalls() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bin, keys, bundle, det) = (
+            dir.path().join("fas-edge"),
+            dir.path().join("keys"),
+            dir.path().join("m.fasb"),
+            dir.path().join("d.onnx"),
+        );
+        std::fs::write(&bin, b"\x7fELF edge").unwrap();
+        std::fs::create_dir(&keys).unwrap();
+        std::fs::write(keys.join("door.pub"), b"ed25519 key").unwrap();
+        std::fs::write(keys.join("notes.txt"), b"not a key").unwrap();
+        std::fs::write(&bundle, b"FASB").unwrap();
+        std::fs::write(&det, b"onnx").unwrap();
+        for board in ["jetson-nano", "jetson-orin-nano"] {
+            let profile = Profile::load(board).unwrap();
+            let out = dir.path().join(board);
+            let o = build_overlay(
+                &profile,
+                &OverlayInputs {
+                    edge: &bin,
+                    bundle: Some(&bundle),
+                    keys: Some(&keys),
+                    detector: Some(&det),
+                },
+                &out,
+            )
+            .unwrap();
+            // The tarball lists what the overlay says, owned by root.
+            let list = Command::new("tar")
+                .arg("-tvzf")
+                .arg(&o.tarball)
+                .output()
+                .unwrap();
+            let list = String::from_utf8(list.stdout).unwrap();
+            for f in &o.files {
+                assert!(list.contains(&format!("./{f}")), "{f} not in\n{list}");
+            }
+            assert!(list.contains("0/0"), "{list}");
+            assert!(!list.contains("notes.txt"));
+            assert_eq!(
+                o.files,
+                [
+                    "etc/fas/edge.toml",
+                    "etc/fas/keys/door.pub",
+                    "etc/fas/model.fasb",
+                    "etc/systemd/system/fas-edge.service",
+                    "etc/udev/rules.d/60-fas-edge.rules",
+                    "opt/fas/bin/fas-edge",
+                    "opt/fas/share/retinaface_mnet025.onnx",
+                ]
+            );
+
+            let root = dir.path().join(format!("{board}-root"));
+            install(&o.install_sh, &root, &[]);
+            let first = tree(&root);
+            for f in &o.files {
+                assert!(first.contains(f), "{f} not installed: {first:?}");
+            }
+            assert!(first
+                .contains(&"etc/systemd/system/multi-user.target.wants/fas-edge.service".into()));
+            assert_eq!(
+                std::fs::read(root.join("opt/fas/bin/fas-edge")).unwrap(),
+                b"\x7fELF edge"
+            );
+            let unit =
+                std::fs::read_to_string(root.join("etc/systemd/system/fas-edge.service")).unwrap();
+            assert!(unit.contains("ExecStart=/opt/fas/bin/fas-edge --config /etc/fas/edge.toml"));
+            assert!(!unit.contains("/usr/bin/fas-edge"));
+            let cfg = std::fs::read_to_string(root.join("etc/fas/edge.toml")).unwrap();
+            assert!(
+                cfg.contains(DETECTOR) && cfg.contains(&format!("line = {}", profile.relay.line))
+            );
+            let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+            assert_eq!(passwd.matches("fas-edge:").count(), 1);
+
+            // Again: nothing changes, the user is not added twice.
+            install(&o.install_sh, &root, &[]);
+            assert_eq!(tree(&root), first);
+            assert_eq!(
+                std::fs::read_to_string(root.join("etc/passwd")).unwrap(),
+                passwd
+            );
+
+            // A local edit of the config survives an upgrade.
+            std::fs::write(root.join("etc/fas/edge.toml"), format!("{cfg}\n# local\n")).unwrap();
+            let said = install(&o.install_sh, &root, &[]);
+            assert!(said.contains("kept your"), "{said}");
+            assert!(std::fs::read_to_string(root.join("etc/fas/edge.toml"))
+                .unwrap()
+                .ends_with("# local\n"));
+            assert!(root.join("etc/fas/edge.toml.dist").exists());
+
+            // Uninstall removes the program, unit, rules and enable link; keeps the config.
+            std::fs::write(root.join("var/lib/fas/audit.jsonl"), b"{}\n").unwrap();
+            install(&o.install_sh, &root, &["--uninstall"]);
+            let after = tree(&root);
+            for gone in [
+                "opt/fas/bin/fas-edge",
+                "etc/systemd/system/fas-edge.service",
+                "etc/udev/rules.d/60-fas-edge.rules",
+                "etc/systemd/system/multi-user.target.wants/fas-edge.service",
+            ] {
+                assert!(!after.contains(&gone.to_string()), "{gone} left: {after:?}");
+            }
+            assert!(!root.join("opt/fas").exists());
+            assert!(after.contains(&"etc/fas/edge.toml".into()));
+            assert!(after.contains(&"var/lib/fas/audit.jsonl".into()));
+            // And an unknown flag is refused.
+            let bad = Command::new("sh")
+                .arg(&o.install_sh)
+                .arg("--purge")
+                .env("DESTDIR", &root)
+                .status()
+                .unwrap();
+            assert!(!bad.success());
+        }
+        // An SD board is not an overlay board.
+        let e = build_overlay(
+            &Profile::load("rpi4").unwrap(),
+            &OverlayInputs {
+                edge: &bin,
+                bundle: None,
+                keys: None,
+                detector: None,
+            },
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("image = \"overlay\""), "{e}");
+    }
+}

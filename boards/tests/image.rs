@@ -1,0 +1,418 @@
+//! The Raspberry Pi 4 SD image, end to end: built from Debian's packages (downloaded into
+//! the fas cache, like the guest testbed's), its partition table and both file systems
+//! read back with the host's own tools, then booted under `qemu-system-aarch64 -M virt`
+//! from its own boot partition and root partition. Skipped, with the reason printed, only
+//! when the host lacks the tools (`cargo xtask setup` installs them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use fas_boards::hosttools::{self, Tool};
+use fas_boards::image::{self, SdInputs};
+use fas_boards::image_boot::{self, BootChain};
+use fas_boards::profile::Profile;
+
+const DEBUGFS: Tool = Tool {
+    program: "debugfs",
+    package: "e2fsprogs",
+};
+
+/// The two tests share the Debian package cache: on a cold cache they must not unpack the
+/// same packages at once.
+static CACHE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The static aarch64 fas-edge: the musl debug build in the target directory, built when
+/// it is not there yet.
+fn musl_edge() -> PathBuf {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let bin = target_dir.join("aarch64-unknown-linux-musl/debug/fas-edge");
+    if bin.exists() {
+        return bin;
+    }
+    let mut p = Profile::load("rpi4").unwrap();
+    p.target = "aarch64-unknown-linux-musl".into();
+    let dir = fas_boards::cross::build(
+        &workspace(),
+        &p,
+        &fas_boards::cross::BuildOptions {
+            release: false,
+            tune: false,
+            packages: &["fas-edge"],
+            target_dir: Some(&target_dir),
+        },
+    )
+    .unwrap();
+    dir.join("fas-edge")
+}
+
+/// `debugfs -R CMD` on an ext4 file system image.
+fn debugfs(fs: &Path, cmd: &str) -> String {
+    hosttools::run(DEBUGFS, &["-R".as_ref(), cmd.as_ref(), fs.as_os_str()]).unwrap()
+}
+
+#[test]
+fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
+    let mut tools = hosttools::SD_IMAGE.to_vec();
+    tools.extend([hosttools::QEMU_AARCH64, DEBUGFS]);
+    if let Err(e) = hosttools::require(&tools) {
+        eprintln!("SKIPPED rpi4 SD image test: {e}");
+        return;
+    }
+    let _cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let profile = Profile::load("rpi4").unwrap();
+    let edge = musl_edge();
+    let detector = std::env::var_os("FAS_ASSETS")
+        .map(|a| PathBuf::from(a).join("retinaface_mnet025.onnx"))
+        .filter(|p| p.exists());
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let img = image::build_sd(
+        &profile,
+        &fas_boards::debian::cache_root(),
+        &SdInputs {
+            edge: &edge,
+            bundle: None,
+            keys: Some(&keys),
+            detector: detector.as_deref(),
+        },
+        dir.path(),
+    )
+    .unwrap();
+    eprintln!(
+        "image: {} MiB (boot {} MiB, root {} MiB) in {:.1} s; {} modules",
+        img.image_bytes >> 20,
+        img.boot.len_bytes() >> 20,
+        img.root.len_bytes() >> 20,
+        img.elapsed.as_secs_f64(),
+        img.modules.len()
+    );
+
+    // The partition table, as the host's sfdisk reads it.
+    assert_eq!(img.path, dir.path().join("fas-rpi4.img"));
+    assert_eq!(std::fs::metadata(&img.path).unwrap().len(), img.image_bytes);
+    let dump = Command::new(hosttools::find(hosttools::SFDISK).unwrap())
+        .arg("--dump")
+        .arg(&img.path)
+        .output()
+        .unwrap();
+    let dump = String::from_utf8(dump.stdout).unwrap();
+    assert!(dump.contains("label: dos"), "{dump}");
+    assert!(
+        dump.contains(&format!(
+            "start=        2048, size={:>12}, type=c, bootable",
+            img.boot.sectors
+        )),
+        "{dump}"
+    );
+    assert!(dump.contains("type=83"), "{dump}");
+    assert!(img.root.offset_bytes() == img.boot.offset_bytes() + img.boot.len_bytes());
+
+    // The boot partition holds the firmware, kernel, DTB, initramfs and the two text files.
+    let spec = format!("{}@@{}", img.path.display(), img.boot.offset_bytes());
+    let listing = hosttools::run(
+        Tool {
+            program: "mdir",
+            package: "mtools",
+        },
+        &["-b".as_ref(), "-i".as_ref(), spec.as_ref(), "::".as_ref()],
+    )
+    .unwrap();
+    for f in [
+        "start4.elf",
+        "fixup4.dat",
+        "bootcode.bin",
+        "vmlinuz",
+        "initrd.img",
+        "bcm2711-rpi-4-b.dtb",
+        "config.txt",
+        "cmdline.txt",
+    ] {
+        assert!(
+            listing.contains(&format!("::/{f}")),
+            "{f} not in\n{listing}"
+        );
+    }
+    let cfg = dir.path().join("config.txt");
+    image::copy_out_of_boot(&img.path, &img.boot, "config.txt", &cfg).unwrap();
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), image::config_txt());
+    let dtb = dir.path().join("x.dtb");
+    image::copy_out_of_boot(&img.path, &img.boot, image::DTB_FILE, &dtb).unwrap();
+    assert_eq!(
+        &std::fs::read(&dtb).unwrap()[..4],
+        &[0xd0, 0x0d, 0xfe, 0xed],
+        "a flattened device tree"
+    );
+
+    // The root file system: clean, labelled, with fas-edge and the board's config.
+    let root_fs = dir.path().join("root.ext4");
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&img.path).unwrap();
+        f.seek(SeekFrom::Start(img.root.offset_bytes())).unwrap();
+        let mut out = std::fs::File::create(&root_fs).unwrap();
+        std::io::copy(&mut f.by_ref().take(img.root.len_bytes()), &mut out).unwrap();
+    }
+    let fsck = Command::new(
+        hosttools::find(Tool {
+            program: "e2fsck",
+            package: "e2fsprogs",
+        })
+        .unwrap(),
+    )
+    .arg("-fn")
+    .arg(&root_fs)
+    .output()
+    .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    let edge_toml = debugfs(&root_fs, "cat /etc/fas/edge.toml");
+    assert_eq!(edge_toml, profile.edge_config());
+    let stat = debugfs(&root_fs, "stat /usr/bin/fas-edge");
+    assert!(
+        stat.contains(&format!(
+            "Size: {}",
+            std::fs::metadata(&edge).unwrap().len()
+        )),
+        "{stat}"
+    );
+    let inittab = debugfs(&root_fs, "cat /etc/inittab");
+    assert!(
+        inittab.contains("respawn:/usr/sbin/fas-edge-supervise"),
+        "{inittab}"
+    );
+    let label = Command::new(
+        hosttools::find(Tool {
+            program: "dumpe2fs",
+            package: "e2fsprogs",
+        })
+        .unwrap(),
+    )
+    .arg("-h")
+    .arg(&root_fs)
+    .output()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&label.stdout)
+        .contains(&format!("volume name:   {}", image::ROOT_LABEL)));
+
+    // Boot it: the image's own kernel, initramfs and cmdline; root found by label on the
+    // virtio disk; the image's init starts fas-edge, which fails closed (no signed bundle,
+    // no camera, no relay line 17 on `virt`) and is started again.
+    let boot = image_boot::boot_virt(
+        &img.path,
+        &dir.path().join("boot-check"),
+        Duration::from_secs(240),
+        |serial| BootChain::parse(serial).starts >= 2,
+    )
+    .unwrap();
+    let chain = BootChain::parse(&boot.serial);
+    let mut failures = chain.failures();
+    if boot.timed_out {
+        failures.insert(0, "the guest ran past 240 s and was killed".into());
+    }
+    if !chain.edge_errors.iter().any(|e| e.contains("/etc/fas/")) {
+        failures.push(format!(
+            "fas-edge's error does not name the image's /etc/fas files: {:?}",
+            chain.edge_errors
+        ));
+    }
+    if chain.root_device.as_deref() != Some("/dev/vda2") {
+        failures.push(format!("root on {:?}, want /dev/vda2", chain.root_device));
+    }
+    assert!(
+        failures.is_empty(),
+        "{failures:#?}\n---- serial log ----\n{}",
+        boot.serial
+    );
+    eprintln!(
+        "virt boot: fas-edge first started after {:.1} s, restarted by {:.1} s; {:?}",
+        boot.first_start_s.unwrap(),
+        boot.elapsed.as_secs_f64(),
+        chain.edge_errors
+    );
+    // The QEMU snapshot left the image as built.
+    assert_eq!(std::fs::metadata(&img.path).unwrap().len(), img.image_bytes);
+}
+
+/// A signed bundle holding a tiny liveness model (mean colour → linear → sigmoid; it only
+/// has to load: no camera reaches it here) and the directory with its public key.
+fn tiny_signed_bundle(dir: &Path) -> (PathBuf, PathBuf) {
+    use fas_core::bundle::{
+        BundleManifest, InputSpec, MetricEntry, ModelInfo, Quantization, ScoreSpec, Threshold,
+        BUNDLE_FORMAT_VERSION,
+    };
+    use fas_core::bundle::{DType, Encoding};
+    use fas_core::ir::GraphBuilder;
+    use fas_core::preprocess::{ColorSpace, CropSpec, Normalize, PreprocessSpec};
+    use fas_quantize::bundle::{write_bundle, SecretKey, Signing};
+    use fas_quantize::onnx::{export, ExportOptions, Tensor, Weights};
+
+    let mut b = GraphBuilder::new("image-test");
+    let x = b.input("image", &[1, 3, 64, 64]);
+    let x = b.global_avg_pool("gap", &x);
+    let x = b.flatten("flat", &x);
+    let x = b.linear("fc", &x, 1, true);
+    let x = b.sigmoid("p_live", &x);
+    b.output(&x);
+    let graph = b.finish().unwrap();
+    let weights = Weights {
+        tensors: graph
+            .weights()
+            .into_iter()
+            .map(|(name, shape)| {
+                let n = shape.iter().product();
+                (name, Tensor::new(shape, vec![0.1; n]))
+            })
+            .collect(),
+        origin: dir.join("image-test.safetensors"),
+    };
+    let onnx = export(&graph, &weights, &ExportOptions::default()).unwrap();
+    let draft = BundleManifest {
+        format_version: BUNDLE_FORMAT_VERSION,
+        model: ModelInfo {
+            name: "image-test".into(),
+            recipe: "baseline".into(),
+            demo: false,
+        },
+        input: InputSpec {
+            shape: vec![1, 3, 64, 64],
+            dtype: DType::F32,
+        },
+        preprocess: PreprocessSpec {
+            crop: CropSpec::Box { scale: 1.5 },
+            width: 64,
+            height: 64,
+            color: vec![ColorSpace::Rgb],
+            normalize: Normalize::imagenet(1),
+        },
+        score: ScoreSpec::default(),
+        files: Default::default(),
+        quantization: Quantization {
+            encoding: Encoding::Fp32,
+            calibration: None,
+            drift: None,
+        },
+        metrics: vec![MetricEntry {
+            protocol: "none (boot test)".into(),
+            metric: "AUC".into(),
+            value: 0.5,
+        }],
+        thresholds: vec![Threshold {
+            name: "default".into(),
+            value: 0.5,
+            operating_point: "fixed".into(),
+            chosen_on: "boot test".into(),
+        }],
+        created_by: "fas-boards image test".into(),
+    };
+    let key = SecretKey::from_seed([5; 32]);
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("image-test.pub"), key.public().to_text()).unwrap();
+    let bundle = dir.join("model.fasb");
+    write_bundle(&bundle, draft, &onnx.to_bytes(), None, Signing::Key(&key)).unwrap();
+    (bundle, keys)
+}
+
+/// With a signed bundle, a detector and the relay on a line `virt` has, fas-edge in the
+/// image gets through model, detector, relay and audit log to the camera, finds none,
+/// stops fail-closed and is restarted; the relay line read back afterwards is driven at
+/// the locked level.
+#[test]
+fn the_image_init_runs_fas_edge_to_the_missing_camera_with_the_door_locked() {
+    let mut tools = hosttools::SD_IMAGE.to_vec();
+    tools.push(hosttools::QEMU_AARCH64);
+    if let Err(e) = hosttools::require(&tools) {
+        eprintln!("SKIPPED rpi4 SD image boot test: {e}");
+        return;
+    }
+    let _cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, keys) = tiny_signed_bundle(dir.path());
+    // The rpi4 profile, wired as `virt` is: its PL061 has 8 lines (the Pi's relay is BCM
+    // GPIO 17) and no framebuffer unless a GPU is added.
+    let mut profile = Profile::load("rpi4").unwrap();
+    profile.relay.line = 0;
+    profile.display.kind = "none".into();
+    profile.display.device = None;
+    let img = image::build_sd(
+        &profile,
+        &fas_boards::debian::cache_root(),
+        &SdInputs {
+            edge: &musl_edge(),
+            bundle: Some(&bundle),
+            keys: Some(&keys),
+            detector: Some(&Path::new(&assets).join("retinaface_mnet025.onnx")),
+        },
+        dir.path(),
+    )
+    .unwrap();
+    let boot = image_boot::boot_virt(
+        &img.path,
+        &dir.path().join("boot-check"),
+        Duration::from_secs(300),
+        |serial| BootChain::parse(serial).starts >= 2,
+    )
+    .unwrap();
+    let chain = BootChain::parse(&boot.serial);
+    let mut failures = chain.failures();
+    if boot.timed_out {
+        failures.insert(0, "the guest ran past 300 s and was killed".into());
+    }
+    if !chain
+        .models
+        .iter()
+        .any(|m| m.contains("image-test") && m.contains("signer "))
+    {
+        failures.push(format!(
+            "fas-edge did not load the signed bundle: {:?}",
+            chain.models
+        ));
+    }
+    if !chain
+        .edge_errors
+        .iter()
+        .any(|e| e.contains("/dev/video0") && e.contains("camera"))
+    {
+        failures.push(format!(
+            "fas-edge did not stop at the missing camera: {:?}",
+            chain.edge_errors
+        ));
+    }
+    if chain.ready {
+        failures.push("fas-edge said ready with no camera".into());
+    }
+    if chain.relay.first().map(String::as_str) != Some("gpiochip0 line 0: out 0 (locked)") {
+        failures.push(format!(
+            "relay after the stop: {:?}, want driven locked",
+            chain.relay
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "{failures:#?}\n---- serial log ----\n{}",
+        boot.serial
+    );
+    eprintln!(
+        "virt boot: fas-edge first started after {:.1} s, stopped at the camera and restarted by {:.1} s\n{}\n{}\nrelay: {}",
+        boot.first_start_s.unwrap(),
+        boot.elapsed.as_secs_f64(),
+        chain.models[0],
+        chain.edge_errors[0],
+        chain.relay[0]
+    );
+}
