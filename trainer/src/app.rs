@@ -171,9 +171,37 @@ pub fn tasks(a: &TasksArgs) -> Result<()> {
     Ok(())
 }
 
-/// The model's input preprocessing for an input kind and size. The crop part records how
-/// `fas-train prepare` cut the faces (aligned, 2.7× context), so the edge crops the same way.
-pub fn preprocess_spec(input: InputKind, size: u32) -> PreprocessSpec {
+/// How the images of the manifest at `manifest` were cut out of their frames: the crop of
+/// the `fas-train prepare` run that wrote them (`prepare.json` beside the manifest), else
+/// prepare's default (aligned, 2.7× context). The deployed model's manifest records this
+/// crop, so the edge cuts faces exactly as the training crops were cut; a model trained
+/// on `--crop-scale 1.5` crops but deployed with 2.7 would see faces at half the size.
+pub fn manifest_crop(manifest: &Path) -> Result<CropSpec> {
+    let report = manifest
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(crate::prepare::REPORT_FILE);
+    let text = match std::fs::read_to_string(&report) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(PrepareConfig::default().crop)
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", report.display())),
+    };
+    let r: crate::prepare::PrepareReport = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a `fas-train prepare` report (it records how the crops beside it were \
+             cut); restore it from the prepare run, or move it away to assume prepare's \
+             default aligned 2.7× crop",
+            report.display()
+        )
+    })?;
+    Ok(r.config.crop)
+}
+
+/// The model's input preprocessing for an input kind, size and the crop that cut its
+/// training images ([`manifest_crop`]).
+pub fn preprocess_spec(input: InputKind, size: u32, crop: CropSpec) -> PreprocessSpec {
     let mut normalize = Normalize::imagenet(1);
     let mut color = vec![ColorSpace::Rgb];
     if input == InputKind::RgbHsv {
@@ -182,7 +210,7 @@ pub fn preprocess_spec(input: InputKind, size: u32) -> PreprocessSpec {
         normalize.std.extend([0.5; 3]);
     }
     PreprocessSpec {
-        crop: CropSpec::Aligned { scale: 2.7 },
+        crop,
         width: size,
         height: size,
         color,
@@ -271,7 +299,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         }) == OptimizerName::Adamw,
         ..AdamConfig::default()
     };
-    let spec = preprocess_spec(input, size);
+    let spec = preprocess_spec(input, size, manifest_crop(&a.manifest)?);
     let (mut recipe, model, depth_size): (Box<dyn Recipe>, serde_json::Value, Option<u32>) =
         match a.recipe {
             RecipeName::Baseline => {
@@ -964,4 +992,55 @@ pub fn evaluate(a: &EvalArgs) -> Result<()> {
     println!("{}", report.table());
     println!("wrote {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prepare::{PrepareReport, Totals, REPORT_FILE, REPORT_VERSION};
+
+    #[test]
+    fn manifest_crop_follows_the_prepare_run_beside_the_manifest() {
+        let dir = std::env::temp_dir().join(format!("fas-crop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifest = dir.join("manifest.jsonl");
+        // No prepare.json: prepare's default crop.
+        assert_eq!(
+            manifest_crop(&manifest).unwrap(),
+            CropSpec::Aligned { scale: 2.7 }
+        );
+        let report = PrepareReport {
+            version: REPORT_VERSION,
+            complete: true,
+            config: PrepareConfig {
+                crop: CropSpec::Aligned { scale: 1.5 },
+                ..PrepareConfig::default()
+            },
+            detector_model: "retinaface.onnx".into(),
+            root: "src".into(),
+            out: "crops".into(),
+            sources: vec![],
+            totals: Totals::default(),
+            elapsed_s: 1.0,
+        };
+        std::fs::write(
+            dir.join(REPORT_FILE),
+            serde_json::to_string(&report).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            manifest_crop(&manifest).unwrap(),
+            CropSpec::Aligned { scale: 1.5 }
+        );
+        let spec = preprocess_spec(InputKind::Rgb, 80, manifest_crop(&manifest).unwrap());
+        assert_eq!(spec.crop, CropSpec::Aligned { scale: 1.5 });
+        // A prepare.json that is not a report is an error naming it, never a silent default.
+        std::fs::write(dir.join(REPORT_FILE), "{\"version\": 1}").unwrap();
+        let e = format!("{:#}", manifest_crop(&manifest).unwrap_err());
+        assert!(
+            e.contains("prepare.json") && e.contains("not a `fas-train prepare` report"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
