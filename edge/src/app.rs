@@ -6,6 +6,7 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use fas_core::audit::AuditWriter;
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actuator::ActuatorConfig;
 use crate::camera::{
-    CaptureError, FileSource, FrameSource, Reconnect, SyntheticSource, V4l2Camera,
+    CaptureError, FileSource, FrameSource, Reconnect, SyntheticSource, SystemClock, V4l2Camera,
 };
 use crate::config::{DisplaySection, EdgeConfig, TriggerSection};
 use crate::display::fb::FbWriter;
@@ -23,6 +24,7 @@ use crate::display::png::Snapshots;
 use crate::door::{Display, Door};
 use crate::model::{LoadedModel, ModelSource};
 use crate::policy::{Mode, Policy};
+use crate::status::{CameraState, Counts, Event, EventFormat, Status, StatusFile};
 use crate::track::Tracker;
 
 /// Options shared by `run` and `calibrate` (command line over config file).
@@ -41,6 +43,10 @@ pub struct Common {
     pub calibration: Option<PathBuf>,
     pub snapshots: Option<PathBuf>,
     pub fps: Option<f64>,
+    /// Status file (overrides status.path).
+    pub status: Option<PathBuf>,
+    /// JSON events on stdout instead of text lines.
+    pub json: bool,
 }
 
 /// Packaged detector locations, in order (boards install it under /usr/share/fas).
@@ -124,7 +130,22 @@ pub fn open_source(c: &Common, cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>>
     }
     let v = cfg.v4l2().map_err(|e| anyhow::anyhow!("camera: {e}"))?;
     let label = v.device.display().to_string();
-    let r = Reconnect::open(label, move || V4l2Camera::open(&v), cfg.backoff())?;
+    if v.device.exists() {
+        // A camera that is there but will not stream as configured (format, size) is a
+        // misconfigured door: fail at start-up, naming the problem.
+        let r = Reconnect::open(label, move || V4l2Camera::open(&v), cfg.backoff())?;
+        return Ok(Box::new(r));
+    }
+    // Not plugged in yet (a USB camera enumerating after boot, or unplugged): start
+    // locked and keep trying with backoff, as after an unplug.
+    eprintln!("fas-edge: camera {label} is not present; the door stays locked until it appears");
+    let r = Reconnect::with_clock(
+        label,
+        move || V4l2Camera::open(&v),
+        cfg.backoff(),
+        SystemClock::default(),
+        false,
+    )?;
     Ok(Box::new(r))
 }
 
@@ -250,6 +271,16 @@ pub struct RunSummary {
     pub no_decision: u64,
 }
 
+impl RunSummary {
+    pub fn counts(&self) -> Counts {
+        Counts {
+            grant: self.grant,
+            deny: self.deny,
+            no_decision: self.no_decision,
+        }
+    }
+}
+
 fn spawn_triggers(t: &TriggerSection) -> Result<Option<mpsc::Receiver<()>>> {
     let (tx, rx) = mpsc::channel();
     match t {
@@ -288,7 +319,27 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
     let mut door = build_door(c, &cfg)?;
     let mut source = open_source(c, &cfg)?;
     let triggers = spawn_triggers(&cfg.trigger)?;
+    let events = if c.json {
+        EventFormat::Json
+    } else {
+        EventFormat::Text
+    };
+    door.events = events;
+    let mut status = Status::new(source.describe(), door.model.sha256.clone());
+    let mut status_file = c
+        .status
+        .clone()
+        .or_else(|| cfg.status.path.clone())
+        .map(|p| StatusFile::new(p, Duration::from_millis(cfg.status.every_ms)));
     eprintln!("fas-edge: ready — camera {}", source.describe());
+    events.emit(&Event::Ready {
+        time_ms: crate::status::now_ms(),
+        camera: &source.describe(),
+        model_sha256: &door.model.sha256,
+    });
+    if let Some(f) = &mut status_file {
+        f.update(&mut status, true);
+    }
     crate::signals::install();
     let mut notifier = crate::notify::Notifier::from_env();
     notifier.ready(&format!("camera {}", source.describe()));
@@ -296,6 +347,24 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
     let result = (|| -> Result<()> {
         loop {
             notifier.pet();
+            if let Some(f) = &mut status_file {
+                let camera = if door.camera_down() {
+                    CameraState::Down
+                } else if summary.frames > 0 {
+                    CameraState::Streaming
+                } else {
+                    CameraState::Starting
+                };
+                let changed = camera != status.camera
+                    || status.decisions.total()
+                        != summary.grant + summary.deny + summary.no_decision;
+                status.camera = camera;
+                status.fps = door.fps();
+                status.frames = summary.frames;
+                status.decisions = summary.counts();
+                status.last_decision = door.last_decision.clone();
+                f.update(&mut status, changed);
+            }
             if crate::signals::requested() {
                 eprintln!("fas-edge: stop requested; locking the door");
                 door.abort(Reason::Timeout)?;
@@ -333,6 +402,19 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
     })();
     door.lock();
     notifier.stopping();
+    let counts = summary.counts();
+    if let Some(f) = &mut status_file {
+        status.running = false;
+        status.frames = summary.frames;
+        status.decisions = counts.clone();
+        status.last_decision = door.last_decision.clone();
+        f.update(&mut status, true);
+    }
+    events.emit(&Event::Stopped {
+        time_ms: crate::status::now_ms(),
+        frames: summary.frames,
+        decisions: &counts,
+    });
     result?;
     Ok(summary)
 }

@@ -83,6 +83,14 @@ pub struct CommonArgs {
     /// Pace synthetic / file input to this frame rate.
     #[arg(long)]
     pub fps: Option<f64>,
+    /// Write a status file (fps, camera state, counts, last decision) here, replaced
+    /// about once a second (overrides status.path).
+    #[arg(long, value_name = "FILE")]
+    pub status: Option<PathBuf>,
+    /// Events (ready, decision, camera lost/back, stopped) as one JSON object per line
+    /// on stdout, for machines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl CommonArgs {
@@ -101,6 +109,8 @@ impl CommonArgs {
             calibration: self.calibration.clone(),
             snapshots: self.snapshots.clone(),
             fps: self.fps,
+            status: self.status.clone(),
+            json: self.json,
         }
     }
 }

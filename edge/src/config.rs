@@ -255,6 +255,25 @@ impl AuditSection {
     }
 }
 
+/// `[status]`: the status file for monitoring ([`crate::status`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusSection {
+    /// Where to write it (a tmpfs such as /run/fas); none when unset.
+    pub path: Option<PathBuf>,
+    /// Rewrite at most this often (decisions and camera changes are written at once).
+    pub every_ms: u64,
+}
+
+impl Default for StatusSection {
+    fn default() -> Self {
+        StatusSection {
+            path: None,
+            every_ms: 1000,
+        }
+    }
+}
+
 /// The whole file. `policy` is kept as a TOML table because its threshold comes from the
 /// calibration or the bundle when the file does not set it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -270,6 +289,7 @@ pub struct EdgeConfig {
     pub actuator: Option<ActuatorConfig>,
     pub display: DisplaySection,
     pub audit: AuditSection,
+    pub status: StatusSection,
 }
 
 mod defaults {
@@ -344,6 +364,16 @@ impl EdgeConfig {
             .map_err(|e| Self::invalid(origin, "quality", e.to_string()))?;
         self.policy_config(0.5)
             .map_err(|e| Self::invalid(origin, "policy", e))?;
+        if !(100..=3_600_000).contains(&self.status.every_ms) {
+            return Err(Self::invalid(
+                origin,
+                "status.every_ms",
+                format!(
+                    "{} is not in 100..=3600000 ms; 1000 rewrites the status file once a second",
+                    self.status.every_ms
+                ),
+            ));
+        }
         if let Some(r) = self.audit.rotation() {
             r.validate().map_err(|_| {
                 Self::invalid(
@@ -475,9 +505,16 @@ mod tests {
             fsync = "never"
             rotate_mib = 16
             keep = 3
+            [status]
+            path = "/run/fas/status.json"
+            every_ms = 500
             "#,
         )
         .unwrap();
+        assert_eq!(
+            (c.status.path.as_deref(), c.status.every_ms),
+            (Some(Path::new("/run/fas/status.json")), 500)
+        );
         assert_eq!(
             c.audit.rotation(),
             Some(fas_core::audit::Rotation {
@@ -516,6 +553,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("trigger") || e.contains("gpio"), "{e}");
+        let e = parse("[status]\nevery_ms = 5\n").unwrap_err().to_string();
+        assert!(e.contains("status.every_ms"), "{e}");
         let e = parse("[audit]\nkeep = 0\n").unwrap_err().to_string();
         assert!(e.contains("audit.keep"), "{e}");
         // rotate_mib = 0 never rotates, whatever keep says.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use fas_core::audit::{AuditEvent, AuditWriter};
-use fas_core::decision::{Decision, Reason};
+use fas_core::decision::Reason;
 use fas_core::preprocess::Face;
 use fas_infer::detect::{Detection, FaceDetector};
 
@@ -23,6 +23,7 @@ use crate::display::png::Snapshots;
 use crate::model::LoadedModel;
 use crate::policy::{Observation, Policy, SessionOutcome, Trigger};
 use crate::quality::{self, QualityConfig};
+use crate::status::{DecisionInfo, Event, EventFormat};
 use crate::track::Tracker;
 
 /// Where the overlay goes.
@@ -57,6 +58,10 @@ pub struct Door<D: FaceDetector> {
     camera_down: bool,
     overlay: OverlayState,
     fps: Fps,
+    /// How decisions and camera changes are reported on stdout.
+    pub events: EventFormat,
+    /// The latest decision, as reported.
+    pub last_decision: Option<DecisionInfo>,
 }
 
 #[derive(Default)]
@@ -121,6 +126,8 @@ impl<D: FaceDetector> Door<D> {
             camera_down: false,
             overlay: OverlayState::default(),
             fps: Fps::default(),
+            events: EventFormat::default(),
+            last_decision: None,
         })
     }
 
@@ -142,6 +149,11 @@ impl<D: FaceDetector> Door<D> {
     pub fn step(&mut self, frame: Result<Frame, CaptureError>) -> Result<StepReport> {
         let (obs, frame) = match frame {
             Ok(frame) => {
+                if self.camera_down {
+                    self.events.emit(&Event::CameraBack {
+                        time_ms: crate::status::now_ms(),
+                    });
+                }
                 self.camera_down = false;
                 self.last_t = frame.t;
                 self.last_frame_at = Instant::now();
@@ -159,6 +171,10 @@ impl<D: FaceDetector> Door<D> {
                             self.camera_down = true;
                             self.overlay.status = format!("camera lost — door locked ({e})");
                             eprintln!("fas-edge: {e}");
+                            self.events.emit(&Event::CameraLost {
+                                time_ms: crate::status::now_ms(),
+                                error: &e.to_string(),
+                            });
                             Some(Observation::CameraLost { t_ms: t })
                         }
                     }
@@ -193,6 +209,16 @@ impl<D: FaceDetector> Door<D> {
             observation: obs,
             outcome,
         })
+    }
+
+    /// Frames per second over the recent frames.
+    pub fn fps(&self) -> Option<f32> {
+        self.fps.value
+    }
+
+    /// The camera is lost or could not be opened (the door is locked meanwhile).
+    pub fn camera_down(&self) -> bool {
+        self.camera_down
     }
 
     fn observe(&mut self, frame: &Frame) -> Observation {
@@ -281,16 +307,9 @@ impl<D: FaceDetector> Door<D> {
                 let _ = self.actuator.lock();
             }
         }
-        println!(
-            "decision: {} ({}) aggregate={} threshold={:.4} frames={}",
-            wire(out.verdict.decision),
-            serde_json::to_string(&out.verdict.reason)
-                .unwrap_or_default()
-                .trim_matches('"'),
-            out.aggregate.map_or("-".into(), |a| format!("{a:.4}")),
-            out.threshold_used,
-            out.frames_used
-        );
+        let info = DecisionInfo::of(&out, time_ms);
+        self.events.emit(&Event::Decision(&info));
+        self.last_decision = Some(info);
         self.overlay.verdict = Some(out.verdict);
         if let (true, Some(f)) = (matches!(self.display, Display::Png(_)), frame) {
             let shown = self.render(f)?;
@@ -348,13 +367,5 @@ impl<D: FaceDetector> Door<D> {
             Some(out) => self.finish(out, None).map(Some),
             None => Ok(None),
         }
-    }
-}
-
-pub fn wire(d: Decision) -> &'static str {
-    match d {
-        Decision::Grant => "grant",
-        Decision::Deny => "deny",
-        Decision::NoDecision => "no_decision",
     }
 }

@@ -13,4 +13,5 @@ pub mod notify;
 pub mod policy;
 pub mod quality;
 pub mod signals;
+pub mod status;
 pub mod track;

@@ -169,6 +169,8 @@ fn bundle_drives_the_door_and_every_decision_is_audited() {
         detector: Some(Path::new(&assets).join("retinaface_mnet025.onnx")),
         audit: Some(audit.clone()),
         calibration: Some(root.join("no-calibration.json")),
+        status: Some(root.join("status.json")),
+        json: true,
         ..Common::default()
     };
     let limits = RunLimits {
@@ -185,6 +187,17 @@ fn bundle_drives_the_door_and_every_decision_is_audited() {
     let chain = fas_core::audit::verify_file(&audit).unwrap();
     assert_eq!(chain.records, decisions, "{s:?}");
     let sha = fas_core::bundle::sha256_hex(&ex.bytes);
+    // The status file's last write: stopped, with this run's counts and model.
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("status.json")).unwrap()).unwrap();
+    assert_eq!(st["running"], false, "{st}");
+    assert_eq!(st["camera"], "streaming", "{st}");
+    assert_eq!(st["frames"].as_u64(), Some(s.frames), "{st}");
+    assert_eq!(st["decisions"]["grant"].as_u64(), Some(s.grant), "{st}");
+    assert_eq!(st["decisions"]["deny"].as_u64(), Some(s.deny), "{st}");
+    assert_eq!(st["model_sha256"].as_str(), Some(sha.as_str()), "{st}");
+    assert!(st["last_decision"]["decision"].is_string(), "{st}");
+    assert!(st["fps"].as_f64().is_some_and(|f| f > 0.0), "{st}");
     let threshold = ex.draft.thresholds[0].value as f32;
     for line in std::fs::read_to_string(&audit).unwrap().lines() {
         let r: fas_core::audit::AuditRecord = serde_json::from_str(line).unwrap();
