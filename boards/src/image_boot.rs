@@ -126,8 +126,11 @@ pub struct BootChain {
     pub exits: Vec<i32>,
     /// fas-edge's own `fas-edge: error: …` lines.
     pub edge_errors: Vec<String>,
-    /// fas-edge said `fas-edge: ready` (it has a camera).
+    /// fas-edge said `fas-edge: ready` (model, detector, relay and audit log are up; the
+    /// camera may still be missing, see `camera_waiting`).
     pub ready: bool,
+    /// fas-edge found no camera device and waits for one with the door locked.
+    pub camera_waiting: bool,
     /// fas-edge's `fas-edge: model …` lines (the bundle verified and loaded).
     pub models: Vec<String>,
     /// The relay line as the init read it back after each stop (`gpiochip0 line 0: out 0
@@ -164,6 +167,10 @@ impl BootChain {
                 c.models.push(line.to_string());
             } else if line.starts_with("fas-edge: ready") {
                 c.ready = true;
+            } else if line.starts_with("fas-edge: camera ")
+                && line.contains("is not present; the door stays locked")
+            {
+                c.camera_waiting = true;
             } else if line.starts_with("decision: grant") {
                 c.grants += 1;
             }
@@ -171,9 +178,9 @@ impl BootChain {
         c
     }
 
-    /// The image booted its own chain and fas-edge was started, stopped fail-closed and
-    /// restarted, without opening the door. Returns what is missing.
-    pub fn failures(&self) -> Vec<String> {
+    /// The image booted its own chain and started fas-edge, which never opened the door
+    /// nor left the relay unlocked. Returns what is missing.
+    pub fn boot_failures(&self) -> Vec<String> {
         let mut f = Vec::new();
         if self.root_device.is_none() {
             f.push("the initramfs never switched to the root file system".to_string());
@@ -181,6 +188,28 @@ impl BootChain {
         if !self.rootfs_up {
             f.push("the root file system's init (rcS) never ran".into());
         }
+        if self.starts == 0 {
+            f.push("the init never started fas-edge".into());
+        }
+        if self.grants > 0 {
+            f.push(format!("the door opened {} time(s)", self.grants));
+        }
+        if let Some(open) = self.relay.iter().find(|r| r.contains("UNLOCKED")) {
+            f.push(format!("the relay was left unlocked: {open}"));
+        }
+        if !self.insmod_failures.is_empty() {
+            f.push(format!(
+                "modules failed to load: {:?}",
+                self.insmod_failures
+            ));
+        }
+        f
+    }
+
+    /// [`BootChain::boot_failures`], and fas-edge was stopped fail-closed by a start-up
+    /// error and restarted. Returns what is missing.
+    pub fn failures(&self) -> Vec<String> {
+        let mut f = self.boot_failures();
         if self.starts < 2 {
             f.push(format!(
                 "the init started fas-edge {} time(s), want a start and a restart",
@@ -197,18 +226,6 @@ impl BootChain {
         }
         if self.edge_errors.is_empty() {
             f.push("fas-edge printed no `fas-edge: error:` line saying why it stopped".into());
-        }
-        if self.grants > 0 {
-            f.push(format!("the door opened {} time(s)", self.grants));
-        }
-        if let Some(open) = self.relay.iter().find(|r| r.contains("UNLOCKED")) {
-            f.push(format!("the relay was left unlocked: {open}"));
-        }
-        if !self.insmod_failures.is_empty() {
-            f.push(format!(
-                "modules failed to load: {:?}",
-                self.insmod_failures
-            ));
         }
         f
     }

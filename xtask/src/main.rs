@@ -23,9 +23,10 @@ usage: cargo xtask <command> [options]
 
 commands:
   demo                 run the main job on generated data (no hardware needed)
-  test [--no-clippy] [--no-setup] [--guest] [-- <cargo test args>]
-                       install what the tests need, then clippy + all tests; with
-                       --guest also the real-device test (not yet passing: see README)
+  test [--no-clippy] [--no-setup] [--no-guest] [-- <cargo test args>]
+                       install what the tests need, then clippy + all tests, then the
+                       real-device test (fas-edge in an aarch64 QEMU guest; skipped with
+                       --no-guest or when cargo test args are given)
   guest                the real-device test alone: fas-edge in an aarch64 QEMU guest
   setup                install Debian packages, the torch venv and the assets only
   assets               fetch and verify the assets only
@@ -59,14 +60,14 @@ fn run(args: Vec<String>) -> Result<()> {
         "test" => {
             let mut clippy = true;
             let mut do_setup = true;
-            let mut do_guest = false;
+            let mut do_guest = true;
             let mut passthrough = Vec::new();
             let mut it = rest.iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--no-clippy" => clippy = false,
                     "--no-setup" => do_setup = false,
-                    "--guest" => do_guest = true,
+                    "--no-guest" => do_guest = false,
                     "--" => passthrough.extend(it.by_ref().cloned()),
                     other => bail!("unknown option to `test`: {other}\n{USAGE}"),
                 }
