@@ -29,30 +29,28 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The static aarch64 fas-edge: the musl debug build in the target directory, built when
-/// it is not there yet.
+/// The static aarch64 fas-edge: `$FAS_AARCH64_BIN_DIR/fas-edge` (`cargo xtask test` builds
+/// it with `fas-boards guest-bins` before the tests and sets the variable), else the musl
+/// debug build in the target directory. A test must not run cargo itself: `cargo test`
+/// holds the build directory's lock while tests run, so a nested build would wait forever.
 fn musl_edge() -> PathBuf {
+    if let Some(d) = std::env::var_os("FAS_AARCH64_BIN_DIR") {
+        return PathBuf::from(d).join("fas-edge");
+    }
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
     let bin = target_dir.join("aarch64-unknown-linux-musl/debug/fas-edge");
-    if bin.exists() {
-        return bin;
-    }
-    let mut p = Profile::load("rpi4").unwrap();
-    p.target = "aarch64-unknown-linux-musl".into();
-    let dir = fas_boards::cross::build(
-        &workspace(),
-        &p,
-        &fas_boards::cross::BuildOptions {
-            release: false,
-            tune: false,
-            packages: &["fas-edge"],
-            target_dir: Some(&target_dir),
-        },
-    )
-    .unwrap();
-    dir.join("fas-edge")
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo run -p fas-boards -- guest-bins` (cargo xtask test does)",
+        bin.display()
+    );
+    eprintln!(
+        "note: FAS_AARCH64_BIN_DIR is not set; using {} as built (`cargo run -p fas-boards -- guest-bins` rebuilds it)",
+        bin.display()
+    );
+    bin
 }
 
 /// `debugfs -R CMD` on an ext4 file system image.

@@ -63,6 +63,32 @@ impl TestEnv {
     }
 
     /// Runs a built binary (`target/debug/<name>`) with this environment.
+    /// Sets a variable for every command this environment runs.
+    pub fn set_var(&mut self, key: &str, value: &str) {
+        self.vars.retain(|(k, _)| k != key);
+        self.vars.push((key.to_string(), value.to_string()));
+    }
+
+    /// Runs a workspace binary (already built) and returns its stdout.
+    pub fn bin_output(&self, name: &str, args: &[&str]) -> Result<String> {
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.root.join("target"));
+        let bin = dir.join("debug").join(name);
+        println!("xtask: $ {name} {}", args.join(" "));
+        let out = Command::new(&bin)
+            .args(args)
+            .current_dir(&self.root)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("could not start {}", bin.display()))?;
+        if !out.status.success() {
+            bail!("`{name} {}` failed ({})", args.join(" "), out.status);
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     pub fn run_bin(&self, name: &str, args: &[&str]) -> Result<()> {
         let dir = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)

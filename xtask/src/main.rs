@@ -75,7 +75,21 @@ fn run(args: Vec<String>) -> Result<()> {
             if do_setup {
                 setup(&root)?;
             }
-            let tenv = env::TestEnv::new(&root)?;
+            let mut tenv = env::TestEnv::new(&root)?;
+            // The static aarch64 fas-edge the SD image tests put in their images (and the
+            // guest test boots), built here: tests must not run cargo themselves.
+            tenv.cargo(&[
+                "build",
+                "-p",
+                "fas-boards",
+                "--bin",
+                "fas-boards",
+                "--quiet",
+            ])?;
+            let bins = tenv.bin_output("fas-boards", &["guest-bins"])?;
+            // Its last stdout line is the directory.
+            let dir = bins.lines().last().unwrap_or("").trim().to_string();
+            tenv.set_var("FAS_AARCH64_BIN_DIR", &dir);
             if clippy {
                 tenv.cargo(&[
                     "clippy",

@@ -251,7 +251,10 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
             ));
         }
     }
-    // No Grant while the camera is gone.
+    // No Grant on the camera's absence: none judged on frames captured while it was gone
+    // (or, for a record without capture times, decided while it was gone). A Grant decided
+    // just after the unplug on frames captured before it is the live face that was there
+    // (under TCG a decision lands seconds after its frames).
     let unplug = log.events.iter().find_map(|e| match e {
         Event::Unplug { t_ms } => Some(*t_ms),
         _ => None,
@@ -264,11 +267,15 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
     match (wants_unplug, unplug, replug) {
         (false, _, _) => {}
         (true, Some(u), Some(p)) => {
-            for r in records.iter().filter(|r| r.time_ms >= u && r.time_ms <= p) {
-                if r.decision == Decision::Grant {
+            for r in records.iter().filter(|r| r.decision == Decision::Grant) {
+                let while_gone = match r.captured_ms {
+                    Some([first, last]) => last >= u && first <= p,
+                    None => r.time_ms >= u && r.time_ms <= p,
+                };
+                if while_gone {
                     failures.push(format!(
-                        "Grant while the camera was unplugged (seq {})",
-                        r.seq
+                        "Grant while the camera was unplugged (seq {}, decided at {}, frames captured {:?}, unplugged {u}..{p})",
+                        r.seq, r.time_ms, r.captured_ms
                     ));
                 }
             }
@@ -599,5 +606,28 @@ mod tests {
             .failures
             .iter()
             .any(|f| f.contains("never reported unplug")));
+        // Decided after the unplug on frames captured before it: the live face that was
+        // there, not the camera's absence.
+        let before = audit_captured(&[
+            (6_000, Reason::AboveThreshold, 0.9, Some([2_000, 4_500])),
+            (25_000, Reason::BelowThreshold, 0.1, Some([22_000, 24_000])),
+        ]);
+        let v = judge(&p, &SerialLog::parse(&serial(&before, &[6_050], &ev)), 0);
+        assert!(
+            !v.failures.iter().any(|f| f.contains("unplugged")),
+            "{:?}",
+            v.failures
+        );
+        // Frames reaching into the gap are a failure, whenever the decision came.
+        let during = audit_captured(&[
+            (12_000, Reason::AboveThreshold, 0.9, Some([4_000, 5_500])),
+            (25_000, Reason::BelowThreshold, 0.1, Some([22_000, 24_000])),
+        ]);
+        let v = judge(&p, &SerialLog::parse(&serial(&during, &[12_050], &ev)), 0);
+        assert!(
+            v.failures.iter().any(|f| f.contains("unplugged")),
+            "{:?}",
+            v.failures
+        );
     }
 }
