@@ -151,7 +151,8 @@ pub struct DebInputs<'a> {
     pub version: &'a str,
 }
 
-fn put(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<()> {
+/// Writes `bytes` to `root/rel` (parents created) with `mode`.
+pub(crate) fn put(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().context("path without parent")?)?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::deb;
+use crate::deb::{self, put};
 use crate::hosttools::{self, TAR};
 use crate::image::ImageError;
 use crate::profile::{ImageKind, Profile};
@@ -156,15 +156,6 @@ case "${1:-}" in
     *) echo "usage: $0 [--uninstall]   (DESTDIR=ROOT installs into a staged root)" >&2; exit 2 ;;
 esac
 "#;
-
-fn put(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().context("path without parent")?)?;
-    std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
-    Ok(())
-}
 
 /// Builds `<out>/fas-<board>-overlay.tar.gz` and `<out>/install.sh` for an
 /// `image = "overlay"` board.
