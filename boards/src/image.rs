@@ -271,13 +271,14 @@ relay() {{
     [ -n "$parent" ] && [ "$(readlink -f "$c/device")" = "$parent" ] && base=$(cat "$c/base")
   done
   if [ -z "$base" ]; then echo "{RELAY_LINE}{chip} line {line}: no such line"; return; fi
-  n=$((base + {line}))
-  if ! echo "$n" >/sys/class/gpio/export 2>/dev/null; then
+  # (not `n`: shell functions share variables, and `n` counts the runs below)
+  g=$((base + {line}))
+  if ! echo "$g" >/sys/class/gpio/export 2>/dev/null; then
     echo "{RELAY_LINE}{chip} line {line}: cannot be read (busy or out of range)"; return
   fi
-  d=$(cat /sys/class/gpio/gpio$n/direction)
-  v=$(cat /sys/class/gpio/gpio$n/value)
-  echo "$n" >/sys/class/gpio/unexport
+  d=$(cat /sys/class/gpio/gpio$g/direction)
+  v=$(cat /sys/class/gpio/gpio$g/value)
+  echo "$g" >/sys/class/gpio/unexport
   if [ "$d" = in ]; then state="released (relay de-energised)"
   elif [ "$v" = {locked_level} ]; then state=locked
   else state=UNLOCKED; fi
@@ -768,7 +769,7 @@ mod tests {
         let sup = supervise(&rpi4);
         assert!(sup.contains("/usr/bin/fas-edge --config /etc/fas/edge.toml"));
         assert!(
-            sup.contains("/sys/bus/gpio/devices/gpiochip0/..") && sup.contains("n=$((base + 17))")
+            sup.contains("/sys/bus/gpio/devices/gpiochip0/..") && sup.contains("g=$((base + 17))")
         );
         assert!(
             sup.contains("elif [ \"$v\" = 0 ]; then state=locked"),
