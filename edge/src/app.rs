@@ -333,7 +333,7 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
         .map(|p| StatusFile::new(p, Duration::from_millis(cfg.status.every_ms)));
     eprintln!("fas-edge: ready — camera {}", source.describe());
     events.emit(&Event::Ready {
-        time_ms: crate::status::now_ms(),
+        time_ms: crate::camera::wall_ms_now(),
         camera: &source.describe(),
         model_sha256: &door.model.sha256,
     });
@@ -355,15 +355,18 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
                 } else {
                     CameraState::Starting
                 };
-                let changed = camera != status.camera
-                    || status.decisions.total()
-                        != summary.grant + summary.deny + summary.no_decision;
-                status.camera = camera;
-                status.fps = door.fps();
-                status.frames = summary.frames;
-                status.decisions = summary.counts();
-                status.last_decision = door.last_decision.clone();
-                f.update(&mut status, changed);
+                let counts = summary.counts();
+                // A camera change or a new decision is written at once; the rest (fps,
+                // frames) at most every `status.every_ms`, gathered only then.
+                let changed = camera != status.camera || counts != status.decisions;
+                if f.due(changed) {
+                    status.camera = camera;
+                    status.fps = door.fps();
+                    status.frames = summary.frames;
+                    status.decisions = counts;
+                    status.last_decision = door.last_decision.clone();
+                    f.update(&mut status, true);
+                }
             }
             if crate::signals::requested() {
                 eprintln!("fas-edge: stop requested; locking the door");
@@ -411,7 +414,7 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
         f.update(&mut status, true);
     }
     events.emit(&Event::Stopped {
-        time_ms: crate::status::now_ms(),
+        time_ms: crate::camera::wall_ms_now(),
         frames: summary.frames,
         decisions: &counts,
     });
@@ -590,10 +593,7 @@ pub fn calibrate(c: &Common, o: &CalibrateOpts) -> Result<Calibration> {
         bona_fide: bona,
         attacks,
         model_sha256: sha,
-        time_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        time_ms: crate::camera::wall_ms_now(),
     };
     println!(
         "calibrate: threshold {:.4} for BPCER ≤ {:.1}% ({} bona fide sessions, measured BPCER {:.1}%){}",

@@ -5,7 +5,7 @@
 //! way becomes an observation that ends the session as `Deny`/`NoDecision` (contract 6):
 //! no error path reaches the actuator as a grant.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use fas_core::audit::{AuditEvent, AuditWriter};
@@ -151,7 +151,7 @@ impl<D: FaceDetector> Door<D> {
             Ok(frame) => {
                 if self.camera_down {
                     self.events.emit(&Event::CameraBack {
-                        time_ms: crate::status::now_ms(),
+                        time_ms: crate::camera::wall_ms_now(),
                     });
                 }
                 self.camera_down = false;
@@ -172,7 +172,7 @@ impl<D: FaceDetector> Door<D> {
                             self.overlay.status = format!("camera lost — door locked ({e})");
                             eprintln!("fas-edge: {e}");
                             self.events.emit(&Event::CameraLost {
-                                time_ms: crate::status::now_ms(),
+                                time_ms: crate::camera::wall_ms_now(),
                                 error: &e.to_string(),
                             });
                             Some(Observation::CameraLost { t_ms: t })
@@ -275,10 +275,7 @@ impl<D: FaceDetector> Door<D> {
 
     /// Actuate, audit, show. The audit line is written (and synced) before the door opens.
     fn finish(&mut self, out: SessionOutcome, frame: Option<&Frame>) -> Result<SessionOutcome> {
-        let time_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let time_ms = crate::camera::wall_ms_now();
         // When the judged face was in front of the camera (frame clock → wall clock).
         let captured_ms = match self.wall_offset_ms {
             Some(off) if out.frames_used > 0 => {

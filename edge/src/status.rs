@@ -9,21 +9,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use fas_core::decision::{Decision, Reason};
 use serde::Serialize;
 
+use crate::camera::wall_ms_now;
 use crate::policy::SessionOutcome;
 
 pub const STATUS_VERSION: u32 = 1;
-
-/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,20 +34,6 @@ pub struct Counts {
     pub grant: u64,
     pub deny: u64,
     pub no_decision: u64,
-}
-
-impl Counts {
-    pub fn add(&mut self, d: Decision) {
-        match d {
-            Decision::Grant => self.grant += 1,
-            Decision::Deny => self.deny += 1,
-            Decision::NoDecision => self.no_decision += 1,
-        }
-    }
-
-    pub fn total(&self) -> u64 {
-        self.grant + self.deny + self.no_decision
-    }
 }
 
 /// One decision as events and the status file report it.
@@ -105,8 +85,8 @@ impl Status {
         Status {
             v: STATUS_VERSION,
             pid: std::process::id(),
-            time_ms: now_ms(),
-            started_ms: now_ms(),
+            time_ms: wall_ms_now(),
+            started_ms: wall_ms_now(),
             running: true,
             camera: CameraState::Starting,
             camera_source,
@@ -143,14 +123,20 @@ impl StatusFile {
         &self.path
     }
 
-    /// Writes `status` if `every` has passed since the last write (or `force`). Errors
-    /// are reported on stderr, once per failing stretch, and never returned.
+    /// Whether [`StatusFile::update`] would write now: `every` has passed since the last
+    /// write, or `force`. Lets the caller gather the status only when it is written.
+    pub fn due(&self, force: bool) -> bool {
+        force || self.last.is_none_or(|t| t.elapsed() >= self.every)
+    }
+
+    /// Writes `status` if [`StatusFile::due`]. Errors are reported on stderr, once per
+    /// failing stretch, and never returned.
     pub fn update(&mut self, status: &mut Status, force: bool) {
-        if !force && self.last.is_some_and(|t| t.elapsed() < self.every) {
+        if !self.due(force) {
             return;
         }
         self.last = Some(Instant::now());
-        status.time_ms = now_ms();
+        status.time_ms = wall_ms_now();
         match write_replace(&self.path, status) {
             Ok(()) => self.failing = false,
             Err(e) => {
@@ -246,12 +232,12 @@ impl EventFormat {
     }
 }
 
-/// The snake_case wire name of a serde enum value.
-fn wire<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v)
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_string()
+/// The snake_case wire name of a serde enum value (as in the audit log and events).
+pub fn wire<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]
@@ -333,7 +319,7 @@ mod tests {
         f.update(&mut s, false);
         assert_eq!(read()["frames"], 0);
         // …unless forced (a decision, a camera change, the end).
-        s.decisions.add(Decision::Grant);
+        s.decisions.grant += 1;
         s.last_decision = Some(info(Some(0.9)));
         f.update(&mut s, true);
         let j = read();

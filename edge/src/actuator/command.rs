@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -241,13 +241,6 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 impl Actuator for CommandActuator {
     fn name(&self) -> &'static str {
         "command"
@@ -255,7 +248,7 @@ impl Actuator for CommandActuator {
 
     fn apply(&mut self, outcome: &SessionOutcome) -> Result<ActuationReport, ActuatorError> {
         let start = Instant::now();
-        let msg = CommandMessage::from_outcome(outcome, now_unix_ms());
+        let msg = CommandMessage::from_outcome(outcome, crate::camera::wall_ms_now());
         let report = |unlocked: bool, detail: String| ActuationReport {
             actuator: "command",
             decision: outcome.verdict.decision,

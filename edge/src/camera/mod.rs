@@ -45,6 +45,12 @@ pub struct Frame {
     pub wall_ms: u64,
 }
 
+/// Milliseconds since the Unix epoch now (0 if the clock is before 1970): the time of
+/// decisions, events and the status file.
+pub fn wall_ms_now() -> u64 {
+    wall_ms_ago(Duration::ZERO)
+}
+
 /// Milliseconds since the Unix epoch, `age` ago (0 if the clock is before 1970).
 pub fn wall_ms_ago(age: Duration) -> u64 {
     std::time::SystemTime::now()

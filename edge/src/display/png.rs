@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
@@ -15,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use fas_core::atomic::write_atomic_with;
 use fas_core::decision::Verdict;
 use fas_core::preprocess::RgbImage;
+
+use crate::status::wire;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -138,10 +139,7 @@ impl Snapshots {
         suffix: &str,
         frame: &RgbImage,
     ) -> Result<PathBuf, SnapshotError> {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
+        let ms = crate::camera::wall_ms_now();
         let path = self
             .config
             .dir
@@ -159,14 +157,6 @@ impl Snapshots {
         }
         Ok(path)
     }
-}
-
-/// The snake_case wire name of a decision enum (as in the audit log), for file names.
-fn wire<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]
