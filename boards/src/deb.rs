@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::profile::Profile;
+use crate::stage;
 
 /// The service user (system account, no login, no home of its own beyond the state dir).
 pub const USER: &str = "fas-edge";
@@ -151,16 +152,6 @@ pub struct DebInputs<'a> {
     pub version: &'a str,
 }
 
-/// Writes `bytes` to `root/rel` (parents created) with `mode`.
-pub(crate) fn put(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().context("path without parent")?)?;
-    std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
-    Ok(())
-}
-
 fn dir_size(p: &Path) -> Result<u64> {
     let mut n = 0;
     for e in std::fs::read_dir(p)? {
@@ -177,79 +168,59 @@ fn dir_size(p: &Path) -> Result<u64> {
 
 /// Builds `fas-edge_<version>_<arch>.deb` in `out_dir` and returns its path.
 pub fn build(profile: &Profile, inputs: &DebInputs<'_>, out_dir: &Path) -> Result<PathBuf> {
-    let stage = out_dir.join(format!("deb-{}", profile.name));
-    let _ = std::fs::remove_dir_all(&stage);
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    put(
-        &stage,
-        "usr/bin/fas-edge",
-        &read(inputs.edge_binary)?,
-        0o755,
-    )?;
-    put(
-        &stage,
-        "lib/systemd/system/fas-edge.service",
+    let root = out_dir.join(format!("deb-{}", profile.name));
+    let _ = std::fs::remove_dir_all(&root);
+    stage::copy(inputs.edge_binary, &root.join("usr/bin/fas-edge"), 0o755)?;
+    stage::write(
+        &root.join("lib/systemd/system/fas-edge.service"),
         systemd_unit().as_bytes(),
         0o644,
     )?;
-    put(
-        &stage,
-        "lib/udev/rules.d/60-fas-edge.rules",
+    stage::write(
+        &root.join("lib/udev/rules.d/60-fas-edge.rules"),
         udev_rules().as_bytes(),
         0o644,
     )?;
-    put(
-        &stage,
-        "etc/fas/edge.toml",
+    stage::write(
+        &root.join("etc/fas/edge.toml"),
         profile.edge_config().as_bytes(),
         0o640,
     )?;
-    std::fs::create_dir_all(stage.join("etc/fas/keys"))?;
+    std::fs::create_dir_all(root.join("etc/fas/keys"))?;
     let mut conffiles = String::from("/etc/fas/edge.toml\n");
     if let Some(d) = inputs.detector {
-        put(
-            &stage,
-            "usr/share/fas/retinaface_mnet025.onnx",
-            &read(d)?,
+        stage::copy(
+            d,
+            &root.join("usr/share/fas/retinaface_mnet025.onnx"),
             0o644,
         )?;
     }
     if let Some(b) = inputs.bundle {
-        put(&stage, "etc/fas/model.fasb", &read(b)?, 0o644)?;
+        stage::copy(b, &root.join("etc/fas/model.fasb"), 0o644)?;
         conffiles += "/etc/fas/model.fasb\n";
     }
     if let Some(k) = inputs.keys {
-        for e in std::fs::read_dir(k).with_context(|| format!("reading {}", k.display()))? {
-            let p = e?.path();
-            if p.extension().is_some_and(|x| x == "pub") {
-                let name = p.file_name().and_then(|n| n.to_str()).context("key name")?;
-                let rel = format!("etc/fas/keys/{name}");
-                put(&stage, &rel, &read(&p)?, 0o644)?;
-                conffiles += &format!("/{rel}\n");
-            }
+        for (name, p) in stage::signer_keys(k)? {
+            let rel = format!("etc/fas/keys/{name}");
+            stage::copy(&p, &root.join(&rel), 0o644)?;
+            conffiles += &format!("/{rel}\n");
         }
     }
-    put(
-        &stage,
-        "usr/share/doc/fas-edge/README.Debian",
-        format!(
+    stage::write(&root.join("usr/share/doc/fas-edge/README.Debian"), format!(
             "fas-edge for {}\n\nConfig: /etc/fas/edge.toml (check with `fas-edge check-config --config /etc/fas/edge.toml`).\nModel: put a signed bundle at /etc/fas/model.fasb and its signer's key in /etc/fas/keys/.\nCalibrate on the device: `sudo -u fas-edge fas-edge calibrate --config /etc/fas/edge.toml`.\nAudit log: /var/lib/fas/audit.jsonl (`fas-edge audit verify`).\n",
             profile.description
         )
-        .as_bytes(),
-        0o644,
-    )?;
-    let kib = dir_size(&stage)?.div_ceil(1024);
-    put(
-        &stage,
-        "DEBIAN/control",
+        .as_bytes(), 0o644)?;
+    let kib = dir_size(&root)?.div_ceil(1024);
+    stage::write(
+        &root.join("DEBIAN/control"),
         control(profile, inputs.version, kib).as_bytes(),
         0o644,
     )?;
-    put(&stage, "DEBIAN/conffiles", conffiles.as_bytes(), 0o644)?;
-    put(&stage, "DEBIAN/postinst", POSTINST.as_bytes(), 0o755)?;
-    put(&stage, "DEBIAN/prerm", PRERM.as_bytes(), 0o755)?;
-    put(&stage, "DEBIAN/postrm", POSTRM.as_bytes(), 0o755)?;
+    stage::write(&root.join("DEBIAN/conffiles"), conffiles.as_bytes(), 0o644)?;
+    stage::write(&root.join("DEBIAN/postinst"), POSTINST.as_bytes(), 0o755)?;
+    stage::write(&root.join("DEBIAN/prerm"), PRERM.as_bytes(), 0o755)?;
+    stage::write(&root.join("DEBIAN/postrm"), POSTRM.as_bytes(), 0o755)?;
     let deb = out_dir.join(format!(
         "fas-edge_{}_{}.deb",
         inputs.version, profile.deb_arch
@@ -257,7 +228,7 @@ pub fn build(profile: &Profile, inputs: &DebInputs<'_>, out_dir: &Path) -> Resul
     let tmp = out_dir.join(format!(".fas-edge_{}.deb.tmp", profile.name));
     let out = Command::new("dpkg-deb")
         .args(["--build", "--root-owner-group", "-Zxz"])
-        .arg(&stage)
+        .arg(&root)
         .arg(&tmp)
         .output()
         .context("could not run dpkg-deb (Debian's `dpkg`)")?;
@@ -268,7 +239,7 @@ pub fn build(profile: &Profile, inputs: &DebInputs<'_>, out_dir: &Path) -> Resul
         );
     }
     std::fs::rename(&tmp, &deb)?;
-    std::fs::remove_dir_all(&stage)?;
+    std::fs::remove_dir_all(&root)?;
     Ok(deb)
 }
 

@@ -19,6 +19,7 @@ use crate::debian::{self, Apt};
 use crate::hosttools::{self, MCOPY, MKFS_EXT4, MKFS_VFAT, SFDISK};
 use crate::mbr::{self, Partition};
 use crate::profile::{ImageKind, Profile};
+use crate::stage;
 use crate::testbed::guest::{self, Kernel};
 
 /// The root file system's label; the initramfs finds the root by it (`root=LABEL=…`), so
@@ -62,8 +63,9 @@ pub enum ImageError {
     Layout { file: PathBuf, found: usize },
 }
 
-/// What goes onto the root file system besides the generated files.
-pub struct SdInputs<'a> {
+/// What a board's image carries besides the generated files: the SD image's root file
+/// system ([`build_sd`]) and the Jetson overlay ([`crate::jetson::build_overlay`]) alike.
+pub struct EdgeFiles<'a> {
     /// fas-edge built for aarch64-unknown-linux-musl (static).
     pub edge: &'a Path,
     pub bundle: Option<&'a Path>,
@@ -299,27 +301,6 @@ done
     )
 }
 
-fn copy_file(from: &Path, to: &Path, mode: u32) -> Result<u64> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(d) = to.parent() {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    let n = std::fs::copy(from, to)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))?;
-    Ok(n)
-}
-
-fn write_file(to: &Path, bytes: &[u8], mode: u32) -> Result<u64> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(d) = to.parent() {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    std::fs::write(to, bytes).with_context(|| format!("writing {}", to.display()))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))?;
-    Ok(bytes.len() as u64)
-}
-
 /// Downloads (once, cached) and unpacks Debian's `raspi-firmware`; returns the directory
 /// holding `start4.elf`, `fixup4.dat`, `bootcode.bin`, ….
 pub fn fetch_firmware(cache: &Path) -> Result<PathBuf> {
@@ -403,23 +384,28 @@ fn stage_boot(cache: &Path, k: &Kernel, initrd: &[u8], dir: &Path) -> Result<u64
         let p = e?.path();
         if p.is_file() {
             let name = p.file_name().context("firmware file name")?;
-            n += copy_file(&p, &dir.join(name), 0o644)?;
+            n += stage::copy(&p, &dir.join(name), 0o644)?;
         }
     }
     let dtb = k.root.join(format!(
         "usr/lib/linux-image-{}/broadcom/{DTB_FILE}",
         k.version
     ));
-    n += copy_file(&dtb, &dir.join(DTB_FILE), 0o644)?;
-    n += copy_file(&k.image, &dir.join(KERNEL_FILE), 0o644)?;
-    n += write_file(&dir.join(INITRD_FILE), initrd, 0o644)?;
-    n += write_file(&dir.join("config.txt"), config_txt().as_bytes(), 0o644)?;
-    n += write_file(&dir.join("cmdline.txt"), cmdline_txt().as_bytes(), 0o644)?;
+    n += stage::copy(&dtb, &dir.join(DTB_FILE), 0o644)?;
+    n += stage::copy(&k.image, &dir.join(KERNEL_FILE), 0o644)?;
+    n += stage::write(&dir.join(INITRD_FILE), initrd, 0o644)?;
+    n += stage::write(&dir.join("config.txt"), config_txt().as_bytes(), 0o644)?;
+    n += stage::write(&dir.join("cmdline.txt"), cmdline_txt().as_bytes(), 0o644)?;
     Ok(n)
 }
 
 /// Stages the root file system in `dir`; returns the size of its files.
-fn stage_root(profile: &Profile, busybox: &Path, inputs: &SdInputs<'_>, dir: &Path) -> Result<u64> {
+fn stage_root(
+    profile: &Profile,
+    busybox: &Path,
+    inputs: &EdgeFiles<'_>,
+    dir: &Path,
+) -> Result<u64> {
     for d in [
         "bin",
         "sbin",
@@ -440,55 +426,51 @@ fn stage_root(profile: &Profile, busybox: &Path, inputs: &SdInputs<'_>, dir: &Pa
     ] {
         std::fs::create_dir_all(dir.join(d))?;
     }
-    let mut n = copy_file(busybox, &dir.join("bin/busybox"), 0o755)?;
+    let mut n = stage::copy(busybox, &dir.join("bin/busybox"), 0o755)?;
     std::os::unix::fs::symlink("busybox", dir.join("bin/sh"))?;
     std::os::unix::fs::symlink("../bin/busybox", dir.join("sbin/init"))?;
-    n += copy_file(inputs.edge, &dir.join("usr/bin/fas-edge"), 0o755)?;
-    n += write_file(&dir.join("etc/inittab"), INITTAB.as_bytes(), 0o644)?;
-    n += write_file(
+    n += stage::copy(inputs.edge, &dir.join("usr/bin/fas-edge"), 0o755)?;
+    n += stage::write(&dir.join("etc/inittab"), INITTAB.as_bytes(), 0o644)?;
+    n += stage::write(
         &dir.join("etc/init.d/rcS"),
         rcs(&profile.name).as_bytes(),
         0o755,
     )?;
-    n += write_file(
+    n += stage::write(
         &dir.join("usr/sbin/fas-edge-supervise"),
         supervise(profile).as_bytes(),
         0o755,
     )?;
-    n += write_file(
+    n += stage::write(
         &dir.join("etc/passwd"),
         b"root:x:0:0:root:/root:/bin/sh\n",
         0o644,
     )?;
-    n += write_file(
+    n += stage::write(
         &dir.join("etc/group"),
         b"root:x:0:\nvideo:x:44:\ngpio:x:997:\n",
         0o644,
     )?;
-    n += write_file(
+    n += stage::write(
         &dir.join("etc/hostname"),
         format!("fas-{}\n", profile.name).as_bytes(),
         0o644,
     )?;
-    n += write_file(
+    n += stage::write(
         &dir.join("etc/fas/edge.toml"),
         profile.edge_config().as_bytes(),
         0o640,
     )?;
     if let Some(b) = inputs.bundle {
-        n += copy_file(b, &dir.join("etc/fas/model.fasb"), 0o644)?;
+        n += stage::copy(b, &dir.join("etc/fas/model.fasb"), 0o644)?;
     }
     if let Some(k) = inputs.keys {
-        for e in std::fs::read_dir(k).with_context(|| format!("reading {}", k.display()))? {
-            let p = e?.path();
-            if p.extension().is_some_and(|x| x == "pub") {
-                let name = p.file_name().context("key file name")?;
-                n += copy_file(&p, &dir.join("etc/fas/keys").join(name), 0o644)?;
-            }
+        for (name, p) in stage::signer_keys(k)? {
+            n += stage::copy(&p, &dir.join("etc/fas/keys").join(name), 0o644)?;
         }
     }
     if let Some(d) = inputs.detector {
-        n += copy_file(d, &dir.join("usr/share/fas/retinaface_mnet025.onnx"), 0o644)?;
+        n += stage::copy(d, &dir.join("usr/share/fas/retinaface_mnet025.onnx"), 0o644)?;
     }
     Ok(n)
 }
@@ -578,7 +560,7 @@ pub fn partitions(image: &Path) -> Result<Vec<Partition>> {
 pub fn build_sd(
     profile: &Profile,
     cache: &Path,
-    inputs: &SdInputs<'_>,
+    inputs: &EdgeFiles<'_>,
     out_dir: &Path,
 ) -> Result<SdImage> {
     let t0 = Instant::now();

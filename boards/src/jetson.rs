@@ -8,24 +8,17 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::deb::{self, put};
+use crate::deb;
 use crate::hosttools::{self, TAR};
-use crate::image::ImageError;
+use crate::image::{EdgeFiles, ImageError};
 use crate::profile::{ImageKind, Profile};
+use crate::stage;
 
 /// Where the overlay puts fas-edge and its detector.
 pub const BIN: &str = "/opt/fas/bin/fas-edge";
 pub const DETECTOR: &str = "/opt/fas/share/retinaface_mnet025.onnx";
-
-/// What goes into the overlay besides the generated files.
-pub struct OverlayInputs<'a> {
-    pub edge: &'a Path,
-    pub bundle: Option<&'a Path>,
-    pub keys: Option<&'a Path>,
-    pub detector: Option<&'a Path>,
-}
 
 /// A built overlay.
 #[derive(Debug, Clone)]
@@ -159,11 +152,7 @@ esac
 
 /// Builds `<out>/fas-<board>-overlay.tar.gz` and `<out>/install.sh` for an
 /// `image = "overlay"` board.
-pub fn build_overlay(
-    profile: &Profile,
-    inputs: &OverlayInputs<'_>,
-    out_dir: &Path,
-) -> Result<Overlay> {
+pub fn build_overlay(profile: &Profile, inputs: &EdgeFiles<'_>, out_dir: &Path) -> Result<Overlay> {
     if profile.image != ImageKind::Overlay {
         return Err(ImageError::WrongKind {
             board: profile.name.clone(),
@@ -172,38 +161,37 @@ pub fn build_overlay(
         .into());
     }
     hosttools::require(&[TAR])?;
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    let stage = out_dir.join(format!(".fas-{}-overlay", profile.name));
-    let _ = std::fs::remove_dir_all(&stage);
+    let root = out_dir.join(format!(".fas-{}-overlay", profile.name));
+    let _ = std::fs::remove_dir_all(&root);
     let mut files = vec![
         "opt/fas/bin/fas-edge".to_string(),
         "etc/fas/edge.toml".into(),
         "etc/systemd/system/fas-edge.service".into(),
         "etc/udev/rules.d/60-fas-edge.rules".into(),
     ];
-    put(&stage, &files[0], &read(inputs.edge)?, 0o755)?;
-    put(&stage, &files[1], edge_config(profile).as_bytes(), 0o640)?;
-    put(&stage, &files[2], systemd_unit().as_bytes(), 0o644)?;
-    put(&stage, &files[3], deb::udev_rules().as_bytes(), 0o644)?;
-    std::fs::create_dir_all(stage.join("etc/fas/keys"))?;
+    stage::copy(inputs.edge, &root.join(&files[0]), 0o755)?;
+    stage::write(
+        &root.join(&files[1]),
+        edge_config(profile).as_bytes(),
+        0o640,
+    )?;
+    stage::write(&root.join(&files[2]), systemd_unit().as_bytes(), 0o644)?;
+    stage::write(&root.join(&files[3]), deb::udev_rules().as_bytes(), 0o644)?;
+    std::fs::create_dir_all(root.join("etc/fas/keys"))?;
     if let Some(b) = inputs.bundle {
         files.push("etc/fas/model.fasb".into());
-        put(&stage, "etc/fas/model.fasb", &read(b)?, 0o644)?;
+        stage::copy(b, &root.join("etc/fas/model.fasb"), 0o644)?;
     }
     if let Some(k) = inputs.keys {
-        for e in std::fs::read_dir(k).with_context(|| format!("reading {}", k.display()))? {
-            let p = e?.path();
-            if p.extension().is_some_and(|x| x == "pub") {
-                let name = p.file_name().and_then(|n| n.to_str()).context("key name")?;
-                let rel = format!("etc/fas/keys/{name}");
-                put(&stage, &rel, &read(&p)?, 0o644)?;
-                files.push(rel);
-            }
+        for (name, p) in stage::signer_keys(k)? {
+            let rel = format!("etc/fas/keys/{name}");
+            stage::copy(&p, &root.join(&rel), 0o644)?;
+            files.push(rel);
         }
     }
     if let Some(d) = inputs.detector {
         let rel = DETECTOR.trim_start_matches('/');
-        put(&stage, rel, &read(d)?, 0o644)?;
+        stage::copy(d, &root.join(rel), 0o644)?;
         files.push(rel.to_string());
     }
     std::fs::create_dir_all(out_dir)?;
@@ -220,19 +208,14 @@ pub fn build_overlay(
             "-czf".as_ref(),
             tmp.as_os_str(),
             "-C".as_ref(),
-            stage.as_os_str(),
+            root.as_os_str(),
             ".".as_ref(),
         ],
     )?;
     std::fs::rename(&tmp, &tarball)?;
-    std::fs::remove_dir_all(&stage)?;
+    std::fs::remove_dir_all(&root)?;
     let install_sh = out_dir.join("install.sh");
-    put(
-        out_dir,
-        "install.sh",
-        install_script(profile).as_bytes(),
-        0o755,
-    )?;
+    stage::write(&install_sh, install_script(profile).as_bytes(), 0o755)?;
     files.sort();
     Ok(Overlay {
         tarball,
@@ -300,7 +283,7 @@ mod tests {
             let out = dir.path().join(board);
             let o = build_overlay(
                 &profile,
-                &OverlayInputs {
+                &EdgeFiles {
                     edge: &bin,
                     bundle: Some(&bundle),
                     keys: Some(&keys),
@@ -401,7 +384,7 @@ mod tests {
         // An SD board is not an overlay board.
         let e = build_overlay(
             &Profile::load("rpi4").unwrap(),
-            &OverlayInputs {
+            &EdgeFiles {
                 edge: &bin,
                 bundle: None,
                 keys: None,

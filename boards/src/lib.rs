@@ -12,4 +12,5 @@ pub mod image_boot;
 pub mod jetson;
 pub mod mbr;
 pub mod profile;
+pub mod stage;
 pub mod testbed;

@@ -410,18 +410,15 @@ fn image(a: ImageArgs) -> Result<bool> {
             guest_bins()?.join("fas-edge")
         }
     };
+    let files = image::EdgeFiles {
+        edge: &edge,
+        bundle: a.bundle.as_deref(),
+        keys: a.keys.as_deref(),
+        detector: a.detector.as_deref(),
+    };
     match profile.image {
         fas_boards::profile::ImageKind::Overlay => {
-            let o = jetson::build_overlay(
-                &profile,
-                &jetson::OverlayInputs {
-                    edge: &edge,
-                    bundle: a.bundle.as_deref(),
-                    keys: a.keys.as_deref(),
-                    detector: a.detector.as_deref(),
-                },
-                &a.out,
-            )?;
+            let o = jetson::build_overlay(&profile, &files, &a.out)?;
             println!(
                 "fas-boards: {} ({:.1} MiB, {} files) and {}",
                 o.tarball.display(),
@@ -438,17 +435,7 @@ fn image(a: ImageArgs) -> Result<bool> {
                 profile.name,
                 cache.display()
             );
-            let img = image::build_sd(
-                &profile,
-                &cache,
-                &image::SdInputs {
-                    edge: &edge,
-                    bundle: a.bundle.as_deref(),
-                    keys: a.keys.as_deref(),
-                    detector: a.detector.as_deref(),
-                },
-                &a.out,
-            )?;
+            let img = image::build_sd(&profile, &cache, &files, &a.out)?;
             println!(
                 "fas-boards: kernel {}; initramfs loads {} modules ({} built in: {})",
                 img.kernel_version,

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use fas_boards::hosttools::{self, Tool};
-use fas_boards::image::{self, SdInputs};
+use fas_boards::image::{self, EdgeFiles};
 use fas_boards::image_boot::{self, BootChain};
 use fas_boards::profile::Profile;
 
@@ -78,7 +78,7 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
     let img = image::build_sd(
         &profile,
         &fas_boards::debian::cache_root(),
-        &SdInputs {
+        &EdgeFiles {
             edge: &edge,
             bundle: None,
             keys: Some(&keys),
@@ -349,7 +349,7 @@ fn the_image_init_runs_fas_edge_to_ready_waiting_for_the_camera_with_the_door_lo
     let img = image::build_sd(
         &profile,
         &fas_boards::debian::cache_root(),
-        &SdInputs {
+        &EdgeFiles {
             edge: &musl_edge(),
             bundle: Some(&bundle),
             keys: Some(&keys),

@@ -1,0 +1,86 @@
+//! Staging files for a package, an image's root or an overlay: parents created, mode set,
+//! errors naming the file. One implementation for the .deb, the SD image and the Jetson
+//! overlay.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Writes `bytes` to `to` with `mode`; returns the bytes written.
+pub fn write(to: &Path, bytes: &[u8], mode: u32) -> Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(d) = to.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    std::fs::write(to, bytes).with_context(|| format!("writing {}", to.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", to.display()))?;
+    Ok(bytes.len() as u64)
+}
+
+/// Copies `from` to `to` with `mode`; returns the bytes copied.
+pub fn copy(from: &Path, to: &Path, mode: u32) -> Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(d) = to.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let n = std::fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", to.display()))?;
+    Ok(n)
+}
+
+/// The signer keys (`*.pub`) in a trusted-keys directory, sorted by name, as
+/// `(file name, path)`: what ships to `/etc/fas/keys/`.
+pub fn signer_keys(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut keys = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let p = e
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        if p.extension().is_some_and(|x| x == "pub") {
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| format!("{}: key file name is not UTF-8", p.display()))?
+                .to_string();
+            keys.push((name, p));
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn staged_files_get_parents_and_modes_and_keys_are_the_pub_files() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("a/b/edge.toml");
+        assert_eq!(write(&f, b"x = 1\n", 0o640).unwrap(), 6);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&f), 0o640);
+        let g = d.path().join("c/fas-edge");
+        assert_eq!(copy(&f, &g, 0o755).unwrap(), 6);
+        assert_eq!(
+            (std::fs::read(&g).unwrap(), mode(&g)),
+            (b"x = 1\n".to_vec(), 0o755)
+        );
+        let keys = d.path().join("keys");
+        for n in ["b.pub", "a.pub", "a.key", "notes.txt"] {
+            write(&keys.join(n), b"k", 0o644).unwrap();
+        }
+        let got: Vec<String> = signer_keys(&keys)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
+        assert_eq!(got, ["a.pub", "b.pub"]);
+        let e = copy(&d.path().join("missing"), &g, 0o644).unwrap_err();
+        assert!(format!("{e:#}").contains("missing"), "{e:#}");
+    }
+}
