@@ -62,24 +62,31 @@ impl TestEnv {
         })
     }
 
-    /// Runs a built binary (`target/debug/<name>`) with this environment.
     /// Sets a variable for every command this environment runs.
     pub fn set_var(&mut self, key: &str, value: &str) {
         self.vars.retain(|(k, _)| k != key);
         self.vars.push((key.to_string(), value.to_string()));
     }
 
-    /// Runs a workspace binary (already built) and returns its stdout.
-    pub fn bin_output(&self, name: &str, args: &[&str]) -> Result<String> {
+    /// The command for a built workspace binary (`<target>/debug/<name>`) with this
+    /// environment, and the binary's path (for errors).
+    fn bin_command(&self, name: &str, args: &[&str]) -> (Command, PathBuf) {
         let dir = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| self.root.join("target"));
         let bin = dir.join("debug").join(name);
         println!("xtask: $ {name} {}", args.join(" "));
-        let out = Command::new(&bin)
-            .args(args)
+        let mut cmd = Command::new(&bin);
+        cmd.args(args)
             .current_dir(&self.root)
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
+        (cmd, bin)
+    }
+
+    /// Runs a built binary and returns its stdout (stderr goes to the terminal).
+    pub fn bin_output(&self, name: &str, args: &[&str]) -> Result<String> {
+        let (mut cmd, bin) = self.bin_command(name, args);
+        let out = cmd
             .stderr(std::process::Stdio::inherit())
             .output()
             .with_context(|| format!("could not start {}", bin.display()))?;
@@ -89,16 +96,10 @@ impl TestEnv {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Runs a built binary (`target/debug/<name>`) with this environment.
     pub fn run_bin(&self, name: &str, args: &[&str]) -> Result<()> {
-        let dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.root.join("target"));
-        let bin = dir.join("debug").join(name);
-        println!("xtask: $ {name} {}", args.join(" "));
-        let status = Command::new(&bin)
-            .args(args)
-            .current_dir(&self.root)
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+        let (mut cmd, bin) = self.bin_command(name, args);
+        let status = cmd
             .status()
             .with_context(|| format!("could not start {}", bin.display()))?;
         if !status.success() {
