@@ -8,6 +8,7 @@
 
 mod apt;
 mod assets;
+mod bench;
 mod demo;
 mod env;
 mod guest;
@@ -28,6 +29,10 @@ commands:
                        real-device test (fas-edge in an aarch64 QEMU guest; skipped with
                        --no-guest or when cargo test args are given)
   guest                the real-device test alone: fas-edge in an aarch64 QEMU guest
+  bench-edge [--frames N] [--soak N]
+                       the door's per-stage latency and FPS at 640x480 on one core, against
+                       the same algorithm in Python + onnxruntime (edge/bench/), and a
+                       memory soak; trains the demo bundle first if there is none
   setup                install Debian packages, the torch venv and the assets only
   assets               fetch and verify the assets only
 ";
@@ -113,6 +118,11 @@ fn run(args: Vec<String>) -> Result<()> {
             setup(&root)?;
             let tenv = env::TestEnv::new(&root)?;
             guest::run(&root, &tenv)
+        }
+        "bench-edge" => {
+            setup(&root)?;
+            let tenv = env::TestEnv::new(&root)?;
+            bench::run(&root, &tenv, rest)
         }
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

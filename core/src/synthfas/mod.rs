@@ -82,6 +82,7 @@ pub mod domain;
 pub mod face;
 pub mod render;
 mod util;
+pub mod yuyv;
 
 pub use domain::{Background, DomainSpec, MaskStyle, PrintStyle, ReplayStyle, SpoofBias};
 

@@ -4,6 +4,7 @@
 //! models into a deterministic tar, signs it and verifies the result with the same
 //! `fas_infer::bundle` reader a device uses (where the format is documented).
 
+pub mod fixture;
 pub mod keys;
 pub mod writer;
 
