@@ -281,44 +281,12 @@ impl RunSummary {
     }
 }
 
-fn spawn_triggers(t: &TriggerSection) -> Result<Option<mpsc::Receiver<()>>> {
-    let (tx, rx) = mpsc::channel();
-    match t {
-        TriggerSection::Continuous => return Ok(None),
-        TriggerSection::Stdin => {
-            std::thread::spawn(move || {
-                for line in std::io::stdin().lock().lines() {
-                    if line.is_err() || tx.send(()).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        TriggerSection::Socket { path } => {
-            let _ = std::fs::remove_file(path);
-            let listener = std::os::unix::net::UnixListener::bind(path)
-                .with_context(|| format!("trigger socket {}", path.display()))?;
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    let Ok(conn) = conn else { continue };
-                    for line in std::io::BufReader::new(conn).lines() {
-                        if line.is_err() || tx.send(()).is_err() {
-                            break;
-                        }
-                    }
-                }
-            });
-        }
-    }
-    Ok(Some(rx))
-}
-
 /// `fas-edge [run]`.
 pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
     let cfg = load_config(c)?;
     let mut door = build_door(c, &cfg)?;
     let mut source = open_source(c, &cfg)?;
-    let triggers = spawn_triggers(&cfg.trigger)?;
+    let triggers = crate::trigger::spawn(&cfg.trigger)?;
     let events = if c.json {
         EventFormat::Json
     } else {

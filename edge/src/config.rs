@@ -220,6 +220,8 @@ pub enum TriggerSection {
     Stdin,
     /// One session per connection (or line) on a Unix socket.
     Socket { path: PathBuf },
+    /// One session per edge on a GPIO input line (button, badge reader), debounced.
+    Gpio(crate::trigger::GpioTrigger),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -368,6 +370,10 @@ impl EdgeConfig {
             .map_err(|e| Self::invalid(origin, "quality", e.to_string()))?;
         self.policy_config(0.5)
             .map_err(|e| Self::invalid(origin, "policy", e))?;
+        if let TriggerSection::Gpio(g) = &self.trigger {
+            g.validate()
+                .map_err(|e| Self::invalid(origin, "trigger", e))?;
+        }
         if !(100..=3_600_000).contains(&self.status.every_ms) {
             return Err(Self::invalid(
                 origin,
@@ -569,5 +575,35 @@ mod tests {
                 .rotation(),
             None
         );
+    }
+
+    #[test]
+    fn gpio_trigger_section_parses_and_is_checked() {
+        let c = parse("[trigger]\nkind = \"gpio\"\nchip = \"/dev/gpiochip0\"\nline = 3\nedge = \"falling\"\nbias = \"pull_up\"\n").unwrap();
+        match &c.trigger {
+            TriggerSection::Gpio(g) => {
+                assert_eq!(
+                    (g.line, g.edge, g.bias),
+                    (
+                        3,
+                        crate::trigger::Edge::Falling,
+                        crate::trigger::Bias::PullUp
+                    )
+                );
+                assert_eq!(g.debounce_ms, 50);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = parse(
+            "[trigger]\nkind = \"gpio\"\nchip = \"/dev/gpiochip0\"\nline = 3\ndebounce_ms = 9000\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("trigger") && e.contains("debounce_ms"), "{e}");
+        let e =
+            parse("[trigger]\nkind = \"gpio\"\nchip = \"/dev/gpiochip0\"\nline = 3\nlevel = 1\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("level"), "{e}");
     }
 }

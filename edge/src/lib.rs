@@ -15,3 +15,4 @@ pub mod quality;
 pub mod signals;
 pub mod status;
 pub mod track;
+pub mod trigger;

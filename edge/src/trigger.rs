@@ -1,0 +1,298 @@
+//! What starts a session in triggered mode: a line on standard input, a connection (or
+//! line) on a Unix socket, or an edge on a GPIO input line (a push button, a badge
+//! reader's output, a door contact) through the Linux GPIO character device.
+//!
+//! Each source runs on its own thread and sends `()` per trigger; the main loop calls
+//! `Door::trigger` for each. A trigger only opens a session: it can never decide one, so a
+//! bouncing or noisy line costs at most a `NoDecision` / `Cooldown`, never a grant.
+//!
+//! GPIO: the line is requested as an input with kernel edge detection (and, where the
+//! chip supports it, the kernel's debounce); bounces are also filtered here on the
+//! events' own timestamps ([`Debounce`]), as many GPIO chips (PL061, BCM2711's) debounce
+//! nothing in hardware.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Which transitions of the (physical) line start a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Edge {
+    /// Low → high (a button wired to pull the line up when pressed).
+    #[default]
+    Rising,
+    /// High → low (a button to ground with a pull-up: the usual wiring).
+    Falling,
+    Both,
+}
+
+/// Pull resistor on the input line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Bias {
+    /// Leave it as the board configured it (device tree, firmware).
+    #[default]
+    AsIs,
+    PullUp,
+    PullDown,
+    Disabled,
+}
+
+/// `[trigger] kind = "gpio"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpioTrigger {
+    /// The GPIO character device, e.g. `/dev/gpiochip0`.
+    pub chip: PathBuf,
+    /// Line offset on that chip (`gpioinfo` lists them).
+    pub line: u32,
+    #[serde(default)]
+    pub edge: Edge,
+    #[serde(default)]
+    pub bias: Bias,
+    /// Edges closer than this to the last accepted one are bounces, in milliseconds.
+    #[serde(default = "default_debounce_ms")]
+    pub debounce_ms: u64,
+}
+
+fn default_debounce_ms() -> u64 {
+    50
+}
+
+/// Longest accepted debounce period (a second-long bounce is a wiring fault).
+pub const MAX_DEBOUNCE_MS: u64 = 1000;
+
+impl GpioTrigger {
+    /// Checks the fields; the message names the key and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.chip.as_os_str().is_empty() {
+            return Err(
+                "trigger.chip is empty: set the GPIO chip device, e.g. /dev/gpiochip0".into(),
+            );
+        }
+        if self.debounce_ms > MAX_DEBOUNCE_MS {
+            return Err(format!(
+                "trigger.debounce_ms = {} is over {MAX_DEBOUNCE_MS}: a button bounces for a few ms; use 20–100",
+                self.debounce_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Software debounce on event timestamps: an edge is accepted when it comes at least
+/// `period_ns` after the last accepted one.
+#[derive(Debug, Clone)]
+pub struct Debounce {
+    period_ns: u64,
+    last: Option<u64>,
+}
+
+impl Debounce {
+    pub fn new(period_ms: u64) -> Debounce {
+        Debounce {
+            period_ns: period_ms.saturating_mul(1_000_000),
+            last: None,
+        }
+    }
+
+    /// Whether the edge at `t_ns` (a monotonic timestamp) is a new press.
+    pub fn accept(&mut self, t_ns: u64) -> bool {
+        match self.last {
+            // A timestamp going backwards (another clock, a driver bug) counts as a bounce
+            // of the last press rather than a new one.
+            Some(last) if t_ns < last.saturating_add(self.period_ns) => false,
+            _ => {
+                self.last = Some(t_ns);
+                true
+            }
+        }
+    }
+}
+
+/// Starts the trigger source of `t`; `None` in continuous mode.
+pub fn spawn(t: &crate::config::TriggerSection) -> Result<Option<mpsc::Receiver<()>>> {
+    use crate::config::TriggerSection;
+    let (tx, rx) = mpsc::channel();
+    match t {
+        TriggerSection::Continuous => return Ok(None),
+        TriggerSection::Stdin => {
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    if line.is_err() || tx.send(()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        TriggerSection::Socket { path } => {
+            let _ = std::fs::remove_file(path);
+            let listener = std::os::unix::net::UnixListener::bind(path)
+                .with_context(|| format!("trigger socket {}", path.display()))?;
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    let Ok(conn) = conn else { continue };
+                    for line in std::io::BufReader::new(conn).lines() {
+                        if line.is_err() || tx.send(()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        TriggerSection::Gpio(g) => gpio::spawn(g, tx)?,
+    }
+    Ok(Some(rx))
+}
+
+#[cfg(all(feature = "gpio", target_os = "linux"))]
+mod gpio {
+    use std::sync::mpsc::Sender;
+    use std::time::Duration;
+
+    use anyhow::{Context, Result};
+    use gpiocdev::line::{Bias as CdevBias, EdgeDetection, EventClock};
+    use gpiocdev::Request;
+
+    use super::{Bias, Debounce, Edge, GpioTrigger};
+
+    pub(super) fn spawn(g: &GpioTrigger, tx: Sender<()>) -> Result<()> {
+        let mut b = Request::builder();
+        b.on_chip(&g.chip)
+            .with_consumer("fas-edge trigger")
+            .with_line(g.line)
+            .as_input()
+            .with_event_clock(EventClock::Monotonic)
+            .with_edge_detection(match g.edge {
+                Edge::Rising => EdgeDetection::RisingEdge,
+                Edge::Falling => EdgeDetection::FallingEdge,
+                Edge::Both => EdgeDetection::BothEdges,
+            });
+        let bias = match g.bias {
+            Bias::AsIs => None,
+            Bias::PullUp => Some(CdevBias::PullUp),
+            Bias::PullDown => Some(CdevBias::PullDown),
+            Bias::Disabled => Some(CdevBias::Disabled),
+        };
+        if bias.is_some() {
+            b.with_bias(bias);
+        }
+        let req = b.request().with_context(|| {
+            format!(
+                "trigger: cannot watch {} line {} — check trigger.chip and trigger.line (`gpioinfo` lists them), that no other driver or process holds the line, and the device permissions",
+                g.chip.display(),
+                g.line
+            )
+        })?;
+        let mut debounce = Debounce::new(g.debounce_ms);
+        let (chip, line) = (g.chip.display().to_string(), g.line);
+        eprintln!(
+            "fas-edge: trigger: watching {chip} line {line} ({:?} edges)",
+            g.edge
+        );
+        std::thread::spawn(move || loop {
+            match req.read_edge_event() {
+                Ok(ev) => {
+                    if debounce.accept(ev.timestamp_ns) && tx.send(()).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // The door keeps running (locked between sessions); without its
+                    // trigger it simply opens no sessions. Retry slowly.
+                    eprintln!("fas-edge: trigger: {chip} line {line}: {e}");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(not(all(feature = "gpio", target_os = "linux")))]
+mod gpio {
+    use std::sync::mpsc::Sender;
+
+    use anyhow::{bail, Result};
+
+    use super::GpioTrigger;
+
+    pub(super) fn spawn(g: &GpioTrigger, _tx: Sender<()>) -> Result<()> {
+        bail!(
+            "trigger kind \"gpio\" ({} line {}) needs fas-edge built for Linux with the `gpio` feature; use kind \"stdin\" or \"socket\" here",
+            g.chip.display(),
+            g.line
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn bounces_inside_the_period_are_dropped() {
+        let ms = 1_000_000;
+        let mut d = Debounce::new(50);
+        assert!(d.accept(1000 * ms));
+        assert!(!d.accept(1001 * ms));
+        assert!(!d.accept(1049 * ms));
+        assert!(d.accept(1050 * ms));
+        // Backwards in time: not a new press.
+        assert!(!d.accept(900 * ms));
+        assert!(d.accept(2000 * ms));
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_edges_are_at_least_a_period_apart(
+            period in 0u64..200,
+            gaps in prop::collection::vec(0u64..300_000_000, 1..60),
+        ) {
+            let mut d = Debounce::new(period);
+            let mut t = 0u64;
+            let mut accepted: Vec<u64> = Vec::new();
+            for g in gaps {
+                t += g;
+                if d.accept(t) {
+                    accepted.push(t);
+                }
+            }
+            prop_assert!(!accepted.is_empty(), "the first edge is always a press");
+            for w in accepted.windows(2) {
+                prop_assert!(w[1] - w[0] >= period * 1_000_000);
+            }
+        }
+    }
+
+    #[test]
+    fn config_parses_with_defaults_and_checks_its_fields() {
+        let g: GpioTrigger = toml::from_str("chip = \"/dev/gpiochip0\"\nline = 3\n").unwrap();
+        assert_eq!(
+            g,
+            GpioTrigger {
+                chip: "/dev/gpiochip0".into(),
+                line: 3,
+                edge: Edge::Rising,
+                bias: Bias::AsIs,
+                debounce_ms: 50,
+            }
+        );
+        assert!(g.validate().is_ok());
+        let bad = GpioTrigger {
+            debounce_ms: 5000,
+            ..g.clone()
+        };
+        assert!(bad.validate().unwrap_err().contains("debounce_ms"));
+        let e =
+            toml::from_str::<GpioTrigger>("chip = \"/dev/gpiochip0\"\nline = 3\nedge = \"up\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("rising"), "{e}");
+    }
+}
