@@ -217,7 +217,10 @@ mod tests {
     fn backports_lists_only_the_backports_suite_and_drops_stale_lists() {
         let cache = tempfile::tempdir().unwrap();
         let apt = Apt::backports(cache.path(), "amd64", "bookworm").unwrap();
-        assert_eq!(apt.dir, cache.path().join("debian/bookworm-backports-amd64"));
+        assert_eq!(
+            apt.dir,
+            cache.path().join("debian/bookworm-backports-amd64")
+        );
         let list = std::fs::read_to_string(apt.dir.join("sources.list")).unwrap();
         assert_eq!(
             list,
@@ -232,7 +235,9 @@ mod tests {
         assert_eq!(release.dir, cache.path().join("debian/bookworm-arm64"));
         let list = std::fs::read_to_string(release.dir.join("sources.list")).unwrap();
         assert_eq!(list.lines().count(), 3, "{list}");
-        assert!(list.contains(" bookworm main non-free-firmware") && list.contains("bookworm-security"));
+        assert!(
+            list.contains(" bookworm main non-free-firmware") && list.contains("bookworm-security")
+        );
         std::fs::write(
             apt.dir.join("sources.list"),
             "deb http://deb.debian.org/debian sid main\n",

@@ -257,8 +257,9 @@ pub fn patch_dtb(dtb: &Path, fb: SimpleFb) -> Result<()> {
 
 /// The kernel command line for the check: the image's `cmdline.txt` with its serial
 /// console moved from the mini UART (`ttyS1`: opening it hangs in QEMU's model) to the
-/// PL011 (`ttyAMA0`, QEMU's first `-serial`), and `clk_ignore_unused` (QEMU's firmware
-/// mailbox has no clock gating to hand unused clocks to).
+/// PL011 (`ttyAMA0`, QEMU's first `-serial`), and `clk_ignore_unused`: without it the
+/// kernel's sweep of unused clocks reads a clock gate QEMU's BCM2711 does not model, oopses
+/// in `clk_gate_is_enabled` and takes init down (measured with QEMU 10.0.2).
 pub fn cmdline(image_cmdline: &str) -> String {
     let mut args: Vec<String> = image_cmdline
         .split_whitespace()
@@ -358,7 +359,9 @@ impl Qmp {
                     if child.try_wait()?.is_some() || t0.elapsed() > within {
                         return Err(Raspi4bError::Monitor {
                             socket: socket.to_path_buf(),
-                            problem: format!("cannot connect ({e}); QEMU stopped or never listened"),
+                            problem: format!(
+                                "cannot connect ({e}); QEMU stopped or never listened"
+                            ),
                         }
                         .into());
                     }
@@ -546,7 +549,14 @@ pub fn boot(
         .spawn()
         .with_context(|| format!("starting {}", qemu.program.display()))?;
     let result = watch(
-        &mut child, &socket, &serial_log, relay, t0, limit, hold, done,
+        &mut child,
+        &socket,
+        &serial_log,
+        relay,
+        t0,
+        limit,
+        hold,
+        done,
     );
     let _ = child.kill();
     let _ = child.wait();
@@ -605,12 +615,16 @@ fn watch(
             b.serial = serial;
             return Ok(b);
         }
-        let fsel = qmp.read_u32(relay.fsel_register())?;
-        let lev = qmp.read_u32(relay.level_register())?;
-        b.relay.push(RelaySample {
-            at_s,
-            state: relay.decode(fsel, lev),
-        });
+        let read_relay = |q: &mut Qmp| -> Result<RelayState> {
+            let fsel = q.read_u32(relay.fsel_register())?;
+            Ok(relay.decode(fsel, q.read_u32(relay.level_register())?))
+        };
+        match read_relay(&mut qmp) {
+            Ok(state) => b.relay.push(RelaySample { at_s, state }),
+            // QEMU stopped between the two looks: the next turn reports it.
+            Err(_) if child.try_wait()?.is_some() => continue,
+            Err(e) => return Err(e),
+        }
         if done_at.is_none() && done(&serial) {
             done_at = Some(Instant::now());
         }
@@ -634,7 +648,10 @@ fn watch(
 pub fn failures(boot: &Raspi4bBoot, chain: &BootChain, limit: Duration) -> Vec<String> {
     let mut f = chain.boot_failures();
     if boot.timed_out {
-        f.insert(0, format!("the guest ran past {} s and was killed", limit.as_secs()));
+        f.insert(
+            0,
+            format!("the guest ran past {} s and was killed", limit.as_secs()),
+        );
     }
     if let Some(e) = &boot.qemu_exit {
         f.insert(0, format!("QEMU stopped by itself: {}", e.trim()));
@@ -662,12 +679,11 @@ pub fn failures(boot: &Raspi4bBoot, chain: &BootChain, limit: Duration) -> Vec<S
     }
     match (boot.ready_s, boot.relay.last()) {
         (_, None) => f.push("the relay line was never read".into()),
-        (Some(ready), Some(last)) if last.at_s >= ready && last.state != RelayState::Locked => {
-            f.push(format!(
+        (Some(ready), Some(last)) if last.at_s >= ready && last.state != RelayState::Locked => f
+            .push(format!(
                 "fas-edge is ready but the relay line is {:?}, not held locked",
                 last.state
-            ))
-        }
+            )),
         (Some(ready), Some(last)) if last.at_s < ready => {
             f.push("the relay line was not read after fas-edge reported ready".into())
         }
@@ -736,7 +752,10 @@ mod tests {
 
     #[test]
     fn monitor_answers_and_kernel_times_parse() {
-        assert_eq!(parse_xp("00000000fe200004: 0x00212000\r\n"), Some(0x0021_2000));
+        assert_eq!(
+            parse_xp("00000000fe200004: 0x00212000\r\n"),
+            Some(0x0021_2000)
+        );
         assert_eq!(parse_xp("Cannot access memory\r\n"), None);
         let log = "[    3.881618] Not activating\nfas-init: rpi4 root file system up\n";
         assert_eq!(last_kernel_time(log), Some(3.881618));
@@ -776,10 +795,22 @@ mod tests {
             fas-edge: ready — camera /dev/video0 (lost, reconnecting)\n";
         let chain = BootChain::parse(log);
         let limit = Duration::from_secs(60);
-        let good = boot_with(log, &[(1.0, NotDriven), (9.0, Locked), (11.0, Locked)], Some(9.0));
-        assert!(failures(&good, &chain, limit).is_empty(), "{:?}", failures(&good, &chain, limit));
+        let good = boot_with(
+            log,
+            &[(1.0, NotDriven), (9.0, Locked), (11.0, Locked)],
+            Some(9.0),
+        );
+        assert!(
+            failures(&good, &chain, limit).is_empty(),
+            "{:?}",
+            failures(&good, &chain, limit)
+        );
 
-        let opened = boot_with(log, &[(1.0, NotDriven), (8.0, Unlocked), (11.0, Locked)], Some(9.0));
+        let opened = boot_with(
+            log,
+            &[(1.0, NotDriven), (8.0, Unlocked), (11.0, Locked)],
+            Some(9.0),
+        );
         assert!(failures(&opened, &chain, limit)[0].contains("unlocking level 8.0 s"));
         let released = boot_with(log, &[(9.0, NotDriven)], Some(9.0));
         assert!(failures(&released, &chain, limit)[0].contains("NotDriven"));
@@ -789,7 +820,11 @@ mod tests {
         assert!(failures(&unread, &chain, limit)[0].contains("never read"));
 
         let no_fb = log.replace("fb0: simplefb registered!", "probe failed");
-        let f = failures(&boot_with(&no_fb, &[(9.0, Locked)], Some(9.0)), &chain, limit);
+        let f = failures(
+            &boot_with(&no_fb, &[(9.0, Locked)], Some(9.0)),
+            &chain,
+            limit,
+        );
         assert!(f[0].contains("/dev/fb0"), "{f:?}");
 
         let stopped = format!("{log}fas-edge: error: /dev/fb0: cannot open\nfas-init: fas-edge exited with status 1; restarting in 2 s\n");
@@ -797,7 +832,10 @@ mod tests {
         assert!(f.iter().any(|e| e.contains("fas-edge stopped")), "{f:?}");
         let not_ready = log.replace("fas-edge: ready", "fas-edge: almost");
         let f = failures(&good, &BootChain::parse(&not_ready), limit);
-        assert!(f.iter().any(|e| e.contains("never reported ready")), "{f:?}");
+        assert!(
+            f.iter().any(|e| e.contains("never reported ready")),
+            "{f:?}"
+        );
         let granted = format!("{log}decision: grant (live)\n");
         let f = failures(&good, &BootChain::parse(&granted), limit);
         assert!(f.iter().any(|e| e.contains("door opened")), "{f:?}");
@@ -839,7 +877,15 @@ mod tests {
         std::fs::write(&src, dts).unwrap();
         hosttools::run(
             dtc,
-            &["-I".as_ref(), "dts".as_ref(), "-O".as_ref(), "dtb".as_ref(), "-o".as_ref(), dtb.as_os_str(), src.as_os_str()],
+            &[
+                "-I".as_ref(),
+                "dts".as_ref(),
+                "-O".as_ref(),
+                "dtb".as_ref(),
+                "-o".as_ref(),
+                dtb.as_os_str(),
+                src.as_os_str(),
+            ],
         )
         .unwrap();
         patch_dtb(&dtb, QEMU_FRAMEBUFFER).unwrap();
@@ -849,7 +895,13 @@ mod tests {
                     program: "fdtget",
                     package: "device-tree-compiler",
                 },
-                &["-t".as_ref(), kind.as_ref(), dtb.as_os_str(), node.as_ref(), prop.as_ref()],
+                &[
+                    "-t".as_ref(),
+                    kind.as_ref(),
+                    dtb.as_os_str(),
+                    node.as_ref(),
+                    prop.as_ref(),
+                ],
             )
         };
         for n in DISABLED_NODES {
@@ -858,7 +910,10 @@ mod tests {
         assert!(get(SD_CONTROLLER, SD_PWRSEQ, "x").is_err());
         assert_eq!(get(SD_CONTROLLER, "status", "s").unwrap().trim(), "okay");
         let fb = QEMU_FRAMEBUFFER.node();
-        assert_eq!(get(&fb, "compatible", "s").unwrap().trim(), "simple-framebuffer");
+        assert_eq!(
+            get(&fb, "compatible", "s").unwrap().trim(),
+            "simple-framebuffer"
+        );
         assert_eq!(get(&fb, "reg", "x").unwrap().trim(), "0 3c100000 96000");
         assert_eq!(get(&fb, "width", "u").unwrap().trim(), "640");
         assert_eq!(get(&fb, "stride", "u").unwrap().trim(), "1280");
@@ -869,7 +924,15 @@ mod tests {
         std::fs::write(&src, "/dts-v1/;\n/ { };\n").unwrap();
         hosttools::run(
             dtc,
-            &["-I".as_ref(), "dts".as_ref(), "-O".as_ref(), "dtb".as_ref(), "-o".as_ref(), bare.as_os_str(), src.as_os_str()],
+            &[
+                "-I".as_ref(),
+                "dts".as_ref(),
+                "-O".as_ref(),
+                "dtb".as_ref(),
+                "-o".as_ref(),
+                bare.as_os_str(),
+                src.as_os_str(),
+            ],
         )
         .unwrap();
         let e = patch_dtb(&bare, QEMU_FRAMEBUFFER).unwrap_err().to_string();
