@@ -53,10 +53,19 @@ pub const QEMU_AARCH64: Tool = Tool {
     package: "qemu-system-arm",
 };
 
+pub const FDTPUT: Tool = Tool {
+    program: "fdtput",
+    package: "device-tree-compiler",
+};
+
 /// What `fas-boards image --board rpi4` runs.
 pub const SD_IMAGE: &[Tool] = &[
     SFDISK, MKFS_VFAT, MCOPY, MKFS_EXT4, DPKG_DEB, MODPROBE, DEPMOD, APT_GET,
 ];
+
+/// What `fas-boards check-raspi4b` runs besides QEMU (the host's when it has `raspi4b`,
+/// else bookworm-backports', fetched with `apt-get` and unpacked with `dpkg-deb`).
+pub const RASPI4B_CHECK: &[Tool] = &[MCOPY, FDTPUT, APT_GET, DPKG_DEB];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {

@@ -12,5 +12,6 @@ pub mod image_boot;
 pub mod jetson;
 pub mod mbr;
 pub mod profile;
+pub mod raspi4b;
 pub mod stage;
 pub mod testbed;

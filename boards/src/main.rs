@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use fas_boards::profile::Profile;
 use fas_boards::testbed::{guest, plan, verdict};
-use fas_boards::{cross, deb, flash, image, image_boot, jetson};
+use fas_boards::{cross, deb, flash, image, image_boot, jetson, raspi4b};
 
 #[derive(Parser)]
 #[command(name = "fas-boards", version, about)]
@@ -42,6 +42,14 @@ enum Cmd {
     /// init starts fas-edge and that fas-edge, with no camera, either reports ready and
     /// waits for one with the door locked or stops fail-closed and is restarted.
     CheckImage(CheckImageArgs),
+    /// Boots an SD image on QEMU's Raspberry Pi 4B model (`-M raspi4b`; bookworm-backports'
+    /// QEMU is fetched into the fas cache when the host's lacks it) from its own kernel,
+    /// initramfs and device tree (patched for what QEMU's BCM2711 lacks, with /dev/fb0 on
+    /// QEMU's framebuffer), and passes only when fas-edge reports ready and waits for the
+    /// absent camera with the relay line held locked and never driven open. The image needs
+    /// a signed bundle, its keys and the detector (`fas-boards image --bundle --keys
+    /// --detector`).
+    CheckRaspi4b(CheckRaspi4bArgs),
     /// Builds the static aarch64 (musl, debug) fas-edge and fas-testbed that the guest
     /// test and the SD image use, and prints their directory (`cargo xtask test` runs it
     /// before the tests, which must not run cargo themselves).
@@ -83,6 +91,22 @@ struct CheckImageArgs {
     work: PathBuf,
     /// Wall-clock limit for the guest, seconds.
     #[arg(long, default_value_t = 300)]
+    timeout: u64,
+}
+
+#[derive(clap::Args)]
+struct CheckRaspi4bArgs {
+    /// The SD image (`fas-boards image --board rpi4 --bundle B --keys K --detector D`).
+    #[arg(long)]
+    image: PathBuf,
+    /// The board profile the image was made for (its relay line is read from the GPIO).
+    #[arg(long, default_value = "rpi4")]
+    board: String,
+    /// Work directory (kernel, initramfs, patched DTB, SD card copy, serial log).
+    #[arg(long, default_value = "target/raspi4b-check")]
+    work: PathBuf,
+    /// Wall-clock limit for the guest, seconds.
+    #[arg(long, default_value_t = 240)]
     timeout: u64,
 }
 
@@ -211,6 +235,7 @@ fn run(cli: Cli) -> Result<bool> {
         }),
         Cmd::Image(a) => image(a),
         Cmd::CheckImage(a) => check_image(a),
+        Cmd::CheckRaspi4b(a) => check_raspi4b(a),
         Cmd::Flash(a) => flash(a),
     }
 }
@@ -500,6 +525,56 @@ fn check_image(a: CheckImageArgs) -> Result<bool> {
     eprintln!("---- serial log ----\n{}", boot.serial);
     for f in failures {
         eprintln!("check-image: FAIL: {f}");
+    }
+    Ok(false)
+}
+
+fn check_raspi4b(a: CheckRaspi4bArgs) -> Result<bool> {
+    let relay = raspi4b::RelayPin::from_profile(&Profile::load(&a.board)?)?;
+    let cache = fas_boards::debian::cache_root();
+    let qemu = raspi4b::Qemu::find_or_fetch(&cache)?;
+    println!(
+        "check-raspi4b: {} ({}); relay BCM GPIO {}",
+        qemu.version,
+        qemu.program.display(),
+        relay.line
+    );
+    let limit = Duration::from_secs(a.timeout);
+    let boot = raspi4b::boot(
+        &qemu,
+        &a.image,
+        &a.work,
+        relay,
+        limit,
+        Duration::from_secs(2),
+        |serial| {
+            let c = image_boot::BootChain::parse(serial);
+            (c.ready && c.camera_waiting) || !c.exits.is_empty()
+        },
+    )?;
+    let chain = image_boot::BootChain::parse(&boot.serial);
+    let failures = raspi4b::failures(&boot, &chain, limit);
+    let secs = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1} s"));
+    println!(
+        "check-raspi4b: root {:?}; fas-edge started after {} (guest clock {}), ready after {}; relay read {} times, last {:?}; ran {:.1} s",
+        chain.root_device,
+        secs(boot.first_start_s),
+        secs(boot.first_start_guest_s),
+        secs(boot.ready_s),
+        boot.relay.len(),
+        boot.relay.last().map(|s| s.state),
+        boot.elapsed.as_secs_f64()
+    );
+    for m in &chain.models {
+        println!("check-raspi4b: {m}");
+    }
+    if failures.is_empty() {
+        println!("check-raspi4b: PASS");
+        return Ok(true);
+    }
+    eprintln!("---- serial log ----\n{}", boot.serial);
+    for f in failures {
+        eprintln!("check-raspi4b: FAIL: {f}");
     }
     Ok(false)
 }

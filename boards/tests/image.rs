@@ -1,8 +1,9 @@
 //! The Raspberry Pi 4 SD image, end to end: built from Debian's packages (downloaded into
 //! the fas cache, like the guest testbed's), its partition table and both file systems
 //! read back with the host's own tools, then booted under `qemu-system-aarch64 -M virt`
-//! from its own boot partition and root partition. Skipped, with the reason printed, only
-//! when the host lacks the tools (`cargo xtask setup` installs them).
+//! from its own boot partition and root partition, and, as made for the board, on QEMU's
+//! Raspberry Pi 4B model (`-M raspi4b`) to fas-edge ready. Skipped, with the reason
+//! printed, only when the host lacks the tools (`cargo xtask setup` installs them).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +13,7 @@ use fas_boards::hosttools::{self, Tool};
 use fas_boards::image::{self, EdgeFiles};
 use fas_boards::image_boot::{self, BootChain};
 use fas_boards::profile::Profile;
+use fas_boards::raspi4b::{self, RelayPin, RelayState};
 
 const DEBUGFS: Tool = Tool {
     program: "debugfs",
@@ -406,4 +408,96 @@ fn the_image_init_runs_fas_edge_to_ready_waiting_for_the_camera_with_the_door_lo
         boot.elapsed.as_secs_f64(),
         chain.models[0],
     );
+}
+
+/// The image exactly as made for the board (relay on BCM GPIO 17, display /dev/fb0), with a
+/// signed bundle and the detector, on QEMU's Raspberry Pi 4B model: booted from the
+/// emulated SD card, fas-edge loads the model, takes line 17 as an output at the locked
+/// level, opens /dev/fb0 (a simple-framebuffer on QEMU's framebuffer), reports ready and
+/// waits for the absent camera; the line, read from the emulated GPIO block while the
+/// guest runs, is never driven open.
+#[test]
+fn the_rpi4_image_boots_on_raspi4b_to_ready_with_the_relay_held_locked() {
+    let mut tools = hosttools::SD_IMAGE.to_vec();
+    tools.extend_from_slice(hosttools::RASPI4B_CHECK);
+    if let Err(e) = hosttools::require(&tools) {
+        eprintln!("SKIPPED rpi4 image on raspi4b test: {e}");
+        return;
+    }
+    let _cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let t0 = std::time::Instant::now();
+    let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, keys) = tiny_signed_bundle(dir.path());
+    let profile = Profile::load("rpi4").unwrap();
+    let cache = fas_boards::debian::cache_root();
+    let img = image::build_sd(
+        &profile,
+        &cache,
+        &EdgeFiles {
+            edge: &musl_edge(),
+            bundle: Some(&bundle),
+            keys: Some(&keys),
+            detector: Some(&Path::new(&assets).join("retinaface_mnet025.onnx")),
+        },
+        dir.path(),
+    )
+    .unwrap();
+    let qemu = raspi4b::Qemu::find_or_fetch(&cache).unwrap();
+    let relay = RelayPin::from_profile(&profile).unwrap();
+    assert_eq!(relay.line, 17);
+    let limit = Duration::from_secs(180);
+    let boot = raspi4b::boot(
+        &qemu,
+        &img.path,
+        &dir.path().join("raspi4b"),
+        relay,
+        limit,
+        Duration::from_secs(2),
+        |serial| {
+            let c = BootChain::parse(serial);
+            (c.ready && c.camera_waiting) || !c.exits.is_empty()
+        },
+    )
+    .unwrap();
+    let chain = BootChain::parse(&boot.serial);
+    let mut failures = raspi4b::failures(&boot, &chain, limit);
+    if chain.root_device.as_deref() != Some("/dev/mmcblk0p2") {
+        failures.push(format!(
+            "root on {:?}, want the SD card's /dev/mmcblk0p2",
+            chain.root_device
+        ));
+    }
+    if !chain
+        .models
+        .iter()
+        .any(|m| m.contains("image-test") && m.contains("signer "))
+    {
+        failures.push(format!(
+            "fas-edge did not load the signed bundle: {:?}",
+            chain.models
+        ));
+    }
+    let locked = boot
+        .relay
+        .iter()
+        .filter(|s| s.state == RelayState::Locked)
+        .count();
+    assert!(
+        failures.is_empty(),
+        "{failures:#?}\n{qemu:?}\n---- serial log ----\n{}",
+        boot.serial
+    );
+    eprintln!(
+        "raspi4b ({}): fas-edge started {:.1} s after QEMU started (guest clock {:.1} s), ready after {:.1} s; \
+         line 17 read {} times, held locked in {locked}; test {:.1} s",
+        qemu.version,
+        boot.first_start_s.unwrap(),
+        boot.first_start_guest_s.unwrap_or(f64::NAN),
+        boot.ready_s.unwrap(),
+        boot.relay.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    // The guest wrote to a copy: the image is as built.
+    assert_eq!(std::fs::metadata(&img.path).unwrap().len(), img.image_bytes);
 }
