@@ -247,84 +247,12 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
     assert_eq!(std::fs::metadata(&img.path).unwrap().len(), img.image_bytes);
 }
 
-/// A signed bundle holding a tiny liveness model (mean colour → linear → sigmoid; it only
-/// has to load: no camera reaches it here) and the directory with its public key.
+/// A signed bundle holding a tiny liveness model (it only has to load: no camera reaches
+/// it here) and the directory with its public key.
 fn tiny_signed_bundle(dir: &Path) -> (PathBuf, PathBuf) {
-    use fas_core::bundle::{
-        BundleManifest, InputSpec, MetricEntry, ModelInfo, Quantization, ScoreSpec, Threshold,
-        BUNDLE_FORMAT_VERSION,
-    };
-    use fas_core::bundle::{DType, Encoding};
-    use fas_core::ir::GraphBuilder;
-    use fas_core::preprocess::{ColorSpace, CropSpec, Normalize, PreprocessSpec};
-    use fas_quantize::bundle::{write_bundle, SecretKey, Signing};
-    use fas_quantize::onnx::{export, ExportOptions, Tensor, Weights};
-
-    let mut b = GraphBuilder::new("image-test");
-    let x = b.input("image", &[1, 3, 64, 64]);
-    let x = b.global_avg_pool("gap", &x);
-    let x = b.flatten("flat", &x);
-    let x = b.linear("fc", &x, 1, true);
-    let x = b.sigmoid("p_live", &x);
-    b.output(&x);
-    let graph = b.finish().unwrap();
-    let weights = Weights {
-        tensors: graph
-            .weights()
-            .into_iter()
-            .map(|(name, shape)| {
-                let n = shape.iter().product();
-                (name, Tensor::new(shape, vec![0.1; n]))
-            })
-            .collect(),
-        origin: dir.join("image-test.safetensors"),
-    };
-    let onnx = export(&graph, &weights, &ExportOptions::default()).unwrap();
-    let draft = BundleManifest {
-        format_version: BUNDLE_FORMAT_VERSION,
-        model: ModelInfo {
-            name: "image-test".into(),
-            recipe: "baseline".into(),
-            demo: false,
-        },
-        input: InputSpec {
-            shape: vec![1, 3, 64, 64],
-            dtype: DType::F32,
-        },
-        preprocess: PreprocessSpec {
-            crop: CropSpec::Box { scale: 1.5 },
-            width: 64,
-            height: 64,
-            color: vec![ColorSpace::Rgb],
-            normalize: Normalize::imagenet(1),
-        },
-        score: ScoreSpec::default(),
-        files: Default::default(),
-        quantization: Quantization {
-            encoding: Encoding::Fp32,
-            calibration: None,
-            drift: None,
-        },
-        metrics: vec![MetricEntry {
-            protocol: "none (boot test)".into(),
-            metric: "AUC".into(),
-            value: 0.5,
-        }],
-        thresholds: vec![Threshold {
-            name: "default".into(),
-            value: 0.5,
-            operating_point: "fixed".into(),
-            chosen_on: "boot test".into(),
-        }],
-        created_by: "fas-boards image test".into(),
-    };
-    let key = SecretKey::from_seed([5; 32]);
-    let keys = dir.join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    std::fs::write(keys.join("image-test.pub"), key.public().to_text()).unwrap();
-    let bundle = dir.join("model.fasb");
-    write_bundle(&bundle, draft, &onnx.to_bytes(), None, Signing::Key(&key)).unwrap();
-    (bundle, keys)
+    use fas_quantize::bundle::fixture::{write_tiny_bundle, TinyModel};
+    let t = write_tiny_bundle(dir, &TinyModel::loads_only("image-test")).unwrap();
+    (t.bundle, t.keys)
 }
 
 /// With a signed bundle, a detector and the relay on a line `virt` has, fas-edge in the

@@ -5,7 +5,6 @@
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};

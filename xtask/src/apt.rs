@@ -93,6 +93,11 @@ pub const PACKAGES: &[Requirement] = &[
         probe: &["sh", "-c", "depmod --version && modprobe --version && dpkg-deb --version"],
         packages: &["kmod", "dpkg"],
     },
+    Requirement {
+        what: "fdtput (fas-boards check-raspi4b patches the Pi 4 device tree for QEMU's raspi4b)",
+        probe: &["fdtput", "--version"],
+        packages: &["device-tree-compiler"],
+    },
 ];
 
 fn probe_ok(probe: &[&str]) -> bool {
