@@ -12,6 +12,7 @@ pub mod image_boot;
 pub mod jetson;
 pub mod mbr;
 pub mod profile;
+pub mod qmp;
 pub mod raspi4b;
 pub mod stage;
 pub mod testbed;

@@ -383,11 +383,20 @@ fn testbed(a: TestbedArgs) -> Result<bool> {
         &kernel,
         &initrd,
         &serial_log,
+        &a.work.join("qmp.sock"),
         Duration::from_secs(a.timeout),
         a.smp,
     )?;
     let log = verdict::SerialLog::parse(&boot.serial);
     let mut v = verdict::judge(&plan, &log, guest::RELAY_LINE);
+    let (trigger_decisions, trigger_failures) = verdict::judge_trigger(&log, boot.pressed);
+    v.failures.extend(trigger_failures);
+    println!(
+        "testbed: trigger phase (GPIO line {} pulsed by the host: {}): decisions {:?}",
+        guest::TRIGGER_LINE,
+        boot.pressed,
+        trigger_decisions
+    );
     if boot.timed_out {
         v.failures.insert(
             0,

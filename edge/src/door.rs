@@ -56,6 +56,10 @@ pub struct Door<D: FaceDetector> {
     /// frame times to capture times for the audit log).
     wall_offset_ms: Option<i64>,
     camera_down: bool,
+    /// Frame time of the last trigger: frames captured before it (still queued when the
+    /// button was pressed) are shown but not judged, so they neither count for the
+    /// session nor look like a clock running backwards.
+    trigger_floor_ms: Option<u64>,
     overlay: OverlayState,
     fps: Fps,
     /// How decisions and camera changes are reported on stdout.
@@ -124,6 +128,7 @@ impl<D: FaceDetector> Door<D> {
             last_frame_at: Instant::now(),
             wall_offset_ms: None,
             camera_down: false,
+            trigger_floor_ms: None,
             overlay: OverlayState::default(),
             fps: Fps::default(),
             events: EventFormat::default(),
@@ -134,6 +139,7 @@ impl<D: FaceDetector> Door<D> {
     /// A trigger (stdin line, socket connection) asks for a session now.
     pub fn trigger(&mut self) -> Result<Option<SessionOutcome>> {
         let t = self.now_ms();
+        self.trigger_floor_ms = Some(t);
         match self.policy.start(t, Trigger::External) {
             Some(out) => self.finish(out, None).map(Some),
             None => Ok(None),
@@ -148,7 +154,16 @@ impl<D: FaceDetector> Door<D> {
     /// One frame (or capture error) through the pipeline.
     pub fn step(&mut self, frame: Result<Frame, CaptureError>) -> Result<StepReport> {
         let (obs, frame) = match frame {
+            Ok(frame) if self.trigger_floor_ms.is_some_and(|f| millis(frame.t) < f) => {
+                // Captured before the trigger (see `trigger_floor_ms`).
+                self.show(&frame)?;
+                return Ok(StepReport {
+                    observation: None,
+                    outcome: None,
+                });
+            }
             Ok(frame) => {
+                self.trigger_floor_ms = None;
                 if self.camera_down {
                     self.events.emit(&Event::CameraBack {
                         time_ms: crate::camera::wall_ms_now(),

@@ -71,6 +71,10 @@ struct Rig {
 }
 
 fn rig(model: TinyModel) -> Rig {
+    rig_with(model, Mode::Continuous)
+}
+
+fn rig_with(model: TinyModel, mode: Mode) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let tiny = write_tiny_bundle(dir.path(), &model).unwrap();
     let loaded = LoadedModel::load(
@@ -102,7 +106,7 @@ fn rig(model: TinyModel) -> Rig {
     )
     .unwrap();
     let mut pc = PolicyConfig::with_threshold(0.5);
-    pc.mode = Mode::Continuous;
+    pc.mode = mode;
     pc.frames = 3;
     // No cooldown: a session starts at the first face after a fault, so the next fault
     // lands inside a running session.
@@ -294,4 +298,39 @@ fn start_up_faults_stop_the_door_before_it_runs() {
         .expect_err("a bad config must stop the door")
     );
     assert!(e.contains("frames"), "{e}");
+}
+
+/// A frame captured before the trigger but delivered after it (queue latency on a slow
+/// board) is not part of the session and must not look like time running backwards.
+#[test]
+fn frames_captured_before_a_trigger_do_not_spoil_its_session() {
+    let mut r = rig_with(TinyModel::constant("triggered", 9.0), Mode::Triggered);
+    let mut frame = |t_ms: u64| {
+        let mut f = r.camera.next_frame().unwrap();
+        f.t = std::time::Duration::from_millis(t_ms);
+        f
+    };
+    let (a, b) = (frame(1000), frame(1020));
+    let later: Vec<_> = (0..3).map(|i| frame(1300 + 33 * i)).collect();
+    assert_eq!(
+        r.door.step(Ok(a)).unwrap().outcome,
+        None,
+        "no session without a trigger"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    assert_eq!(r.door.trigger().unwrap(), None, "the session opens");
+    // Captured at 1020 ms, before the press at ≥ 1120 ms: skipped.
+    let rep = r.door.step(Ok(b)).unwrap();
+    assert_eq!((rep.observation, rep.outcome), (None, None));
+    let outcomes: Vec<_> = later
+        .into_iter()
+        .filter_map(|f| r.door.step(Ok(f)).unwrap().outcome)
+        .collect();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes[0].verdict.decision,
+        Decision::Grant,
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[0].frames_used, 3);
 }

@@ -48,6 +48,11 @@ pub enum Event {
         running: bool,
         status: i32,
     },
+    /// The trigger-phase fas-edge (triggered by GPIO line 3) is ready, having decided
+    /// `decisions` sessions so far (there must be none before the button is pressed).
+    TriggerReady { t_ms: u64, decisions: u32 },
+    /// The trigger phase's decisions (`decision/reason`), after the host pressed the button.
+    TriggerReport { t_ms: u64, decisions: Vec<String> },
     /// The guest is about to power off.
     Done { t_ms: u64 },
     /// Something in the guest failed outright (the reason is free text).

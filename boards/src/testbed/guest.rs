@@ -125,7 +125,57 @@ pub struct GuestFiles<'a> {
 pub fn edge_config(width: u32, height: u32) -> String {
     format!(
         r#"# fas-edge in the QEMU real-device test.
-[model]
+{common}
+[actuator]
+kind = "gpio"
+chip = "/dev/gpiochip0"
+line = {RELAY_LINE}
+polarity = "active_high"
+pulse_ms = 1200
+
+[display]
+kind = "framebuffer"
+device = "/dev/fb0"
+
+[audit]
+path = "/var/lib/fas/audit.jsonl"
+"#,
+        common = common_config(width, height)
+    )
+}
+
+/// The PL061 line QEMU's `virt` pulses for its power button (`system_powerdown`).
+pub const TRIGGER_LINE: u32 = 3;
+
+/// fas-edge's configuration for the trigger phase: sessions start only on a rising edge of
+/// PL061 line 3, which the host pulses through QEMU's power button.
+pub fn trigger_config(width: u32, height: u32) -> String {
+    format!(
+        r#"# fas-edge in the QEMU real-device test: the GPIO trigger phase.
+{common}
+[trigger]
+kind = "gpio"
+chip = "/dev/gpiochip0"
+line = {TRIGGER_LINE}
+edge = "rising"
+
+[actuator]
+kind = "none"
+
+[display]
+kind = "none"
+
+[audit]
+path = "/var/lib/fas/trigger-audit.jsonl"
+"#,
+        common = common_config(width, height)
+    )
+}
+
+/// Model, camera, detector and policy: the same in both phases.
+fn common_config(width: u32, height: u32) -> String {
+    format!(
+        r#"[model]
 bundle = "/etc/fas/model.fasb"
 trusted_keys = "/etc/fas/keys"
 calibration = "/var/lib/fas/calibration.json"
@@ -152,20 +202,6 @@ max_side = 320
 frames = 2
 window_ms = 10000
 cooldown_ms = 2500
-
-[actuator]
-kind = "gpio"
-chip = "/dev/gpiochip0"
-line = {RELAY_LINE}
-polarity = "active_high"
-pulse_ms = 1200
-
-[display]
-kind = "framebuffer"
-device = "/dev/fb0"
-
-[audit]
-path = "/var/lib/fas/audit.jsonl"
 "#
     )
 }
@@ -217,6 +253,26 @@ kill $WATCH $TAIL
 fas-testbed fb-check /dev/fb0
 fas-edge audit verify /var/lib/fas/audit.jsonl
 while read -r line; do echo "@audit $line"; done < /var/lib/fas/audit.jsonl
+# Trigger phase: sessions start only on a GPIO edge; the host presses QEMU's power
+# button (PL061 line 3) once it reads trigger_ready here.
+fas-edge --config /etc/fas/trigger.toml --json >/tmp/trigger.log 2>/tmp/trigger.err &
+EDGE=$!
+for i in $(seq 600); do
+  grep -q '"event":"ready"' /tmp/trigger.log && break
+  kill -0 $EDGE 2>/dev/null || break
+  sleep 0.2
+done
+sleep 2
+fas-testbed trigger-ready /tmp/trigger.log
+for i in $(seq 300); do
+  grep -q '"event":"decision"' /tmp/trigger.log && break
+  kill -0 $EDGE 2>/dev/null || break
+  sleep 0.2
+done
+kill $EDGE 2>/dev/null
+wait $EDGE
+sed 's/^/trigger: /' /tmp/trigger.err | tail -5
+fas-testbed trigger-report /tmp/trigger.log
 fas-testbed done
 poweroff -f
 "#;
@@ -301,6 +357,11 @@ pub fn initramfs(k: &Kernel, busybox: &Path, files: &GuestFiles<'_>, out: &Path)
         data: edge_config(plan.width, plan.height).into_bytes(),
     });
     entries.push(Entry::File {
+        path: "etc/fas/trigger.toml".into(),
+        mode: 0o644,
+        data: trigger_config(plan.width, plan.height).into_bytes(),
+    });
+    entries.push(Entry::File {
         path: "etc/fas/model.fasb".into(),
         mode: 0o644,
         data: read(files.bundle)?,
@@ -347,17 +408,23 @@ pub struct BootResult {
     pub serial: String,
     pub elapsed: Duration,
     pub timed_out: bool,
+    /// The host pressed the power button (GPIO line 3) for the trigger phase.
+    pub pressed: bool,
 }
 
-/// Boots the guest and waits for it to power off, at most `limit`.
+/// Boots the guest and waits for it to power off, at most `limit`. When the guest reports
+/// `trigger_ready`, the host presses QEMU's power button once through the monitor socket
+/// `qmp` (PL061 line 3 goes high for 100 ms).
 pub fn boot(
     k: &Kernel,
     initrd: &Path,
     serial_log: &Path,
+    qmp: &Path,
     limit: Duration,
     smp: u32,
 ) -> Result<BootResult> {
     let _ = std::fs::remove_file(serial_log);
+    let _ = std::fs::remove_file(qmp);
     let t0 = Instant::now();
     let mut child = Command::new("qemu-system-aarch64")
         .args([
@@ -382,6 +449,8 @@ pub fn boot(
             "-monitor",
             "none",
         ])
+        .arg("-qmp")
+        .arg(format!("unix:{},server=on,wait=off", qmp.display()))
         .arg("-kernel")
         .arg(&k.image)
         .arg("-initrd")
@@ -393,6 +462,7 @@ pub fn boot(
         .spawn()
         .context("could not start qemu-system-aarch64 (Debian's `qemu-system-arm`)")?;
     let mut timed_out = false;
+    let mut pressed = false;
     loop {
         if child.try_wait()?.is_some() {
             break;
@@ -403,6 +473,14 @@ pub fn boot(
             let _ = child.wait();
             break;
         }
+        if !pressed
+            && std::fs::read(serial_log)
+                .is_ok_and(|b| String::from_utf8_lossy(&b).contains("\"event\":\"trigger_ready\""))
+        {
+            let mut monitor = crate::qmp::Qmp::connect(qmp, &mut child, Duration::from_secs(10))?;
+            monitor.power_button()?;
+            pressed = true;
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     let serial = std::fs::read(serial_log)
@@ -412,5 +490,6 @@ pub fn boot(
         serial,
         elapsed: t0.elapsed(),
         timed_out,
+        pressed,
     })
 }

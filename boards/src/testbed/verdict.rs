@@ -354,6 +354,45 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
     }
 }
 
+/// Judges the trigger phase: fas-edge in triggered mode watching GPIO line 3 decided
+/// nothing before the host pressed QEMU's power button (`pressed`), and at least one
+/// session after it. Returns the phase's decisions and its failures.
+pub fn judge_trigger(log: &SerialLog, pressed: bool) -> (Vec<String>, Vec<String>) {
+    let mut failures = Vec::new();
+    let ready = log.events.iter().find_map(|e| match e {
+        Event::TriggerReady { decisions, .. } => Some(*decisions),
+        _ => None,
+    });
+    match ready {
+        None => failures.push("trigger phase: fas-edge never became ready".into()),
+        Some(0) => {}
+        Some(n) => failures.push(format!(
+            "trigger phase: {n} decision(s) before the button was pressed (triggered mode must wait for its trigger)"
+        )),
+    }
+    if ready.is_some() && !pressed {
+        failures.push("trigger phase: the host never pressed the button (QMP)".into());
+    }
+    let decisions = log
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::TriggerReport { decisions, .. } => Some(decisions.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    if pressed && decisions.is_empty() {
+        failures.push("trigger phase: the GPIO edge started no session".into());
+    }
+    if decisions.iter().any(|d| d.starts_with("grant/")) {
+        // The camera shows no one by then; a grant would be a fault.
+        failures.push(format!(
+            "trigger phase: a grant with nobody in front of the camera: {decisions:?}"
+        ));
+    }
+    (decisions, failures)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,6 +667,44 @@ mod tests {
             v.failures.iter().any(|f| f.contains("unplugged")),
             "{:?}",
             v.failures
+        );
+    }
+
+    #[test]
+    fn the_trigger_phase_needs_a_press_and_a_session_after_it_only() {
+        let log = |ready: Option<u32>, report: &[&str]| {
+            let mut events = Vec::new();
+            if let Some(decisions) = ready {
+                events.push(Event::TriggerReady { t_ms: 1, decisions });
+            }
+            events.push(Event::TriggerReport {
+                t_ms: 2,
+                decisions: report.iter().map(|s| s.to_string()).collect(),
+            });
+            SerialLog {
+                events,
+                ..SerialLog::default()
+            }
+        };
+        let (d, f) = judge_trigger(&log(Some(0), &["no_decision/no_face"]), true);
+        assert!(f.is_empty(), "{f:?}");
+        assert_eq!(d, vec!["no_decision/no_face".to_string()]);
+        assert!(!judge_trigger(&log(Some(0), &[]), true).1.is_empty());
+        assert!(
+            !judge_trigger(&log(Some(1), &["deny/below_threshold"]), true)
+                .1
+                .is_empty()
+        );
+        assert!(
+            !judge_trigger(&log(Some(0), &["no_decision/no_face"]), false)
+                .1
+                .is_empty()
+        );
+        assert!(!judge_trigger(&log(None, &[]), false).1.is_empty());
+        assert!(
+            !judge_trigger(&log(Some(0), &["grant/above_threshold"]), true)
+                .1
+                .is_empty()
         );
     }
 }

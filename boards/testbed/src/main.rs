@@ -15,6 +15,23 @@ use fas_boards::testbed::events::{now_ms, Event};
 #[cfg(target_os = "linux")]
 mod vivid;
 
+/// The `decision/reason` of every decision event in a `fas-edge --json` log.
+fn edge_decisions(log: &str) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(log)?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "decision")
+        .map(|v| {
+            format!(
+                "{}/{}",
+                v["decision"].as_str().unwrap_or("?"),
+                v["reason"].as_str().unwrap_or("?")
+            )
+        })
+        .collect())
+}
+
 fn emit(e: Event) {
     println!("{}", e.line());
 }
@@ -59,6 +76,15 @@ fn run(argv: &[&str]) -> anyhow::Result<()> {
             emit(Event::Error { t_ms: now_ms(), what: what.join(" ") });
             Ok(())
         }
+        ["trigger-ready", log] => {
+            let decisions = edge_decisions(log)?.len() as u32;
+            emit(Event::TriggerReady { t_ms: now_ms(), decisions });
+            Ok(())
+        }
+        ["trigger-report", log] => {
+            emit(Event::TriggerReport { t_ms: now_ms(), decisions: edge_decisions(log)? });
+            Ok(())
+        }
         ["done"] => {
             emit(Event::Done { t_ms: now_ms() });
             Ok(())
@@ -75,7 +101,7 @@ fn run(argv: &[&str]) -> anyhow::Result<()> {
         #[cfg(target_os = "linux")]
         ["play", dir] => vivid::play(std::path::Path::new(dir)),
         _ => anyhow::bail!(
-            "usage: fas-testbed booted | setup | play PLAN_DIR | watch-gpio --line N | fb-check DEV | edge-exit RUNNING STATUS | error WHAT | done"
+            "usage: fas-testbed booted | setup | play PLAN_DIR | watch-gpio --line N | fb-check DEV | edge-exit RUNNING STATUS | trigger-ready LOG | trigger-report LOG | error WHAT | done"
         ),
     }
 }
