@@ -773,20 +773,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("t.dts");
         let dtb = dir.path().join("t.dtb");
+        let compile = |src: &Path, out: &Path| {
+            hosttools::run(
+                dtc,
+                &[
+                    "-I".as_ref(),
+                    "dts".as_ref(),
+                    "-O".as_ref(),
+                    "dtb".as_ref(),
+                    "-o".as_ref(),
+                    out.as_os_str(),
+                    src.as_os_str(),
+                ],
+            )
+            .unwrap();
+        };
         std::fs::write(&src, dts).unwrap();
-        hosttools::run(
-            dtc,
-            &[
-                "-I".as_ref(),
-                "dts".as_ref(),
-                "-O".as_ref(),
-                "dtb".as_ref(),
-                "-o".as_ref(),
-                dtb.as_os_str(),
-                src.as_os_str(),
-            ],
-        )
-        .unwrap();
+        compile(&src, &dtb);
         patch_dtb(&dtb, QEMU_FRAMEBUFFER).unwrap();
         let get = |node: &str, prop: &str, kind: &str| {
             hosttools::run(
@@ -821,19 +824,7 @@ mod tests {
         // A tree without the nodes is refused by name.
         let bare = dir.path().join("bare.dtb");
         std::fs::write(&src, "/dts-v1/;\n/ { };\n").unwrap();
-        hosttools::run(
-            dtc,
-            &[
-                "-I".as_ref(),
-                "dts".as_ref(),
-                "-O".as_ref(),
-                "dtb".as_ref(),
-                "-o".as_ref(),
-                bare.as_os_str(),
-                src.as_os_str(),
-            ],
-        )
-        .unwrap();
+        compile(&src, &bare);
         let e = patch_dtb(&bare, QEMU_FRAMEBUFFER).unwrap_err().to_string();
         assert!(e.contains("no node /soc/hvs@7e400000"), "{e}");
     }

@@ -247,12 +247,41 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
     assert_eq!(std::fs::metadata(&img.path).unwrap().len(), img.image_bytes);
 }
 
-/// A signed bundle holding a tiny liveness model (it only has to load: no camera reaches
-/// it here) and the directory with its public key.
-fn tiny_signed_bundle(dir: &Path) -> (PathBuf, PathBuf) {
+/// What the boot tests share: the host tools (else `None`, with the skip printed), the
+/// package-cache lock, and `profile`'s SD image in a scratch directory holding a signed
+/// bundle with a tiny liveness model (it only has to load: no camera reaches it here) and
+/// the detector.
+fn signed_image(
+    test: &str,
+    tools: &[Tool],
+    profile: &Profile,
+) -> Option<(
+    std::sync::MutexGuard<'static, ()>,
+    tempfile::TempDir,
+    image::SdImage,
+)> {
     use fas_quantize::bundle::fixture::{write_tiny_bundle, TinyModel};
-    let t = write_tiny_bundle(dir, &TinyModel::loads_only("image-test")).unwrap();
-    (t.bundle, t.keys)
+    if let Err(e) = hosttools::require(tools) {
+        eprintln!("SKIPPED {test}: {e}");
+        return None;
+    }
+    let cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = write_tiny_bundle(dir.path(), &TinyModel::loads_only("image-test")).unwrap();
+    let img = image::build_sd(
+        profile,
+        &fas_boards::debian::cache_root(),
+        &EdgeFiles {
+            edge: &musl_edge(),
+            bundle: Some(&tiny.bundle),
+            keys: Some(&tiny.keys),
+            detector: Some(&Path::new(&assets).join("retinaface_mnet025.onnx")),
+        },
+        dir.path(),
+    )
+    .unwrap();
+    Some((cache, dir, img))
 }
 
 /// With a signed bundle, a detector and the relay on a line `virt` has, fas-edge in the
@@ -260,34 +289,17 @@ fn tiny_signed_bundle(dir: &Path) -> (PathBuf, PathBuf) {
 /// camera and waits for one with the door locked (a USB camera may enumerate after boot).
 #[test]
 fn the_image_init_runs_fas_edge_to_ready_waiting_for_the_camera_with_the_door_locked() {
-    let mut tools = hosttools::SD_IMAGE.to_vec();
-    tools.push(hosttools::QEMU_AARCH64);
-    if let Err(e) = hosttools::require(&tools) {
-        eprintln!("SKIPPED rpi4 SD image boot test: {e}");
-        return;
-    }
-    let _cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
-    let dir = tempfile::tempdir().unwrap();
-    let (bundle, keys) = tiny_signed_bundle(dir.path());
     // The rpi4 profile, wired as `virt` is: its PL061 has 8 lines (the Pi's relay is BCM
     // GPIO 17) and no framebuffer unless a GPU is added.
     let mut profile = Profile::load("rpi4").unwrap();
     profile.relay.line = 0;
     profile.display.kind = "none".into();
     profile.display.device = None;
-    let img = image::build_sd(
-        &profile,
-        &fas_boards::debian::cache_root(),
-        &EdgeFiles {
-            edge: &musl_edge(),
-            bundle: Some(&bundle),
-            keys: Some(&keys),
-            detector: Some(&Path::new(&assets).join("retinaface_mnet025.onnx")),
-        },
-        dir.path(),
-    )
-    .unwrap();
+    let mut tools = hosttools::SD_IMAGE.to_vec();
+    tools.push(hosttools::QEMU_AARCH64);
+    let Some((_cache, dir, img)) = signed_image("rpi4 SD image boot test", &tools, &profile) else {
+        return;
+    };
     let boot = image_boot::boot_virt(
         &img.path,
         &dir.path().join("boot-check"),
@@ -346,31 +358,15 @@ fn the_image_init_runs_fas_edge_to_ready_waiting_for_the_camera_with_the_door_lo
 /// guest runs, is never driven open.
 #[test]
 fn the_rpi4_image_boots_on_raspi4b_to_ready_with_the_relay_held_locked() {
+    let t0 = std::time::Instant::now();
+    let profile = Profile::load("rpi4").unwrap();
     let mut tools = hosttools::SD_IMAGE.to_vec();
     tools.extend_from_slice(hosttools::RASPI4B_CHECK);
-    if let Err(e) = hosttools::require(&tools) {
-        eprintln!("SKIPPED rpi4 image on raspi4b test: {e}");
+    let Some((_cache, dir, img)) = signed_image("rpi4 image on raspi4b test", &tools, &profile)
+    else {
         return;
-    }
-    let _cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    let t0 = std::time::Instant::now();
-    let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
-    let dir = tempfile::tempdir().unwrap();
-    let (bundle, keys) = tiny_signed_bundle(dir.path());
-    let profile = Profile::load("rpi4").unwrap();
+    };
     let cache = fas_boards::debian::cache_root();
-    let img = image::build_sd(
-        &profile,
-        &cache,
-        &EdgeFiles {
-            edge: &musl_edge(),
-            bundle: Some(&bundle),
-            keys: Some(&keys),
-            detector: Some(&Path::new(&assets).join("retinaface_mnet025.onnx")),
-        },
-        dir.path(),
-    )
-    .unwrap();
     let qemu = raspi4b::Qemu::find_or_fetch(&cache).unwrap();
     let relay = RelayPin::from_profile(&profile).unwrap();
     assert_eq!(relay.line, 17);

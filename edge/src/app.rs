@@ -11,13 +11,14 @@ use anyhow::{bail, Context, Result};
 use fas_core::audit::AuditWriter;
 use fas_core::decision::{Decision, Reason};
 use fas_infer::detect::retinaface::{RetinaFace, RetinaFaceConfig};
+use fas_infer::detect::{FaceDetector, Mtcnn, MtcnnConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::actuator::ActuatorConfig;
 use crate::camera::{
     CaptureError, FileSource, FrameSource, Reconnect, SyntheticSource, SystemClock, V4l2Camera,
 };
-use crate::config::{DisplaySection, EdgeConfig, TriggerSection};
+use crate::config::{DetectorKind, DisplaySection, EdgeConfig, TriggerSection};
 use crate::display::fb::FbWriter;
 use crate::display::png::Snapshots;
 use crate::door::{Display, Door};
@@ -48,13 +49,20 @@ pub struct Common {
     pub json: bool,
 }
 
-/// Packaged detector locations, in order (boards install it under /usr/share/fas).
-fn default_detector() -> Option<PathBuf> {
-    let mut c = vec![PathBuf::from("/usr/share/fas/retinaface_mnet025.onnx")];
+/// The first of `$FAS_ASSETS` and `/usr/share/fas` (where boards install the detectors)
+/// that holds all of `files`.
+fn packaged(files: &[&str]) -> Option<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/usr/share/fas")];
     if let Some(a) = std::env::var_os("FAS_ASSETS") {
-        c.insert(0, Path::new(&a).join("retinaface_mnet025.onnx"));
+        dirs.insert(0, PathBuf::from(a));
     }
-    c.into_iter().find(|p| p.exists())
+    dirs.into_iter()
+        .find(|d| files.iter().all(|f| d.join(f).exists()))
+}
+
+/// The packaged RetinaFace model.
+fn default_detector() -> Option<PathBuf> {
+    packaged(&["retinaface_mnet025.onnx"]).map(|d| d.join("retinaface_mnet025.onnx"))
 }
 
 pub fn load_config(c: &Common) -> Result<EdgeConfig> {
@@ -180,24 +188,38 @@ fn resolve_threshold(cfg: &EdgeConfig, model: &LoadedModel) -> Result<(f32, Stri
     }
 }
 
-fn detector(cfg: &EdgeConfig, model: &LoadedModel) -> Result<RetinaFace> {
+/// The configured face detector.
+fn detector(cfg: &EdgeConfig, model: &LoadedModel) -> Result<Box<dyn FaceDetector + Send>> {
+    if cfg.detector.kind == DetectorKind::Mtcnn {
+        let dir = cfg
+            .detector
+            .mtcnn_dir
+            .clone()
+            .or_else(|| packaged(&["mtcnn_pnet.onnx", "mtcnn_rnet.onnx", "mtcnn_onet.onnx"]))
+            .context("no MTCNN models: set detector.mtcnn_dir to the directory holding mtcnn_pnet.onnx, mtcnn_rnet.onnx and mtcnn_onet.onnx")?;
+        let mc = MtcnnConfig {
+            min_face_size: cfg.detector.min_face_size,
+            ..MtcnnConfig::default()
+        };
+        return Ok(Box::new(Mtcnn::load_dir(&dir, mc)?));
+    }
     let rc = RetinaFaceConfig {
         max_side: cfg.detector.max_side,
         score_threshold: cfg.detector.score_threshold,
         ..RetinaFaceConfig::default()
     };
     if let Some(p) = &cfg.detector.model {
-        return Ok(RetinaFace::load(p, rc)?);
+        return Ok(Box::new(RetinaFace::load(p, rc)?));
     }
     if let Some(bytes) = &model.detector_onnx {
-        return Ok(RetinaFace::from_onnx_bytes(
+        return Ok(Box::new(RetinaFace::from_onnx_bytes(
             format!("{}:detector.onnx", model.origin),
             bytes,
             rc,
-        )?);
+        )?));
     }
     match default_detector() {
-        Some(p) => Ok(RetinaFace::load(p, rc)?),
+        Some(p) => Ok(Box::new(RetinaFace::load(p, rc)?)),
         None => bail!(
             "no face detector: set detector.model, ship detector.onnx in the bundle, or install /usr/share/fas/retinaface_mnet025.onnx"
         ),
@@ -205,7 +227,7 @@ fn detector(cfg: &EdgeConfig, model: &LoadedModel) -> Result<RetinaFace> {
 }
 
 /// Builds the whole door from the config.
-pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<RetinaFace>> {
+pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<Box<dyn FaceDetector + Send>>> {
     let model = LoadedModel::load(&model_source(c, cfg)?, cfg.model.allow_demo)?;
     let (threshold, from) = resolve_threshold(cfg, &model)?;
     let mut policy_cfg = cfg

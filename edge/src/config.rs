@@ -103,11 +103,29 @@ impl Default for CameraSection {
     }
 }
 
+/// Which face detector runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorKind {
+    /// RetinaFace mobilenet-0.25 (one network, any input size).
+    #[default]
+    Retinaface,
+    /// MTCNN (three-network cascade over an image pyramid).
+    Mtcnn,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorSection {
+    pub kind: DetectorKind,
     /// RetinaFace ONNX; empty: the bundle's `detector.onnx`, else the packaged model.
     pub model: Option<PathBuf>,
+    /// MTCNN: the directory holding `mtcnn_pnet.onnx`, `mtcnn_rnet.onnx`,
+    /// `mtcnn_onet.onnx`; empty: `$FAS_ASSETS`, else `/usr/share/fas`.
+    pub mtcnn_dir: Option<PathBuf>,
+    /// MTCNN: the smallest face searched for, in pixels (its pyramid starts at 12 / this;
+    /// a door's faces are large, and each halving of this roughly doubles P-Net's work).
+    pub min_face_size: f32,
     pub score_threshold: f32,
     /// Frames are downscaled so their long side is at most this before detection (the
     /// crop is still cut from the full frame). 320 keeps 640×480 at ≥ 30 FPS with a
@@ -119,7 +137,10 @@ pub struct DetectorSection {
 impl Default for DetectorSection {
     fn default() -> Self {
         DetectorSection {
+            kind: DetectorKind::Retinaface,
             model: None,
+            mtcnn_dir: None,
+            min_face_size: 40.0,
             score_threshold: 0.6,
             max_side: 320,
         }
@@ -344,6 +365,16 @@ impl EdgeConfig {
                 origin,
                 "detector.score_threshold",
                 format!("{} must lie in [0, 1]", self.detector.score_threshold),
+            ));
+        }
+        if !(self.detector.min_face_size.is_finite() && self.detector.min_face_size >= 12.0) {
+            return Err(Self::invalid(
+                origin,
+                "detector.min_face_size",
+                format!(
+                    "{} is below MTCNN's 12-pixel window; use 20–80",
+                    self.detector.min_face_size
+                ),
             ));
         }
         if self.detector.max_side < 64 {
@@ -605,5 +636,21 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(e.contains("level"), "{e}");
+    }
+
+    #[test]
+    fn detector_kind_selects_mtcnn() {
+        let c = parse("[detector]\nkind = \"mtcnn\"\nmtcnn_dir = \"/opt/m\"\nmin_face_size = 30\n")
+            .unwrap();
+        assert_eq!(c.detector.kind, DetectorKind::Mtcnn);
+        assert_eq!(c.detector.min_face_size, 30.0);
+        let e = parse("[detector]\nkind = \"mtcnn\"\nmin_face_size = 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("detector.min_face_size"), "{e}");
+        let e = parse("[detector]\nkind = \"yolo\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("retinaface") && e.contains("mtcnn"), "{e}");
     }
 }

@@ -334,3 +334,41 @@ fn frames_captured_before_a_trigger_do_not_spoil_its_session() {
     );
     assert_eq!(outcomes[0].frames_used, 3);
 }
+
+/// `[detector] kind = "mtcnn"`: the door runs on MTCNN instead of RetinaFace and, with a
+/// model that grants every face, grants the synthetic camera's faces (so MTCNN's boxes and
+/// landmarks pass the quality gates and make aligned crops).
+#[test]
+fn the_door_runs_on_mtcnn() {
+    use fas_edge::app::{run, Common, RunLimits};
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = write_tiny_bundle(dir.path(), &TinyModel::constant("mtcnn-door", 9.0)).unwrap();
+    let assets = asset("mtcnn_pnet.onnx").parent().unwrap().to_path_buf();
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detector]\nkind = \"mtcnn\"\nmtcnn_dir = \"{}\"\n",
+            assets.display()
+        ),
+    )
+    .unwrap();
+    let s = run(
+        &Common {
+            config: Some(config),
+            camera: Some("synthetic:3".into()),
+            bundle: Some(tiny.bundle),
+            keys: Some(tiny.keys),
+            audit: Some(dir.path().join("audit.jsonl")),
+            calibration: Some(dir.path().join("none.json")),
+            ..Common::default()
+        },
+        &RunLimits {
+            max_frames: Some(40),
+            max_decisions: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.frames, 40, "{s:?}");
+    assert!(s.grant >= 1, "{s:?}");
+}

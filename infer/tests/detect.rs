@@ -220,3 +220,43 @@ fn raw_outputs_match_onnxruntime() {
         golden.priors.len()
     );
 }
+
+fn mtcnn() -> fas_infer::detect::Mtcnn {
+    fas_infer::detect::Mtcnn::load_dir(assets_dir(), Default::default()).expect("load MTCNN")
+}
+
+/// MTCNN and RetinaFace are independent networks: on the portraits they must find the same
+/// single face, with each landmark within a tenth of the face's width of RetinaFace's.
+#[test]
+fn mtcnn_agrees_with_retinaface_on_the_portraits() {
+    let mut m = mtcnn();
+    let mut r = detector(Default::default());
+    for name in ["astronaut.png", "grace_hopper.jpg"] {
+        let img = photo(name);
+        let faces = m.detect(&img).unwrap();
+        let reference = r.detect(&img).unwrap();
+        assert_eq!(faces.len(), 1, "{name}: {faces:?}");
+        let (f, g) = (&faces[0], &reference[0]);
+        assert!(f.score > 0.9, "{name}: {f:?}");
+        assert!(iou(&f.bbox, &g.bbox) > 0.5, "{name}: {f:?} vs {g:?}");
+        let tol = 0.1 * g.width();
+        for (a, b) in f.landmarks.iter().zip(&g.landmarks) {
+            let d = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+            assert!(d < tol, "{name}: landmark {a:?} vs {b:?} ({d:.1} px)");
+        }
+        assert_plausible_face(f);
+    }
+}
+
+#[test]
+fn mtcnn_blank_frames_have_no_face() {
+    let mut m = mtcnn();
+    for grey in [0u8, 128, 255] {
+        let img = RgbImage::from_pixel(320, 240, image::Rgb([grey; 3]));
+        assert!(m.detect(&img).unwrap().is_empty(), "grey {grey}");
+    }
+    assert!(matches!(
+        m.detect(&RgbImage::new(0, 0)),
+        Err(DetectError::EmptyFrame { .. })
+    ));
+}

@@ -1,7 +1,9 @@
 //! Face detection: the [`FaceDetector`] trait, the [`Detection`] it returns and the
-//! RetinaFace implementation with its building blocks (prior boxes, decoding, NMS).
+//! RetinaFace implementation with its building blocks (prior boxes, decoding, NMS), and
+//! MTCNN as the alternative.
 
 pub mod decode;
+pub mod mtcnn;
 pub mod nms;
 pub mod priors;
 pub mod retinaface;
@@ -9,6 +11,7 @@ pub mod retinaface;
 use std::path::PathBuf;
 
 pub use image::RgbImage;
+pub use mtcnn::{Mtcnn, MtcnnConfig};
 pub use retinaface::{RetinaFace, RetinaFaceConfig};
 
 /// One detected face, in pixel coordinates of the frame given to the detector.
@@ -77,6 +80,13 @@ impl Detection {
 pub trait FaceDetector {
     /// Detects the faces in `frame`.
     fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>, DetectError>;
+}
+
+/// A boxed detector is a detector (the door picks RetinaFace or MTCNN from its config).
+impl<D: FaceDetector + ?Sized> FaceDetector for Box<D> {
+    fn detect(&mut self, frame: &RgbImage) -> Result<Vec<Detection>, DetectError> {
+        (**self).detect(frame)
+    }
 }
 
 /// Everything that can go wrong while loading or running a face detector.
