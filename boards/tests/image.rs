@@ -247,6 +247,20 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
     assert_eq!(std::fs::metadata(&img.path).unwrap().len(), img.image_bytes);
 }
 
+/// A failure unless fas-edge said it loaded the signed test bundle.
+fn signed_bundle_missing(chain: &BootChain) -> Option<String> {
+    let loaded = chain
+        .models
+        .iter()
+        .any(|m| m.contains("image-test") && m.contains("signer "));
+    (!loaded).then(|| {
+        format!(
+            "fas-edge did not load the signed bundle: {:?}",
+            chain.models
+        )
+    })
+}
+
 /// What the boot tests share: the host tools (else `None`, with the skip printed), the
 /// package-cache lock, and `profile`'s SD image in a scratch directory holding a signed
 /// bundle with a tiny liveness model (it only has to load: no camera reaches it here) and
@@ -315,16 +329,7 @@ fn the_image_init_runs_fas_edge_to_ready_waiting_for_the_camera_with_the_door_lo
     if boot.timed_out {
         failures.insert(0, "the guest ran past 300 s and was killed".into());
     }
-    if !chain
-        .models
-        .iter()
-        .any(|m| m.contains("image-test") && m.contains("signer "))
-    {
-        failures.push(format!(
-            "fas-edge did not load the signed bundle: {:?}",
-            chain.models
-        ));
-    }
+    failures.extend(signed_bundle_missing(&chain));
     if !chain.ready {
         failures.push("fas-edge never reported ready".into());
     }
@@ -392,16 +397,7 @@ fn the_rpi4_image_boots_on_raspi4b_to_ready_with_the_relay_held_locked() {
             chain.root_device
         ));
     }
-    if !chain
-        .models
-        .iter()
-        .any(|m| m.contains("image-test") && m.contains("signer "))
-    {
-        failures.push(format!(
-            "fas-edge did not load the signed bundle: {:?}",
-            chain.models
-        ));
-    }
+    failures.extend(signed_bundle_missing(&chain));
     let locked = boot
         .relay
         .iter()

@@ -297,7 +297,7 @@ fn run_frames(
     track: TrackConfig,
     name: &str,
     frames: &[Vec<u8>],
-) -> Result<(Timings, Vec<Option<f32>>)> {
+) -> Result<(Timings, Vec<Option<f32>>, Pipeline)> {
     let mut p = Pipeline::new(a, track)?;
     let mut rows = Vec::with_capacity(frames.len());
     let mut scores = Vec::with_capacity(frames.len());
@@ -315,6 +315,7 @@ fn run_frames(
             rows,
         },
         scores,
+        p,
     ))
 }
 
@@ -550,16 +551,10 @@ fn run(a: &Args) -> Result<()> {
         detect_every: 1,
         ..TrackConfig::default()
     };
-    let (rust_every, scores) = run_frames(a, every, "every", &frames)?;
-    let (rust_tracked, _) = run_frames(a, TrackConfig::default(), "tracked", &frames)?;
+    let (rust_every, scores, p) = run_frames(a, every, "every", &frames)?;
+    let (rust_tracked, _, _) = run_frames(a, TrackConfig::default(), "tracked", &frames)?;
     let spec = {
-        let m = LoadedModel::load(
-            &ModelSource::Bundle {
-                path: a.bundle.clone(),
-                keys: a.keys.clone(),
-            },
-            true,
-        )?;
+        let m = &p.model;
         println!(
             "model {} ({}), input {:?}",
             m.name,

@@ -136,6 +136,21 @@ pub enum DetectError {
     },
 }
 
+impl DetectError {
+    /// `Err` of [`DetectError::Config`]: what the detectors' `validate` return.
+    pub fn config(
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    ) -> Result<(), DetectError> {
+        Err(DetectError::Config {
+            field,
+            value,
+            reason,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,13 +48,7 @@ impl Default for MtcnnConfig {
 
 impl MtcnnConfig {
     pub fn validate(&self) -> Result<(), DetectError> {
-        let err = |field, value: String, reason| {
-            Err(DetectError::Config {
-                field,
-                value,
-                reason,
-            })
-        };
+        let err = DetectError::config;
         if !(self.min_face_size.is_finite() && self.min_face_size >= 12.0) {
             return err(
                 "min_face_size",

@@ -54,13 +54,7 @@ impl Default for RetinaFaceConfig {
 impl RetinaFaceConfig {
     /// Checks every field's range.
     pub fn validate(&self) -> Result<(), DetectError> {
-        let err = |field, value: String, reason| {
-            Err(DetectError::Config {
-                field,
-                value,
-                reason,
-            })
-        };
+        let err = DetectError::config;
         if self.max_side == 0 {
             return err("max_side", "0".into(), "must be at least 1");
         }
