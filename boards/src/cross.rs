@@ -87,6 +87,8 @@ pub struct BuildOptions<'a> {
     /// `-C target-cpu=<profile cpu>` (a separate build of every dependency).
     pub tune: bool,
     pub packages: &'a [&'a str],
+    /// Cargo features to enable (`package/feature`).
+    pub features: &'a [&'a str],
     /// `CARGO_TARGET_DIR` (default: cargo's own choice).
     pub target_dir: Option<&'a Path>,
 }
@@ -104,6 +106,9 @@ pub fn build(workspace: &Path, profile: &Profile, o: &BuildOptions<'_>) -> Resul
     }
     for p in o.packages {
         cmd.args(["-p", p]);
+    }
+    if !o.features.is_empty() {
+        cmd.args(["--features", &o.features.join(",")]);
     }
     cmd.envs(env_for(&profile.target));
     if o.tune {

@@ -251,6 +251,8 @@ fn guest_bins() -> Result<PathBuf> {
             release: false,
             tune: false,
             packages: &["fas-edge", "fas-testbed"],
+            // The trigger phase captures through the desktop backend (nokhwa).
+            features: &["fas-edge/nokhwa"],
             target_dir: None,
         },
     )
@@ -280,6 +282,7 @@ fn build(a: BuildArgs) -> Result<bool> {
             release: a.release,
             tune: a.tune,
             packages: &["fas-edge"],
+            features: &[],
             target_dir: None,
         },
     )?;
@@ -389,10 +392,12 @@ fn testbed(a: TestbedArgs) -> Result<bool> {
     )?;
     let log = verdict::SerialLog::parse(&boot.serial);
     let mut v = verdict::judge(&plan, &log, guest::RELAY_LINE);
-    let (trigger_decisions, trigger_failures) = verdict::judge_trigger(&log, boot.pressed);
+    let (trigger_decisions, trigger_failures) =
+        verdict::judge_trigger(&log, boot.pressed, guest::TRIGGER_CAMERA);
     v.failures.extend(trigger_failures);
     println!(
-        "testbed: trigger phase (GPIO line {} pulsed by the host: {}): decisions {:?}",
+        "testbed: trigger phase ({}, GPIO line {} pulsed by the host: {}): decisions {:?}",
+        guest::TRIGGER_CAMERA,
         guest::TRIGGER_LINE,
         boot.pressed,
         trigger_decisions

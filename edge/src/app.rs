@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::actuator::ActuatorConfig;
 use crate::camera::{
-    CaptureError, FileSource, FrameSource, Reconnect, SyntheticSource, SystemClock, V4l2Camera,
+    CaptureError, FileSource, FrameSource, NokhwaCamera, NokhwaConfig, Reconnect, SyntheticSource,
+    SystemClock, V4l2Camera,
 };
 use crate::config::{DetectorKind, DisplaySection, EdgeConfig, TriggerSection};
 use crate::display::fb::FbWriter;
@@ -117,8 +118,8 @@ fn model_source(c: &Common, cfg: &EdgeConfig) -> Result<ModelSource> {
     })
 }
 
-/// The camera: `--input` (folder or video), `synthetic[:seed]`, or a V4L2 device wrapped
-/// in reconnect-with-backoff.
+/// The camera: `--input` (folder or video), `synthetic[:seed]`, a V4L2 device or a
+/// nokhwa desktop camera (`nokhwa[:N]`), the cameras wrapped in reconnect-with-backoff.
 pub fn open_source(c: &Common, cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>> {
     if let Some(input) = &c.input {
         let mut s = FileSource::open(input)?;
@@ -136,6 +137,12 @@ pub fn open_source(c: &Common, cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>>
         return Ok(Box::new(s));
     }
     let v = cfg.v4l2().map_err(|e| anyhow::anyhow!("camera: {e}"))?;
+    if let Some(index) = NokhwaConfig::parse_spec(dev) {
+        // A desktop webcam: it must be there at start-up; a later loss reconnects.
+        let n = NokhwaConfig::from_v4l2(index?, &v);
+        let r = Reconnect::open(n.label(), move || NokhwaCamera::open(&n), cfg.backoff())?;
+        return Ok(Box::new(r));
+    }
     let label = v.device.display().to_string();
     if v.device.exists() {
         // A camera that is there but will not stream as configured (format, size) is a
@@ -154,6 +161,35 @@ pub fn open_source(c: &Common, cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>>
         false,
     )?;
     Ok(Box::new(r))
+}
+
+/// `fas-edge cameras`: the V4L2 nodes and the nokhwa cameras this build can open, one per
+/// line; a backend left out of the build says how to get it.
+pub fn cameras() -> Result<()> {
+    match crate::camera::v4l2::list_devices() {
+        Ok(list) if list.is_empty() => println!("v4l2: no /dev/video* nodes"),
+        Ok(list) => {
+            for d in list {
+                let what = if d.capture {
+                    format!("capture [{}]", d.formats.join(", "))
+                } else {
+                    "not a capture node".to_string()
+                };
+                println!("{}\t{}\t{what}", d.path.display(), d.name);
+            }
+        }
+        Err(e) => println!("v4l2: {e}"),
+    }
+    match crate::camera::desktop::list_cameras() {
+        Ok(list) if list.is_empty() => println!("nokhwa: no cameras"),
+        Ok(list) => {
+            for c in list {
+                println!("nokhwa:{}\t{}\t{}", c.index, c.name, c.description);
+            }
+        }
+        Err(e) => println!("nokhwa: {e}"),
+    }
+    Ok(())
 }
 
 /// Threshold: config file > calibration file (for this model) > bundle threshold.

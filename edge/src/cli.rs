@@ -31,6 +31,9 @@ pub enum Command {
     Audit(AuditCommand),
     /// Load and check a config file (and the model it names) without opening the door.
     CheckConfig(CommonArgs),
+    /// List the cameras this build can open: V4L2 nodes (`--camera /dev/videoN`) and, in
+    /// builds with the `nokhwa` feature, desktop cameras (`--camera nokhwa:N`).
+    Cameras,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,7 +50,9 @@ pub struct CommonArgs {
     /// fas-edge.toml (defaults apply without one).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Camera: /dev/videoN or synthetic[:seed] (overrides camera.device).
+    /// Camera: /dev/videoN, synthetic[:seed], or nokhwa[:N] for a desktop webcam in
+    /// builds with the `nokhwa` feature (overrides camera.device; `fas-edge cameras`
+    /// lists them).
     #[arg(long, value_name = "DEV")]
     pub camera: Option<String>,
     /// Read frames from an image folder or a video file instead of a camera.

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         }),
         Some(Command::Calibrate(a)) => app::calibrate(&a.common.common(), &a.opts()).map(|_| ()),
         Some(Command::Audit(AuditCommand::Verify { path })) => app::audit_verify(path),
+        Some(Command::Cameras) => app::cameras(),
         Some(Command::CheckConfig(a)) => app::load_config(&a.common()).map(|_| {
             println!("config OK");
         }),

@@ -15,7 +15,9 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use anyhow::{Context, Result};
+#[cfg(unix)]
+use anyhow::Context;
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 /// Which transitions of the (physical) line start a session.
@@ -129,6 +131,12 @@ pub fn spawn(t: &crate::config::TriggerSection) -> Result<Option<mpsc::Receiver<
                 }
             });
         }
+        #[cfg(not(unix))]
+        TriggerSection::Socket { path } => anyhow::bail!(
+            "trigger.kind = \"socket\" ({}) needs Unix domain sockets; use kind = \"stdin\" on this system",
+            path.display()
+        ),
+        #[cfg(unix)]
         TriggerSection::Socket { path } => {
             let _ = std::fs::remove_file(path);
             let listener = std::os::unix::net::UnixListener::bind(path)

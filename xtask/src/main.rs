@@ -108,6 +108,21 @@ fn run(args: Vec<String>) -> Result<()> {
             let mut test_args = vec!["test", "--workspace"];
             test_args.extend(passthrough.iter().map(String::as_str));
             tenv.cargo(&test_args)?;
+            if passthrough.is_empty() {
+                // The desktop capture backend is a feature; its host tests (and its lints)
+                // run here, its capture from a real driver in the guest's trigger phase.
+                let nokhwa = ["-p", "fas-edge", "--features", "nokhwa", "--lib"];
+                if clippy {
+                    let mut a = vec!["clippy"];
+                    a.extend(nokhwa);
+                    a.extend(["--", "-D", "warnings"]);
+                    tenv.cargo(&a)?;
+                }
+                let mut a = vec!["test"];
+                a.extend(nokhwa);
+                a.push("camera::desktop");
+                tenv.cargo(&a)?;
+            }
             if do_guest && passthrough.is_empty() {
                 guest::run(&root, &tenv)?;
             }

@@ -51,8 +51,16 @@ pub enum Event {
     /// The trigger-phase fas-edge (triggered by GPIO line 3) is ready, having decided
     /// `decisions` sessions so far (there must be none before the button is pressed).
     TriggerReady { t_ms: u64, decisions: u32 },
-    /// The trigger phase's decisions (`decision/reason`), after the host pressed the button.
-    TriggerReport { t_ms: u64, decisions: Vec<String> },
+    /// The trigger phase's decisions (`decision/reason`), after the host pressed the button;
+    /// the camera fas-edge reported when ready and the frames it had when stopped.
+    TriggerReport {
+        t_ms: u64,
+        decisions: Vec<String>,
+        #[serde(default)]
+        camera: String,
+        #[serde(default)]
+        frames: u64,
+    },
     /// The guest is about to power off.
     Done { t_ms: u64 },
     /// Something in the guest failed outright (the reason is free text).

@@ -106,9 +106,17 @@ pub fn module_order(k: &Kernel, module: &str) -> Result<Vec<PathBuf>> {
     Ok(kos)
 }
 
-/// vivid with one S-Video capture input and one S-Video output (so its output loops into
-/// its capture with no input switching) and no crop/compose/scale.
-pub const VIVID_PARAMS: &str = "n_devs=1 node_types=0x101 num_inputs=1 input_types=0x2 num_outputs=1 output_types=0x0 ccs_cap_mode=0 ccs_out_mode=0";
+/// Two vivid instances. The first has one S-Video capture input (`/dev/video0`) and one
+/// S-Video output (`/dev/video1`), so its output loops into its capture with no input
+/// switching, and no crop/compose/scale: the door's camera, showing the plan. The second
+/// is a webcam-style capture (`/dev/video2`: discrete sizes and frame rates, vivid's test
+/// pattern), which is what desktop capture through nokhwa needs (nokhwa only opens
+/// cameras that enumerate their frame sizes and intervals): the trigger phase's camera.
+pub const VIVID_PARAMS: &str = "n_devs=2 node_types=0x101,0x1 num_inputs=1,1 input_types=0x2,0x0 num_outputs=1,0 output_types=0x0,0x0 ccs_cap_mode=0,0 ccs_out_mode=0,0 vid_cap_nr=0,2 vid_out_nr=1,-1";
+
+/// The trigger phase's camera: the webcam-style vivid instance through fas-edge's nokhwa
+/// backend, so the real-device test runs both capture backends against a real driver.
+pub const TRIGGER_CAMERA: &str = "nokhwa:2";
 
 /// Everything that goes into the guest.
 pub struct GuestFiles<'a> {
@@ -126,6 +134,15 @@ pub fn edge_config(width: u32, height: u32) -> String {
     format!(
         r#"# fas-edge in the QEMU real-device test.
 {common}
+[camera]
+device = "/dev/video0"
+width = {width}
+height = {height}
+fps = 30
+formats = ["YUYV"]
+reconnect_initial_ms = 200
+reconnect_max_ms = 1000
+
 [actuator]
 kind = "gpio"
 chip = "/dev/gpiochip0"
@@ -140,7 +157,7 @@ device = "/dev/fb0"
 [audit]
 path = "/var/lib/fas/audit.jsonl"
 "#,
-        common = common_config(width, height)
+        common = COMMON_CONFIG
     )
 }
 
@@ -148,11 +165,20 @@ path = "/var/lib/fas/audit.jsonl"
 pub const TRIGGER_LINE: u32 = 3;
 
 /// fas-edge's configuration for the trigger phase: sessions start only on a rising edge of
-/// PL061 line 3, which the host pulses through QEMU's power button.
-pub fn trigger_config(width: u32, height: u32) -> String {
+/// PL061 line 3, which the host pulses through QEMU's power button. The camera is
+/// [`TRIGGER_CAMERA`] (nokhwa on vivid's webcam instance, its test pattern: nobody there).
+pub fn trigger_config() -> String {
     format!(
-        r#"# fas-edge in the QEMU real-device test: the GPIO trigger phase.
+        r#"# fas-edge in the QEMU real-device test: the GPIO trigger phase, capturing through
+# the nokhwa backend from vivid's webcam-style instance (a test pattern, no face).
 {common}
+[camera]
+device = "{TRIGGER_CAMERA}"
+width = 640
+height = 480
+fps = 5
+formats = ["YUYV"]
+
 [trigger]
 kind = "gpio"
 chip = "/dev/gpiochip0"
@@ -168,27 +194,16 @@ kind = "none"
 [audit]
 path = "/var/lib/fas/trigger-audit.jsonl"
 "#,
-        common = common_config(width, height)
+        common = COMMON_CONFIG
     )
 }
 
-/// Model, camera, detector and policy: the same in both phases.
-fn common_config(width: u32, height: u32) -> String {
-    format!(
-        r#"[model]
+/// Model, detector and policy: the same in both phases.
+const COMMON_CONFIG: &str = r#"[model]
 bundle = "/etc/fas/model.fasb"
 trusted_keys = "/etc/fas/keys"
 calibration = "/var/lib/fas/calibration.json"
 allow_demo = true
-
-[camera]
-device = "/dev/video0"
-width = {width}
-height = {height}
-fps = 30
-formats = ["YUYV"]
-reconnect_initial_ms = 200
-reconnect_max_ms = 1000
 
 # The face fills a good part of the frame: detecting at 320 px halves the detector's
 # cost, which dominates each frame under TCG emulation (~1 s a frame).
@@ -202,9 +217,7 @@ max_side = 320
 frames = 2
 window_ms = 10000
 cooldown_ms = 2500
-"#
-    )
-}
+"#;
 
 fn init_script(insmods: &[String]) -> String {
     let mut s = String::from(
@@ -224,7 +237,7 @@ fail() { fas-testbed error "$1"; poweroff -f; }
         s += &format!("insmod {m} || fail 'insmod {m}'\n");
     }
     s += r#"for i in $(seq 300); do
-  [ -e /dev/video0 ] && [ -e /dev/video1 ] && [ -e /dev/fb0 ] && [ -e /dev/gpiochip0 ] && break
+  [ -e /dev/video0 ] && [ -e /dev/video1 ] && [ -e /dev/video2 ] && [ -e /dev/fb0 ] && [ -e /dev/gpiochip0 ] && break
   sleep 0.1
 done
 [ -e /dev/fb0 ] || dmesg | grep -iE 'virtio|drm|fb|pci' | tail -20
@@ -359,7 +372,7 @@ pub fn initramfs(k: &Kernel, busybox: &Path, files: &GuestFiles<'_>, out: &Path)
     entries.push(Entry::File {
         path: "etc/fas/trigger.toml".into(),
         mode: 0o644,
-        data: trigger_config(plan.width, plan.height).into_bytes(),
+        data: trigger_config().into_bytes(),
     });
     entries.push(Entry::File {
         path: "etc/fas/model.fasb".into(),

@@ -357,7 +357,7 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
 /// Judges the trigger phase: fas-edge in triggered mode watching GPIO line 3 decided
 /// nothing before the host pressed QEMU's power button (`pressed`), and at least one
 /// session after it. Returns the phase's decisions and its failures.
-pub fn judge_trigger(log: &SerialLog, pressed: bool) -> (Vec<String>, Vec<String>) {
+pub fn judge_trigger(log: &SerialLog, pressed: bool, camera: &str) -> (Vec<String>, Vec<String>) {
     let mut failures = Vec::new();
     let ready = log.events.iter().find_map(|e| match e {
         Event::TriggerReady { decisions, .. } => Some(*decisions),
@@ -373,14 +373,28 @@ pub fn judge_trigger(log: &SerialLog, pressed: bool) -> (Vec<String>, Vec<String
     if ready.is_some() && !pressed {
         failures.push("trigger phase: the host never pressed the button (QMP)".into());
     }
-    let decisions = log
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::TriggerReport { decisions, .. } => Some(decisions.clone()),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let report = log.events.iter().find_map(|e| match e {
+        Event::TriggerReport {
+            decisions,
+            camera,
+            frames,
+            ..
+        } => Some((decisions.clone(), camera.clone(), *frames)),
+        _ => None,
+    });
+    let (decisions, opened, frames) = report.unwrap_or_default();
+    if ready.is_some() {
+        // The phase's camera is its own backend (nokhwa): it must be the one that opened
+        // and it must have delivered frames through to fas-edge.
+        if !opened.starts_with(&format!("{camera} ")) {
+            failures.push(format!(
+                "trigger phase: fas-edge opened camera `{opened}`, not {camera}"
+            ));
+        }
+        if frames == 0 {
+            failures.push(format!("trigger phase: no frames from {camera}"));
+        }
+    }
     if pressed && decisions.is_empty() {
         failures.push("trigger phase: the GPIO edge started no session".into());
     }
@@ -672,7 +686,7 @@ mod tests {
 
     #[test]
     fn the_trigger_phase_needs_a_press_and_a_session_after_it_only() {
-        let log = |ready: Option<u32>, report: &[&str]| {
+        let report = |ready: Option<u32>, report: &[&str], camera: &str, frames: u64| {
             let mut events = Vec::new();
             if let Some(decisions) = ready {
                 events.push(Event::TriggerReady { t_ms: 1, decisions });
@@ -680,12 +694,17 @@ mod tests {
             events.push(Event::TriggerReport {
                 t_ms: 2,
                 decisions: report.iter().map(|s| s.to_string()).collect(),
+                camera: camera.to_string(),
+                frames,
             });
             SerialLog {
                 events,
                 ..SerialLog::default()
             }
         };
+        let cam = "nokhwa:2 YUYV 640x480 @5 fps (vivid, Video4Linux)";
+        let log = |ready: Option<u32>, r: &[&str]| report(ready, r, cam, 40);
+        let judge_trigger = |log: &SerialLog, pressed| judge_trigger(log, pressed, "nokhwa:2");
         let (d, f) = judge_trigger(&log(Some(0), &["no_decision/no_face"]), true);
         assert!(f.is_empty(), "{f:?}");
         assert_eq!(d, vec!["no_decision/no_face".to_string()]);
@@ -706,5 +725,15 @@ mod tests {
                 .1
                 .is_empty()
         );
+        // The wrong camera, or the right one without frames, fails the phase.
+        let other = report(Some(0), &["no_decision/no_face"], "/dev/video0 YUYV", 40);
+        let f = judge_trigger(&other, true).1;
+        assert!(f.iter().any(|f| f.contains("not nokhwa:2")), "{f:?}");
+        let idle = report(Some(0), &["no_decision/no_face"], cam, 0);
+        let f = judge_trigger(&idle, true).1;
+        assert!(f.iter().any(|f| f.contains("no frames")), "{f:?}");
+        // `nokhwa:20` is not `nokhwa:2`.
+        let near = report(Some(0), &["no_decision/no_face"], "nokhwa:20 YUYV", 40);
+        assert!(!judge_trigger(&near, true).1.is_empty());
     }
 }

@@ -15,12 +15,19 @@ use fas_boards::testbed::events::{now_ms, Event};
 #[cfg(target_os = "linux")]
 mod vivid;
 
-/// The `decision/reason` of every decision event in a `fas-edge --json` log.
-fn edge_decisions(log: &str) -> anyhow::Result<Vec<String>> {
+/// The events of a `fas-edge --json` log.
+fn edge_events(log: &str) -> anyhow::Result<Vec<serde_json::Value>> {
     let text = std::fs::read_to_string(log)?;
     Ok(text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect())
+}
+
+/// The `decision/reason` of every decision event in a `fas-edge --json` log.
+fn edge_decisions(log: &str) -> anyhow::Result<Vec<String>> {
+    Ok(edge_events(log)?
+        .into_iter()
         .filter(|v| v["event"] == "decision")
         .map(|v| {
             format!(
@@ -82,7 +89,14 @@ fn run(argv: &[&str]) -> anyhow::Result<()> {
             Ok(())
         }
         ["trigger-report", log] => {
-            emit(Event::TriggerReport { t_ms: now_ms(), decisions: edge_decisions(log)? });
+            let events = edge_events(log)?;
+            let find = |name: &str| events.iter().find(|v| v["event"] == name);
+            emit(Event::TriggerReport {
+                t_ms: now_ms(),
+                decisions: edge_decisions(log)?,
+                camera: find("ready").and_then(|v| v["camera"].as_str()).unwrap_or("").to_string(),
+                frames: find("stopped").and_then(|v| v["frames"].as_u64()).unwrap_or(0),
+            });
             Ok(())
         }
         ["done"] => {

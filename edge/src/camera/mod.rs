@@ -4,6 +4,7 @@
 //! | backend | module | spec |
 //! |---|---|---|
 //! | V4L2 `/dev/videoN` (feature `v4l2`; without it opening fails with [`CaptureError::Unsupported`]) | [`v4l2`] | `--camera /dev/video0` |
+//! | desktop webcams through nokhwa (feature `nokhwa`; AVFoundation, Media Foundation, V4L2) | [`desktop`] | `--camera nokhwa[:N]` |
 //! | SynthFAS in memory | [`synthetic`] | `--camera synthetic[:seed]` |
 //! | a folder of images or a video file | [`files`] | `--input PATH` |
 //!
@@ -11,6 +12,7 @@
 //! [`convert`] turns camera pixel formats into RGB.
 
 pub mod convert;
+pub mod desktop;
 pub mod files;
 pub mod reconnect;
 pub mod synthetic;
@@ -21,6 +23,7 @@ use std::time::Duration;
 use fas_core::preprocess::RgbImage;
 
 pub use convert::{ConvertError, Layout, PixelFormat};
+pub use desktop::{NokhwaCamera, NokhwaConfig};
 pub use files::FileSource;
 pub use reconnect::{Backoff, BackoffConfig, Clock, Reconnect, SystemClock};
 pub use synthetic::{SyntheticSource, Truth};

@@ -206,9 +206,21 @@ impl SequenceTracker {
 }
 
 #[cfg(feature = "v4l2")]
-pub use device::V4l2Camera;
+pub use device::{list_devices, V4l2Camera};
 #[cfg(not(feature = "v4l2"))]
-pub use disabled::V4l2Camera;
+pub use disabled::{list_devices, V4l2Camera};
+
+/// A `/dev/video*` node as `fas-edge cameras` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceEntry {
+    pub path: PathBuf,
+    /// Card and driver name (`VIDIOC_QUERYCAP`), or why the node could not be queried.
+    pub name: String,
+    /// Whether fas-edge can stream from it (single-planar capture with streaming I/O).
+    pub capture: bool,
+    /// The pixel formats it offers (four-character codes).
+    pub formats: Vec<String>,
+}
 
 /// Built without the `v4l2` feature: opening says so.
 #[cfg(not(feature = "v4l2"))]
@@ -227,6 +239,14 @@ mod disabled {
                 fix: "rebuild fas-edge with `--features v4l2` (needs libclang-dev at build time)",
             })
         }
+    }
+
+    /// Always [`CaptureError::Unsupported`] in this build.
+    pub fn list_devices() -> Result<Vec<DeviceEntry>, CaptureError> {
+        Err(CaptureError::Unsupported {
+            backend: "v4l2",
+            fix: "rebuild fas-edge with `--features v4l2` (needs libclang-dev at build time)",
+        })
     }
 
     impl FrameSource for V4l2Camera {
@@ -539,6 +559,60 @@ mod device {
                 self.device, self.layout.format, self.layout.width, self.layout.height, self.card
             )
         }
+    }
+
+    /// The `/dev/video*` nodes in name order, each queried for its card and formats.
+    pub fn list_devices() -> Result<Vec<DeviceEntry>, CaptureError> {
+        let dir = std::fs::read_dir("/dev").map_err(|e| CaptureError::Open {
+            device: "/dev".into(),
+            detail: "cannot list device nodes".into(),
+            os: Some(e),
+        })?;
+        let mut paths: Vec<std::path::PathBuf> = dir
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix("video"))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect();
+        paths.sort_by_key(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n["video".len()..].parse::<u32>().ok())
+        });
+        Ok(paths
+            .into_iter()
+            .map(|path| {
+                let queried = Device::with_path(&path).and_then(|dev| {
+                    let caps = dev.query_caps()?;
+                    let formats = dev
+                        .enum_formats()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|d| String::from_utf8_lossy(&d.fourcc.repr).into_owned())
+                        .collect();
+                    Ok((caps, formats))
+                });
+                match queried {
+                    Ok((caps, formats)) => DeviceEntry {
+                        name: format!("{} ({})", caps.card, caps.driver),
+                        capture: caps.capabilities.contains(CapFlags::VIDEO_CAPTURE)
+                            && caps.capabilities.contains(CapFlags::STREAMING),
+                        formats,
+                        path,
+                    },
+                    Err(e) => DeviceEntry {
+                        name: format!("cannot query: {e}"),
+                        capture: false,
+                        formats: Vec::new(),
+                        path,
+                    },
+                }
+            })
+            .collect())
     }
 
     impl Drop for V4l2Camera {

@@ -8,9 +8,8 @@
 //! Supported: packed true-colour at 32 bpp (XRGB8888, BGRA, … — any 8-bit channel
 //! offsets) and 16 bpp (RGB565).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use fas_core::preprocess::RgbImage;
@@ -283,21 +282,32 @@ pub struct FbWriter {
 impl FbWriter {
     /// Opens a framebuffer device and reads its geometry with the `FBIOGET_*` ioctls.
     pub fn open(path: &Path) -> Result<Self, FbError> {
-        let io_err = |action: &'static str| {
-            move |source: io::Error| FbError::Io {
-                path: path.to_path_buf(),
-                action,
-                source,
-            }
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_err("open it for writing"))?;
-        let geometry = ioctl::query(&file)
-            .map_err(io_err("read its screen information (FBIOGET_*SCREENINFO)"))??;
-        Self::with_geometry(file, path, geometry)
+        // The fbdev ioctls are Linux's; elsewhere only `with_geometry` can describe one.
+        #[cfg(not(target_os = "linux"))]
+        return Err(FbError::Unsupported {
+            what: format!(
+                "{}: the Linux framebuffer on this operating system",
+                path.display()
+            ),
+        });
+        #[cfg(target_os = "linux")]
+        {
+            let io_err = |action: &'static str| {
+                move |source: io::Error| FbError::Io {
+                    path: path.to_path_buf(),
+                    action,
+                    source,
+                }
+            };
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(io_err("open it for writing"))?;
+            let geometry = ioctl::query(&file)
+                .map_err(io_err("read its screen information (FBIOGET_*SCREENINFO)"))??;
+            Self::with_geometry(file, path, geometry)
+        }
     }
 
     /// A writer that trusts `geometry` for `file` (tests, or a screen known in advance).
@@ -318,8 +328,7 @@ impl FbWriter {
     /// Scales `frame` onto the screen and writes it in one `pwrite`.
     pub fn show(&mut self, frame: &RgbImage) -> Result<(), FbError> {
         render(frame, &self.geometry, &mut self.buf)?;
-        self.file
-            .write_all_at(&self.buf, self.geometry.byte_offset())
+        write_all_at(&self.file, &self.buf, self.geometry.byte_offset())
             .map_err(|source| FbError::Io {
                 path: self.path.clone(),
                 action: "write a frame",
@@ -328,7 +337,22 @@ impl FbWriter {
     }
 }
 
+/// One positioned write (`pwrite` on Unix).
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+/// One positioned write (seek, then write).
+#[cfg(not(unix))]
+fn write_all_at(mut file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(buf)
+}
+
 /// The kernel's screen-information ioctls (`<linux/fb.h>`).
+#[cfg(target_os = "linux")]
 mod ioctl {
     use std::fs::File;
     use std::io;
@@ -468,9 +492,11 @@ mod ioctl {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_os = "linux")]
     use super::ioctl::*;
     use super::*;
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn kernel_struct_sizes() {
         assert_eq!(std::mem::size_of::<FbVarScreeninfo>(), 160);
@@ -547,6 +573,7 @@ mod tests {
         assert_eq!(Letterbox::fit(0, 10, 20, 20).width, 0);
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn geometry_from_kernel_structs() {
         let mut var = FbVarScreeninfo {
