@@ -526,7 +526,11 @@ fn depth_prior_for_live_crops_then_depth_training() {
         std::fs::copy(asset(photo), root.join(photo)).unwrap();
     }
     let rec = |path: &str, video: &str, label: Label, split: Split| {
-        let attack = if label == Label::Live { "none" } else { "print" };
+        let attack = if label == Label::Live {
+            "none"
+        } else {
+            "print"
+        };
         Sample {
             split,
             ..record(path, video, label, attack)
@@ -606,7 +610,11 @@ fn depth_prior_for_live_crops_then_depth_training() {
             .unwrap();
         assert!(peak >= 240, "{}: peak {peak}", s.path);
         let dist = (f64::from(px) - nose[0]).hypot(f64::from(py) - nose[1]);
-        assert!(dist < 4.0, "{}: peak at ({px}, {py}), template nose {nose:?}", s.path);
+        assert!(
+            dist < 4.0,
+            "{}: peak at ({px}, {py}), template nose {nose:?}",
+            s.path
+        );
         live.push(map_path);
     }
     assert_eq!(live.len(), 5);

@@ -197,7 +197,7 @@ impl FaceModel {
         let mouth = [(lm[0] + rm[0]) / 2.0, (lm[1] + rm[1]) / 2.0];
         let to_mouth = sub(mouth, eyes);
         let h = dot(to_mouth, ey);
-        if !(h > 0.0) {
+        if h <= 0.0 {
             return Err(DepthPriorError::MouthNotBelowEyes { eye_mouth: h });
         }
         let ratio = h / d;
@@ -479,7 +479,13 @@ mod tests {
             DepthPriorError::MouthNotBelowEyes { .. }
         ));
         // The mouth corners on the eye line's height + 1 px: far too flat.
-        let flat = [ok[0], ok[1], ok[2], [ok[3][0], ok[0][1] + 1.0], [ok[4][0], ok[1][1] + 1.0]];
+        let flat = [
+            ok[0],
+            ok[1],
+            ok[2],
+            [ok[3][0], ok[0][1] + 1.0],
+            [ok[4][0], ok[1][1] + 1.0],
+        ];
         assert!(matches!(err(flat), DepthPriorError::Proportions { .. }));
         assert!(matches!(
             err(with(2, [ok[2][0], ok[0][1] - 5.0])),
@@ -528,7 +534,7 @@ mod tests {
             let (m0, m1) = (FaceModel::fit(&lm).unwrap(), FaceModel::fit(&rolled).unwrap());
             prop_assert!((m1.yaw() - m0.yaw()).abs() < 1e-9);
             let droll = (m1.roll() - m0.roll() - angle).rem_euclid(std::f64::consts::TAU);
-            prop_assert!(droll < 1e-9 || droll > std::f64::consts::TAU - 1e-9);
+            prop_assert!(!(1e-9..=std::f64::consts::TAU - 1e-9).contains(&droll));
             for i in 0..40 {
                 let q = [40.0 + 4.4 * f64::from(i), 30.0 + 4.9 * f64::from((i * 7) % 40)];
                 let (v0, v1) = (m0.depth_at(q[0], q[1]), {
@@ -560,7 +566,7 @@ mod tests {
                     let (fx, fy) = (p[0] - x0, p[1] - y0);
                     let px = |dx: f64, dy: f64| f64::from(a.get_pixel((x0 + dx) as u32, (y0 + dy) as u32).0[0]);
                     let corners = [px(0.0, 0.0), px(1.0, 0.0), px(0.0, 1.0), px(1.0, 1.0)];
-                    if corners.iter().any(|&v| v == 0.0) {
+                    if corners.contains(&0.0) {
                         continue;
                     }
                     let interp = corners[0] * (1.0 - fx) * (1.0 - fy) + corners[1] * fx * (1.0 - fy)
