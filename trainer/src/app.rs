@@ -147,6 +147,7 @@ pub fn prepare(a: &PrepareArgs) -> Result<()> {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         },
+        depth_prior: a.depth_prior,
         ..PrepareConfig::default()
     };
     let model = detector_model(a.detector.as_deref())?;

@@ -78,6 +78,11 @@ pub struct PrepareArgs {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Also write `<crop>_depth.png` beside every live crop: a coarse, landmark-fitted
+    /// face depth prior for depth supervision (`train --depth-weight`) on datasets
+    /// without depth maps.
+    #[arg(long)]
+    pub depth_prior: bool,
 }
 
 #[derive(Debug, Args)]

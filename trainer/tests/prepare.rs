@@ -10,7 +10,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use fas_core::dataset::{Label, Manifest, Sample, Split};
-use fas_core::preprocess::CropSpec;
+use fas_core::preprocess::{aligned_template, CropSpec};
+use fas_core::synthfas::depth_path;
 use fas_infer::detect::{FaceDetector, RetinaFace, RetinaFaceConfig};
 use fas_train::prepare::{
     prepare, MediaKind, PrepareConfig, PrepareError, PrepareReport, CROP_MANIFEST, REPORT_FILE,
@@ -155,6 +156,7 @@ fn config() -> PrepareConfig {
         min_face_size: 20.0,
         threads: 2,
         detect_max_side: 640,
+        depth_prior: false,
     }
 }
 
@@ -497,4 +499,173 @@ fn bad_inputs_are_refused_up_front() {
     assert!(err.to_string().contains("stride"), "{err}");
     let err = prepare(&sources, &root, &out, &config(), &root.join("nope.onnx")).unwrap_err();
     assert!(err.to_string().contains("nope.onnx"), "{err}");
+}
+
+fn fas_train(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fas-train"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `fas-train prepare --depth-prior` through the binary: every live crop gets a depth map
+/// of the crop's size peaking at the aligned nose, spoof crops get none; a re-run without
+/// the flag is refused naming `depth_prior`, a re-run with it regenerates only a missing
+/// map; and `train --backbone depthnet --depth-weight 1` runs on the prepared set.
+#[test]
+fn depth_prior_for_live_crops_then_depth_training() {
+    const SIZE: u32 = 64;
+    let root = scratch("depth");
+    encode(&clip_frames(), &root.join("clip.avi"), &[]);
+    for photo in ["astronaut.png", "grace_hopper.jpg"] {
+        std::fs::copy(asset(photo), root.join(photo)).unwrap();
+    }
+    let rec = |path: &str, video: &str, label: Label, split: Split| {
+        let attack = if label == Label::Live {
+            "none"
+        } else {
+            "print"
+        };
+        Sample {
+            split,
+            ..record(path, video, label, attack)
+        }
+    };
+    let sources = Manifest::new(vec![
+        rec("clip.avi", "live-clip", Label::Live, Split::Train),
+        rec("clip.avi", "spoof-clip", Label::Spoof, Split::Train),
+        rec("astronaut.png", "astro-dev", Label::Live, Split::Dev),
+        rec("grace_hopper.jpg", "grace-dev", Label::Spoof, Split::Dev),
+        rec("astronaut.png", "astro-test", Label::Live, Split::Test),
+        rec("grace_hopper.jpg", "grace-test", Label::Spoof, Split::Test),
+    ]);
+    let sources_path = root.join("sources.jsonl");
+    sources.save(&sources_path).unwrap();
+    let out = scratch("depth-out");
+    let size = SIZE.to_string();
+    let prepare_args = |depth: bool| {
+        let mut a: Vec<String> = [
+            "prepare",
+            "--sources",
+            sources_path.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--stride",
+            "2",
+            "--size",
+            &size,
+            "--threads",
+            "2",
+            "--detector",
+            model().to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        if depth {
+            a.push("--depth-prior".into());
+        }
+        a
+    };
+    let run_prepare = |depth: bool| {
+        let args = prepare_args(depth);
+        fas_train(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (ok, stdout, stderr) = run_prepare(true);
+    assert!(ok, "prepare failed:\n{stderr}");
+    assert!(stdout.contains("10 face crops (0 reused)"), "{stdout}");
+
+    let crops = Manifest::load(out.join(CROP_MANIFEST)).unwrap();
+    assert_eq!(crops.samples.len(), 10);
+    let report: PrepareReport =
+        serde_json::from_str(&std::fs::read_to_string(out.join(REPORT_FILE)).unwrap()).unwrap();
+    assert!(report.config.depth_prior);
+    let nose = aligned_template(SIZE, SIZE, 2.7)[2];
+    let mut live = Vec::new();
+    for s in &crops.samples {
+        let map_path = depth_path(&out.join(&s.path));
+        if s.label == Label::Spoof {
+            assert!(!map_path.exists(), "{}: spoof crop has a depth map", s.path);
+            continue;
+        }
+        let map = image::open(&map_path).unwrap_or_else(|e| panic!("{}: {e}", map_path.display()));
+        assert_eq!(map.color(), image::ColorType::L8, "{}", s.path);
+        let map = map.to_luma8();
+        assert_eq!(map.dimensions(), (SIZE, SIZE), "{}", s.path);
+        for (x, y) in [(0, 0), (SIZE - 1, 0), (0, SIZE - 1), (SIZE - 1, SIZE - 1)] {
+            assert_eq!(map.get_pixel(x, y).0[0], 0, "{}: corner", s.path);
+        }
+        // The crop is aligned on the template, so the detected nose — the prior's peak —
+        // lands near the template's nose.
+        let (px, py, peak) = map
+            .enumerate_pixels()
+            .map(|(x, y, p)| (x, y, p.0[0]))
+            .max_by_key(|&(x, y, v)| (v, std::cmp::Reverse((y, x))))
+            .unwrap();
+        assert!(peak >= 240, "{}: peak {peak}", s.path);
+        let dist = (f64::from(px) - nose[0]).hypot(f64::from(py) - nose[1]);
+        assert!(
+            dist < 4.0,
+            "{}: peak at ({px}, {py}), template nose {nose:?}",
+            s.path
+        );
+        live.push(map_path);
+    }
+    assert_eq!(live.len(), 5);
+
+    // A different setting is refused, naming it.
+    let (ok, _, stderr) = run_prepare(false);
+    assert!(
+        !ok && stderr.contains("depth_prior: was true, now false"),
+        "{stderr}"
+    );
+    // The same setting reuses every crop; a deleted map is made again, the crop reused.
+    std::fs::remove_file(&live[0]).unwrap();
+    let (ok, stdout, stderr) = run_prepare(true);
+    assert!(ok, "prepare failed:\n{stderr}");
+    assert!(stdout.contains("10 face crops (9 reused)"), "{stdout}");
+    assert!(live[0].is_file());
+
+    // Depth-supervised training reads the maps (live) and zeros (spoof).
+    let run_dir = root.join("run");
+    let manifest = out.join(CROP_MANIFEST);
+    let (ok, _, stderr) = fas_train(&[
+        "train",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--protocol",
+        "intra",
+        "--task",
+        "all",
+        "--backbone",
+        "depthnet",
+        "--depth-weight",
+        "1",
+        "--size",
+        "64",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--val-every",
+        "2",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "train failed:\n{stderr}");
+    let log = std::fs::read_to_string(run_dir.join("log.jsonl")).unwrap();
+    assert!(log.contains("\"depth\""), "depth loss not logged:\n{log}");
 }

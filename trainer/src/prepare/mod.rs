@@ -12,6 +12,12 @@
 //!   (a photo keeps its record's `frame`). Records follow the source manifest's order,
 //!   then frame order, whatever the number of threads.
 //! * `prepare.json`: the [`PrepareReport`].
+//! * with `depth_prior`, `<domain>/<video>/f<frame:05>_depth.png` beside every **live**
+//!   crop: the [`depth_prior`] of the crop's face, rendered from the detection's landmarks
+//!   mapped into the crop by the same transform that cut it. It is written (atomically)
+//!   before the crop, so an existing crop of a live sample always has its map. Spoof
+//!   crops get none: the loader's depth target for a spoof is all zeros. The training
+//!   loader finds the map by its name ([`fas_core::synthfas::depth_path`]).
 //!
 //! # Which face is kept
 //!
@@ -40,8 +46,10 @@
 //! Crops are written atomically, so a crop file that exists is complete. A re-run with
 //! the same configuration into the same directory reuses existing crops without running
 //! the detector on their frames (counted as `reused`); frames without a crop are
-//! detected again. A re-run with a different configuration is refused.
+//! detected again, as are live crops whose depth map is missing when `depth_prior` is
+//! on. A re-run with a different configuration is refused.
 
+pub mod depth_prior;
 pub mod video;
 
 use std::collections::{BTreeMap, HashMap};
@@ -50,8 +58,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use fas_core::dataset::{Manifest, ManifestError, Sample, DATASET_MANIFEST_VERSION};
-use fas_core::preprocess::{crop_face, CropSpec, Face, MAX_SIDE};
+use fas_core::dataset::{Label, Manifest, ManifestError, Sample, DATASET_MANIFEST_VERSION};
+use fas_core::preprocess::{crop_face, crop_inverse_map, CropSpec, Face, MAX_SIDE};
 use fas_infer::detect::{DetectError, Detection, FaceDetector, RetinaFace, RetinaFaceConfig};
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +94,10 @@ pub struct PrepareConfig {
     /// Frames whose long side exceeds this are downscaled for detection only (crops
     /// are cut from the full-resolution frame).
     pub detect_max_side: u32,
+    /// Write a landmark-fitted [`depth_prior`] map beside every live crop
+    /// (`<crop stem>_depth.png`). Absent in reports of older runs, which had none.
+    #[serde(default)]
+    pub depth_prior: bool,
 }
 
 impl Default for PrepareConfig {
@@ -103,6 +115,7 @@ impl Default for PrepareConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             detect_max_side: 640,
+            depth_prior: false,
         }
     }
 }
@@ -716,7 +729,8 @@ fn process_source(job: &Job, det: &mut RetinaFace, sample: &Sample, dir: &str) -
             }
             report.frames += 1;
             let rel = crop_rel_path(dir, index);
-            match process_frame(job, det, frame, &job.out.join(&rel))? {
+            let live = sample.label == Label::Live;
+            match process_frame(job, det, frame, &job.out.join(&rel), live)? {
                 FrameOutcome::Crop { reused } => {
                     report.faces += 1;
                     report.reused += u32::from(reused);
@@ -762,14 +776,18 @@ fn process_source(job: &Job, det: &mut RetinaFace, sample: &Sample, dir: &str) -
 }
 
 /// Detects, chooses and crops the face of one frame, writing the crop to `crop_path`
-/// (atomically). `Err` only when the crop cannot be written.
+/// (atomically), and for a `live` frame with `depth_prior` on its depth map beside it
+/// first. `Err` only when a file cannot be written.
 fn process_frame(
     job: &Job,
     det: &mut RetinaFace,
     frame: image::RgbImage,
     crop_path: &Path,
+    live: bool,
 ) -> Result<FrameOutcome, String> {
-    if crop_path.is_file() {
+    let depth_path =
+        (live && job.cfg.depth_prior).then(|| fas_core::synthfas::depth_path(crop_path));
+    if crop_path.is_file() && depth_path.as_deref().is_none_or(Path::is_file) {
         return Ok(FrameOutcome::Crop { reused: true });
     }
     let faces = match det.detect(&frame) {
@@ -789,6 +807,13 @@ fn process_frame(
         Ok(c) => c,
         Err(e) => return Ok(FrameOutcome::CropError(e.to_string())),
     };
+    let depth = match depth_path {
+        Some(path) => match crop_depth_prior(&face, job.cfg.crop, size) {
+            Ok(map) => Some((path, map)),
+            Err(e) => return Ok(FrameOutcome::CropError(e)),
+        },
+        None => None,
+    };
     let crop: image::RgbImage = crop.into();
     let mut png = Vec::new();
     crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
@@ -798,15 +823,34 @@ fn process_frame(
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
     }
+    if let Some((path, map)) = depth {
+        let png = depth_prior::encode_png(&map)
+            .map_err(|e| format!("{}: cannot encode PNG: {e}", path.display()))?;
+        fas_core::atomic::write_atomic(&path, &png)
+            .map_err(|e| format!("{}: cannot write depth map: {e}", path.display()))?;
+    }
     fas_core::atomic::write_atomic(crop_path, &png)
         .map_err(|e| format!("{}: cannot write crop: {e}", crop_path.display()))?;
     Ok(FrameOutcome::Crop { reused: false })
 }
 
+/// The depth prior of the `size`×`size` crop `crop` of `face`: its landmarks mapped
+/// frame → crop by the inverse of the map the crop was warped with.
+fn crop_depth_prior(face: &Face, crop: CropSpec, size: u32) -> Result<image::GrayImage, String> {
+    let to_crop = crop_inverse_map(face, crop, size, size)
+        .map_err(|e| format!("depth prior: {e}"))?
+        .invert()
+        .ok_or_else(|| "depth prior: the crop's transform is not invertible".to_string())?;
+    let landmarks = face
+        .landmarks
+        .map(|[x, y]| to_crop.apply([f64::from(x), f64::from(y)]));
+    depth_prior::depth_prior(&landmarks, size, size).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fas_core::dataset::{Label, Split};
+    use fas_core::dataset::Split;
 
     fn det(bbox: [f32; 4], score: f32) -> Detection {
         Detection {
@@ -990,6 +1034,60 @@ mod tests {
             ..a.clone()
         };
         assert_ne!(a.output_fields(), c.output_fields());
+    }
+
+    #[test]
+    fn depth_prior_is_an_output_field_and_defaults_off_in_old_reports() {
+        let on = PrepareConfig {
+            depth_prior: true,
+            ..PrepareConfig::default()
+        };
+        assert_eq!(on.output_fields()["depth_prior"], true);
+        assert_ne!(on.output_fields(), PrepareConfig::default().output_fields());
+        // A report written before the field existed reads as "no depth prior".
+        let mut old = serde_json::to_value(PrepareConfig::default()).unwrap();
+        old.as_object_mut().unwrap().remove("depth_prior");
+        let old: PrepareConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(old, PrepareConfig::default());
+    }
+
+    /// A face whose landmarks are a similarity image (rolled 20°, scaled, moved) of the
+    /// aligned template lands exactly on the template in the crop, so the prior's peak
+    /// is at the template's nose and the map has the crop's size.
+    #[test]
+    fn depth_prior_follows_the_crop_transform() {
+        use fas_core::preprocess::{aligned_template, Affine2};
+        let (size, scale) = (128, 2.7);
+        let template = aligned_template(size, size, f64::from(scale));
+        let (s, c) = 20f64.to_radians().sin_cos();
+        let k = 2.5;
+        let frame_from_crop = Affine2 {
+            m: [[k * c, -k * s, 300.0], [k * s, k * c, 120.0]],
+        };
+        let face = Face {
+            bbox: [0.0; 4],
+            landmarks: template.map(|p| frame_from_crop.apply(p).map(|v| v as f32)),
+            score: 1.0,
+        };
+        let map = crop_depth_prior(&face, CropSpec::Aligned { scale }, size).unwrap();
+        assert_eq!(map.dimensions(), (size, size));
+        let direct = depth_prior::depth_prior(&template, size, size).unwrap();
+        let diff = map
+            .as_raw()
+            .iter()
+            .zip(direct.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        // f32 landmarks: the mapped template differs from the exact one by ~1e-5 px.
+        assert!(diff <= 1, "max difference {diff}");
+        // Degenerate landmarks are a reported crop error, not a map.
+        let bad = Face {
+            landmarks: [[5.0, 5.0]; 5],
+            ..face
+        };
+        let e = crop_depth_prior(&bad, CropSpec::Aligned { scale }, size).unwrap_err();
+        assert!(e.contains("depth prior"), "{e}");
     }
 
     #[test]
