@@ -126,8 +126,11 @@ pub struct DetectorSection {
     /// MTCNN: the smallest face searched for, in pixels (its pyramid starts at 12 / this;
     /// a door's faces are large, and each halving of this roughly doubles P-Net's work).
     pub min_face_size: f32,
+    /// Faces scoring below this are ignored, with either detector (MTCNN's own stage
+    /// thresholds, 0.6 / 0.7 / 0.7, apply first).
     pub score_threshold: f32,
-    /// Frames are downscaled so their long side is at most this before detection (the
+    /// RetinaFace only (MTCNN's cost is set by `min_face_size`):
+    /// frames are downscaled so their long side is at most this before detection (the
     /// crop is still cut from the full frame). 320 keeps 640×480 at ≥ 30 FPS with a
     /// p99 frame→score under 50 ms on one core (`cargo xtask bench-edge`: detection is
     /// 12 ms at 320 vs 42 ms at 640); raise it for faces smaller than ~40 px at 640.

@@ -328,12 +328,13 @@ impl FbWriter {
     /// Scales `frame` onto the screen and writes it in one `pwrite`.
     pub fn show(&mut self, frame: &RgbImage) -> Result<(), FbError> {
         render(frame, &self.geometry, &mut self.buf)?;
-        write_all_at(&self.file, &self.buf, self.geometry.byte_offset())
-            .map_err(|source| FbError::Io {
+        write_all_at(&self.file, &self.buf, self.geometry.byte_offset()).map_err(|source| {
+            FbError::Io {
                 path: self.path.clone(),
                 action: "write a frame",
                 source,
-            })
+            }
+        })
     }
 }
 

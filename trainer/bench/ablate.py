@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Ablation tables on SynthFAS: rows × tasks × seeds of `fas-train train`, one run dir each,
+then a Markdown table (mean ± sd over seeds, per task and averaged over tasks) with both
+threshold conventions: HTER at the source-validation EER threshold (deployable) and at the
+test EER threshold (oracle, what papers usually report), and the test AUC.
+
+    python3 trainer/bench/ablate.py OUT --protocol synth-domain --seeds 0,1,2 \\
+        --row 'baseline=--recipe baseline --backbone depthnet --depth-weight 1' \\
+        --row 'anrl=--recipe anrl' --row 'anrl bn=--recipe anrl --ablate bn' \\
+        -- --size 64 --width 0.25 --steps 300 --batch-size 24
+
+Everything after `--` goes to every run. Runs whose `metrics.json` exists are kept, so an
+interrupted table resumes where it stopped; `OUT/results.md` and `OUT/results.json` are
+rewritten at the end. Binaries: $FAS_TRAIN / $FAS_SYNTH, else the workspace's release builds
+(`cargo build --release -p fas-train -p fas-core --bins`). Needs the environment `cargo
+xtask setup` prepares (LIBTORCH_USE_PYTORCH=1 and the venv).
+"""
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+
+def binary(var, name):
+    if os.environ.get(var):
+        return os.environ[var]
+    target = os.environ.get("CARGO_TARGET_DIR", "target")
+    return os.path.join(target, "release", name)
+
+
+def mean_sd(xs):
+    if not xs:
+        return float("nan"), float("nan")
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def fmt(xs):
+    m, s = mean_sd(xs)
+    return f"{m:.3f} ± {s:.3f}" if len(xs) > 1 else f"{m:.3f}"
+
+
+def main():
+    argv = sys.argv[1:]
+    common = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, common = argv[:i], argv[i + 1 :]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out")
+    p.add_argument("--protocol", default="synth-domain")
+    p.add_argument("--tasks", help="comma-separated task names (default: all of the protocol)")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--row", action="append", required=True, help="NAME=train args")
+    p.add_argument("--subjects", type=int, default=16)
+    p.add_argument("--frames", type=int, default=4)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--data-seed", type=int, default=7)
+    a = p.parse_args(argv)
+
+    train_bin = binary("FAS_TRAIN", "fas-train")
+    synth_bin = binary("FAS_SYNTH", "fas-synth")
+    os.makedirs(a.out, exist_ok=True)
+    manifest = os.path.join(a.out, "data", "manifest.jsonl")
+    if not os.path.exists(manifest):
+        subprocess.run(
+            [synth_bin, "write", "--out", os.path.join(a.out, "data"),
+             "--subjects", str(a.subjects), "--frames", str(a.frames),
+             "--size", str(a.image_size), "--seed", str(a.data_seed)],
+            check=True, stdout=subprocess.DEVNULL)
+    if a.tasks:
+        tasks = a.tasks.split(",")
+    else:
+        out = subprocess.run([train_bin, "tasks", "--manifest", manifest, "--protocol", a.protocol],
+                             check=True, capture_output=True, text=True).stdout
+        tasks = [l.split()[0] for l in out.splitlines() if l.strip()]
+    rows = []
+    for r in a.row:
+        name, _, args = r.partition("=")
+        if not args:
+            sys.exit(f"--row {r!r}: write NAME=train arguments")
+        rows.append((name.strip(), shlex.split(args)))
+    seeds = [int(s) for s in a.seeds.split(",")]
+
+    results = {}
+    for name, args in rows:
+        for task in tasks:
+            for seed in seeds:
+                slug = name.replace(" ", "_").replace("/", "-")
+                run = os.path.join(a.out, slug, task, f"seed{seed}")
+                metrics = os.path.join(run, "metrics.json")
+                if not os.path.exists(metrics):
+                    if os.path.exists(run):
+                        subprocess.run(["rm", "-rf", run], check=True)
+                    os.makedirs(os.path.dirname(run), exist_ok=True)
+                    cmd = [train_bin, "train", "--manifest", manifest, "--protocol", a.protocol,
+                           "--task", task, *args, *common, "--seed", str(seed), "--quiet",
+                           "--out", run]
+                    t0 = time.time()
+                    with open(run + ".log", "w") as log:
+                        r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+                    if r.returncode != 0:
+                        sys.exit(f"{name} / {task} / seed {seed} failed; see {run}.log\n"
+                                 + " ".join(shlex.quote(c) for c in cmd))
+                    print(f"{name:>24} {task:>16} seed {seed}: {time.time() - t0:.0f} s", flush=True)
+                m = json.load(open(metrics))
+                f = m["test"]["frame"]
+                results.setdefault(name, {}).setdefault(task, []).append({
+                    "seed": seed,
+                    "auc": f["deployable"]["auc"],
+                    "hter_deployable": f["deployable"]["hter"],
+                    "hter_oracle": f["oracle"]["hter"],
+                    "acer_deployable": f["deployable"]["acer"],
+                    "apcer_per_attack": f["deployable"].get("apcer_per_attack", {}),
+                    "val_auc": m["training"]["best_val_auc"],
+                    "seconds": m["training"]["seconds"],
+                })
+
+    lines = [
+        f"Protocol `{a.protocol}`, seeds {a.seeds}; common arguments: `{' '.join(common)}`.",
+        "AUC and HTER on the held-out target, frame level; mean ± sd over seeds.",
+        "HTER dep. = threshold at the source-validation EER (deployable); "
+        "HTER orc. = at the target's own EER (oracle).",
+        "",
+        "| row | task | test AUC | HTER dep. | HTER orc. | source-val AUC | s/run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, _ in rows:
+        per_task = results[name]
+        for task in tasks:
+            rs = per_task[task]
+            lines.append(
+                f"| {name} | {task} | {fmt([r['auc'] for r in rs])} | "
+                f"{fmt([r['hter_deployable'] for r in rs])} | {fmt([r['hter_oracle'] for r in rs])} | "
+                f"{fmt([r['val_auc'] for r in rs])} | {statistics.fmean(r['seconds'] for r in rs):.0f} |")
+        # The task mean per seed, then mean ± sd of those over seeds.
+        by_seed = lambda key: [statistics.fmean(r[key] for t in tasks for r in per_task[t]
+                                                if r["seed"] == s) for s in seeds]
+        lines.append(
+            f"| **{name}** | **mean** | **{fmt(by_seed('auc'))}** | **{fmt(by_seed('hter_deployable'))}** | "
+            f"**{fmt(by_seed('hter_oracle'))}** | {fmt(by_seed('val_auc'))} | |")
+    table = "\n".join(lines) + "\n"
+    with open(os.path.join(a.out, "results.md"), "w") as fh:
+        fh.write(table)
+    with open(os.path.join(a.out, "results.json"), "w") as fh:
+        json.dump({"protocol": a.protocol, "common": common, "rows": dict(rows), "tasks": tasks,
+                   "seeds": seeds, "results": results}, fh, indent=1)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
