@@ -1149,19 +1149,46 @@ mod tests {
             }
         );
         let flags = [
-            ("no-selection", D2amConfig { no_selection: true, ..base.clone() }),
-            ("no-entropy", D2amConfig { no_entropy: true, ..base.clone() }),
-            ("no-mmd", D2amConfig { no_mmd: true, ..base.clone() }),
+            (
+                "no-selection",
+                D2amConfig {
+                    no_selection: true,
+                    ..base.clone()
+                },
+            ),
+            (
+                "no-entropy",
+                D2amConfig {
+                    no_entropy: true,
+                    ..base.clone()
+                },
+            ),
+            (
+                "no-mmd",
+                D2amConfig {
+                    no_mmd: true,
+                    ..base.clone()
+                },
+            ),
         ];
         for (flag, want) in flags {
             assert_eq!(one(flag), want, "{flag}");
         }
         for k in [2usize, 4, 8] {
             let c = d2am(&["--clusters", &k.to_string()]).unwrap();
-            assert_eq!(c, D2amConfig { clusters: k, ..base.clone() });
+            assert_eq!(
+                c,
+                D2amConfig {
+                    clusters: k,
+                    ..base.clone()
+                }
+            );
         }
         let c = d2am(&["--ablate", "random-domains,no-mmd", "--clusters", "2"]).unwrap();
-        assert_eq!((c.domains, c.no_mmd, c.clusters), (DomainSource::Random, true, 2));
+        assert_eq!(
+            (c.domains, c.no_mmd, c.clusters),
+            (DomainSource::Random, true, 2)
+        );
         // The run.json record a results table reads.
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(v["domains"], "random");
@@ -1177,7 +1204,10 @@ mod tests {
             assert!(e.contains("--clusters") && e.contains("2 to 8"), "{e}");
         }
         let e = err(&["--ablate", "true-domains", "--clusters", "4"]);
-        assert!(e.contains("--clusters") && e.contains("true-domains"), "{e}");
+        assert!(
+            e.contains("--clusters") && e.contains("true-domains"),
+            "{e}"
+        );
         let e = err(&["--ablate", "true-domains,random-domains"]);
         assert!(e.contains("choose one"), "{e}");
         let e = err(&["--ablate", "random-domains,no-selection"]);

@@ -204,7 +204,12 @@ fn d2am_ablations_are_recorded_and_drop_their_terms() {
     let out = root.join("random");
     let (ok, e) = short(
         &out,
-        &["--ablate", "random-domains,no-mmd,no-entropy", "--clusters", "4"],
+        &[
+            "--ablate",
+            "random-domains,no-mmd,no-entropy",
+            "--clusters",
+            "4",
+        ],
     );
     assert!(ok, "train failed:\n{e}");
     let model = &json(&out.join("run.json"))["model"];
@@ -228,7 +233,10 @@ fn d2am_ablations_are_recorded_and_drop_their_terms() {
         .collect();
     assert!(!starts.is_empty());
     for v in &starts {
-        assert!((0.0..=1.0).contains(&v["pseudo_nmi_true"].as_f64().unwrap()), "{v}");
+        assert!(
+            (0.0..=1.0).contains(&v["pseudo_nmi_true"].as_f64().unwrap()),
+            "{v}"
+        );
         assert!(v.get("pseudo_domain_3").is_some() && v.get("pseudo_domain_4").is_none());
     }
 
@@ -264,10 +272,20 @@ fn d2am_switches_are_refused_elsewhere_and_when_contradictory() {
     assert!(!ok && e.contains("--clusters") && e.contains("d2am"), "{e}");
     let b = baseline(&["--ablate", "no-mmd"]);
     let (ok, e) = run(&b.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(!ok && e.contains("no-mmd") && e.contains("--recipe d2am"), "{e}");
+    assert!(
+        !ok && e.contains("no-mmd") && e.contains("--recipe d2am"),
+        "{e}"
+    );
     let (ok, e) = run(&args(m, o, &["--clusters", "9"]));
-    assert!(!ok && e.contains("--clusters 9") && e.contains("2 to 8"), "{e}");
-    let (ok, e) = run(&args(m, o, &["--ablate", "true-domains", "--clusters", "2"]));
+    assert!(
+        !ok && e.contains("--clusters 9") && e.contains("2 to 8"),
+        "{e}"
+    );
+    let (ok, e) = run(&args(
+        m,
+        o,
+        &["--ablate", "true-domains", "--clusters", "2"],
+    ));
     assert!(!ok && e.contains("drop --clusters"), "{e}");
     std::fs::remove_dir_all(&root).ok();
 }

@@ -495,8 +495,12 @@ fn rows_f64(t: &Tensor) -> Result<Vec<Vec<f64>>> {
 pub fn random_domain(seed: u64, epoch: usize, index: usize, k: usize) -> usize {
     use rand::{Rng, SeedableRng};
     let mix = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ (epoch as u64).wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03)
-        ^ (index as u64).wrapping_add(1).wrapping_mul(0xA24B_AED4_963E_E407);
+        ^ (epoch as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0xD1B5_4A32_D192_ED03)
+        ^ (index as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0xA24B_AED4_963E_E407);
     rand_chacha::ChaCha8Rng::seed_from_u64(mix).random_range(0..k.max(1))
 }
 
@@ -705,18 +709,19 @@ impl D2am {
         for b in it {
             let b = b.context("loading the D²AM survey")?;
             let doms = Vec::<i64>::try_from(&b.domains.to_device(Device::Cpu))?;
-            all.extend(b.indices.iter().copied().zip(doms.iter().map(|&d| d as usize)));
+            all.extend(
+                b.indices
+                    .iter()
+                    .copied()
+                    .zip(doms.iter().map(|&d| d as usize)),
+            );
         }
         Ok(all)
     }
 
     /// The random-domains ablation's epoch: every surveyed sample's [`random_domain`], and
     /// the same report as clustering (NMI with the previous epoch's and the true domains).
-    fn random_epoch(
-        &self,
-        epoch: usize,
-        s: &[(usize, usize)],
-    ) -> (Clustering, Vec<(String, f64)>) {
+    fn random_epoch(&self, epoch: usize, s: &[(usize, usize)]) -> (Clustering, Vec<(String, f64)>) {
         let k = self.cfg.clusters;
         let labels: Vec<usize> = s
             .iter()
@@ -1547,15 +1552,27 @@ mod tests {
         assert!(r.pseudo_domains().is_empty() && r.clustering.is_none());
         let (mut b, labels) = all_rows(&toy);
         let want: Vec<usize> = (0..24).map(|i| i / 8).collect();
-        assert_eq!(r.batch_domains(&b, &labels, &BTreeMap::new()).unwrap(), want);
+        assert_eq!(
+            r.batch_domains(&b, &labels, &BTreeMap::new()).unwrap(),
+            want
+        );
         b.indices = (1000..1024).collect();
-        assert_eq!(r.batch_domains(&b, &labels, &BTreeMap::new()).unwrap(), want);
+        assert_eq!(
+            r.batch_domains(&b, &labels, &BTreeMap::new()).unwrap(),
+            want
+        );
         let t = r.step(&b, &info(0)).unwrap();
-        assert_eq!(t.iter().find(|(k, _)| k == "pseudo_domains").unwrap().1, 3.0);
+        assert_eq!(
+            t.iter().find(|(k, _)| k == "pseudo_domains").unwrap().1,
+            3.0
+        );
         // It reads the batch's domains, nothing else: one domain, no meta-test.
         b.domains = b.domains.zeros_like();
         let t = r.step(&b, &info(1)).unwrap();
-        assert_eq!(t.iter().find(|(k, _)| k == "pseudo_domains").unwrap().1, 1.0);
+        assert_eq!(
+            t.iter().find(|(k, _)| k == "pseudo_domains").unwrap().1,
+            1.0
+        );
         assert_eq!(t.iter().find(|(k, _)| k == "tst_cls").unwrap().1, 0.0);
     }
 
@@ -1705,7 +1722,10 @@ mod tests {
         let without = meta_objective(&theta, &trn, Some(&tst), p, None);
         assert!(with.trn_mmd.double_value(&[]) > 0.0);
         assert_eq!(without.trn_mmd.double_value(&[]), 0.0);
-        let (a, b) = (with.total.double_value(&[]), without.total.double_value(&[]));
+        let (a, b) = (
+            with.total.double_value(&[]),
+            without.total.double_value(&[]),
+        );
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
     }
 
@@ -1723,7 +1743,10 @@ mod tests {
             let ids: BTreeSet<usize> = r.pseudo_domains().values().copied().collect();
             assert_eq!(ids, (0..k).collect(), "K = {k}");
             let keys = term_names(&rep);
-            assert!(keys.contains(&format!("pseudo_domain_{}", k - 1)), "{keys:?}");
+            assert!(
+                keys.contains(&format!("pseudo_domain_{}", k - 1)),
+                "{keys:?}"
+            );
             assert!(!keys.contains(&format!("pseudo_domain_{k}")), "{keys:?}");
             let cl = r.clustering.as_ref().unwrap();
             assert!(cl.centroids.iter().all(|per_class| per_class.len() == k));
