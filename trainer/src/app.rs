@@ -25,7 +25,7 @@ use crate::eval::{self, EvalReport, Scored};
 use crate::prepare::PrepareConfig;
 use crate::recipe::anrl::{Anrl, AnrlConfig};
 use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
-use crate::recipe::d2am::{D2am, D2amConfig};
+use crate::recipe::d2am::{D2am, D2amConfig, DomainSource};
 use crate::recipe::dlif::{Dlif, DlifConfig, Flow, Level};
 use crate::recipe::dualstage::{DualStage, DualStageConfig, DEFAULT_STAGE1_FRACTION};
 use crate::recipe::losses::AmSoftmax;
@@ -275,11 +275,16 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         let name = clap::ValueEnum::to_possible_value(x)
             .map(|v| v.get_name().to_string())
             .unwrap_or_default();
-        let owner = match x.recipe() {
-            RecipeName::Dlif => "dlif",
-            _ => "dualstage",
-        };
+        let owner = clap::ValueEnum::to_possible_value(&x.recipe())
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
         bail!("--ablate {name} is a --recipe {owner} setting; drop it or use --recipe {owner}");
+    }
+    if a.recipe != RecipeName::D2am && a.clusters.is_some() {
+        bail!(
+            "--clusters is a --recipe d2am setting (its number of pseudo-domains); drop it or \
+             use --recipe d2am"
+        );
     }
     if !dualstage && a.stage1_fraction.is_some() {
         bail!("--stage1-fraction is a dual-stage setting; use it with --recipe dualstage");
@@ -376,15 +381,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                 if a.loss.is_some_and(|l| l != LossName::Bce) {
                     bail!("--recipe d2am trains its classifier with bce; drop --loss");
                 }
-                let model = D2amConfig {
-                    in_channels,
-                    input_size: size as usize,
-                    width: a.width,
-                    depth_weight,
-                    adam,
-                    grad_clip: a.clip,
-                    ..D2amConfig::default()
-                };
+                let model = d2am_config(a, in_channels, size, depth_weight, adam)?;
                 let mut r = D2am::new(model.clone(), device, a.seed)?;
                 if let Some(w) = &a.init_weights {
                     r.load_backbone_weights(w)?;
@@ -783,6 +780,63 @@ fn dualstage_config(
     Ok(model)
 }
 
+/// The `--recipe d2am` model configuration from the arguments: the ablation switches
+/// (`--ablate true-domains|random-domains|no-selection|no-entropy|no-mmd`) and
+/// `--clusters`, refusing combinations that contradict each other.
+fn d2am_config(
+    a: &TrainArgs,
+    in_channels: usize,
+    size: u32,
+    depth_weight: f64,
+    adam: AdamConfig,
+) -> Result<D2amConfig> {
+    let has = |x| a.ablate.contains(&x);
+    let domains = match (
+        has(DlifAblation::TrueDomains),
+        has(DlifAblation::RandomDomains),
+    ) {
+        (true, true) => bail!(
+            "--ablate true-domains and random-domains both replace the clustering; choose one"
+        ),
+        (true, false) => DomainSource::True,
+        (false, true) => DomainSource::Random,
+        (false, false) => DomainSource::Clusters,
+    };
+    if has(DlifAblation::NoSelection) && domains != DomainSource::Clusters {
+        bail!(
+            "--ablate no-selection changes which features are clustered; with true-domains or \
+             random-domains nothing is clustered — drop one of them"
+        );
+    }
+    let d = D2amConfig::default();
+    let clusters = match a.clusters {
+        None => d.clusters,
+        Some(_) if domains == DomainSource::True => bail!(
+            "--clusters sets the number of pseudo-domains; with --ablate true-domains the \
+             manifest's source domains are the domains — drop --clusters"
+        ),
+        Some(k) if (2..=8).contains(&k) => k,
+        Some(k) => bail!(
+            "--clusters {k}: must be 2 to 8 (one meta-test and at least one meta-train \
+             pseudo-domain; the paper uses 3)"
+        ),
+    };
+    Ok(D2amConfig {
+        in_channels,
+        input_size: size as usize,
+        width: a.width,
+        depth_weight,
+        clusters,
+        domains,
+        no_selection: has(DlifAblation::NoSelection),
+        no_entropy: has(DlifAblation::NoEntropy),
+        no_mmd: has(DlifAblation::NoMmd),
+        adam,
+        grad_clip: a.clip,
+        ..d
+    })
+}
+
 /// `--resume` must continue the same run: the settings that change what is computed must
 /// match `run.json`.
 fn check_same_run(dir: &RunDir, now: &RunConfig) -> Result<()> {
@@ -1043,5 +1097,120 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn train_args(extra: &[&str]) -> TrainArgs {
+        use clap::Parser;
+        let mut v = vec![
+            "fas-train",
+            "train",
+            "--manifest",
+            "m.jsonl",
+            "--protocol",
+            "synth-domain",
+            "--task",
+            "t",
+            "--recipe",
+            "d2am",
+            "--out",
+            "o",
+        ];
+        v.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(v).unwrap().command {
+            crate::cli::Command::Train(a) => *a,
+            _ => unreachable!("a train command"),
+        }
+    }
+
+    fn d2am(extra: &[&str]) -> Result<D2amConfig> {
+        d2am_config(&train_args(extra), 6, 32, 1.0, AdamConfig::default())
+    }
+
+    /// Every D²AM switch sets its own config field and nothing else; `--clusters` is K.
+    #[test]
+    fn d2am_ablations_and_clusters_map_to_the_config() {
+        let base = d2am(&[]).unwrap();
+        assert_eq!(base.clusters, 3);
+        assert_eq!(base.domains, DomainSource::Clusters);
+        assert!(!base.no_selection && !base.no_entropy && !base.no_mmd);
+        let one = |flag: &str| d2am(&["--ablate", flag]).unwrap();
+        assert_eq!(
+            one("true-domains"),
+            D2amConfig {
+                domains: DomainSource::True,
+                ..base.clone()
+            }
+        );
+        assert_eq!(
+            one("random-domains"),
+            D2amConfig {
+                domains: DomainSource::Random,
+                ..base.clone()
+            }
+        );
+        let flags = [
+            (
+                "no-selection",
+                D2amConfig {
+                    no_selection: true,
+                    ..base.clone()
+                },
+            ),
+            (
+                "no-entropy",
+                D2amConfig {
+                    no_entropy: true,
+                    ..base.clone()
+                },
+            ),
+            (
+                "no-mmd",
+                D2amConfig {
+                    no_mmd: true,
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (flag, want) in flags {
+            assert_eq!(one(flag), want, "{flag}");
+        }
+        for k in [2usize, 4, 8] {
+            let c = d2am(&["--clusters", &k.to_string()]).unwrap();
+            assert_eq!(
+                c,
+                D2amConfig {
+                    clusters: k,
+                    ..base.clone()
+                }
+            );
+        }
+        let c = d2am(&["--ablate", "random-domains,no-mmd", "--clusters", "2"]).unwrap();
+        assert_eq!(
+            (c.domains, c.no_mmd, c.clusters),
+            (DomainSource::Random, true, 2)
+        );
+        // The run.json record a results table reads.
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["domains"], "random");
+        assert_eq!(v["no_mmd"], true);
+        assert_eq!(v["clusters"], 2);
+    }
+
+    #[test]
+    fn d2am_refuses_contradictory_switches() {
+        let err = |extra: &[&str]| format!("{:#}", d2am(extra).unwrap_err());
+        for k in ["1", "9"] {
+            let e = err(&["--clusters", k]);
+            assert!(e.contains("--clusters") && e.contains("2 to 8"), "{e}");
+        }
+        let e = err(&["--ablate", "true-domains", "--clusters", "4"]);
+        assert!(
+            e.contains("--clusters") && e.contains("true-domains"),
+            "{e}"
+        );
+        let e = err(&["--ablate", "true-domains,random-domains"]);
+        assert!(e.contains("choose one"), "{e}");
+        let e = err(&["--ablate", "random-domains,no-selection"]);
+        assert!(e.contains("no-selection"), "{e}");
     }
 }

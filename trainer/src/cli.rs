@@ -114,7 +114,7 @@ pub enum RecipeName {
     Dualstage,
 }
 
-/// An ablation switch (each belongs to one recipe: DLIF or dual-stage).
+/// An ablation switch (each belongs to one recipe: DLIF, dual-stage or D²AM).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DlifAblation {
     /// No Style Cross (LISC / IISC).
@@ -129,6 +129,18 @@ pub enum DlifAblation {
     NoTriplet,
     /// Dual-stage: no auxiliary classifier on the map-overlaid image.
     NoAux,
+    // D²AM
+    /// D²AM: meta-learn over the manifest's real source domains (no clustering).
+    TrueDomains,
+    /// D²AM: a uniformly random pseudo-domain in 0..K per sample and epoch (no clustering).
+    RandomDomains,
+    /// D²AM: cluster on all channels of the pre-DRLM features F, not the low-attention
+    /// half of F⁻.
+    NoSelection,
+    /// D²AM: no DRLM entropy loss L_p (λ_p = 0).
+    NoEntropy,
+    /// D²AM: no MMD regulariser on the meta-learner (λ_m = 0).
+    NoMmd,
 }
 
 impl DlifAblation {
@@ -141,6 +153,11 @@ impl DlifAblation {
             DlifAblation::SingleStage | DlifAblation::NoTriplet | DlifAblation::NoAux => {
                 RecipeName::Dualstage
             }
+            DlifAblation::TrueDomains
+            | DlifAblation::RandomDomains
+            | DlifAblation::NoSelection
+            | DlifAblation::NoEntropy
+            | DlifAblation::NoMmd => RecipeName::D2am,
         }
     }
 }
@@ -252,9 +269,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.5)]
     pub gamma: f64,
     /// Ablations, comma-separated (dlif: no-style-cross, no-cwsa, no-v; dualstage:
-    /// single-stage, no-triplet, no-aux).
+    /// single-stage, no-triplet, no-aux; d2am: true-domains, random-domains, no-selection,
+    /// no-entropy, no-mmd).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub ablate: Vec<DlifAblation>,
+    /// D²AM: K, the number of pseudo-domains, 2 to 8 [default: 3, the paper's].
+    #[arg(long)]
+    pub clusters: Option<usize>,
     /// Dual-stage: fraction of the run's steps spent in stage 1 (live autoencoder)
     /// [default: 0.3].
     #[arg(long)]

@@ -175,3 +175,117 @@ fn d2am_refuses_other_backbones_and_losses() {
     assert!(!ok && e.contains("bce"), "{e}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// The ablation switches reach run.json (what a results table reads), dropped terms are
+/// absent from the log, the epoch-start lines carry the NMI report of K pseudo-domains.
+#[test]
+fn d2am_ablations_are_recorded_and_drop_their_terms() {
+    let root = common::tmp("d2am", "ablate");
+    let manifest = common::dataset(&root.join("data"), 5);
+    let m = manifest.to_str().unwrap();
+    let log_lines = |out: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(out.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // Six steps: `args` with its --steps / --val-every / --checkpoint-every replaced.
+    let short = |out: &Path, extra: &[&str]| -> (bool, String) {
+        let o = out.to_str().unwrap();
+        let mut v = args(m, o, extra);
+        for flag in ["--steps", "--val-every", "--checkpoint-every"] {
+            let i = v.iter().position(|&a| a == flag).unwrap();
+            v[i + 1] = "6";
+        }
+        run(&v)
+    };
+
+    let out = root.join("random");
+    let (ok, e) = short(
+        &out,
+        &[
+            "--ablate",
+            "random-domains,no-mmd,no-entropy",
+            "--clusters",
+            "4",
+        ],
+    );
+    assert!(ok, "train failed:\n{e}");
+    let model = &json(&out.join("run.json"))["model"];
+    assert_eq!(model["domains"], "random");
+    assert_eq!(model["clusters"], 4);
+    assert_eq!(model["no_mmd"], true);
+    assert_eq!(model["no_entropy"], true);
+    assert_eq!(model["no_selection"], false);
+    let lines = log_lines(&out);
+    let steps: Vec<&serde_json::Value> = lines.iter().filter(|v| v.get("loss").is_some()).collect();
+    assert!(!steps.is_empty());
+    for v in &steps {
+        for gone in ["mmd", "tst_mmd", "entropy", "drlm_cls"] {
+            assert!(v.get(gone).is_none(), "{gone} logged: {v}");
+        }
+        assert!(v["pseudo_domains"].as_f64().unwrap() <= 4.0, "{v}");
+    }
+    let starts: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v.get("epoch_start").is_some())
+        .collect();
+    assert!(!starts.is_empty());
+    for v in &starts {
+        assert!(
+            (0.0..=1.0).contains(&v["pseudo_nmi_true"].as_f64().unwrap()),
+            "{v}"
+        );
+        assert!(v.get("pseudo_domain_3").is_some() && v.get("pseudo_domain_4").is_none());
+    }
+
+    let out = root.join("true");
+    let (ok, e) = short(&out, &["--ablate", "true-domains"]);
+    assert!(ok, "train failed:\n{e}");
+    assert_eq!(json(&out.join("run.json"))["model"]["domains"], "true");
+    let lines = log_lines(&out);
+    assert!(lines.iter().all(|v| v.get("epoch_start").is_none()));
+    // The synth-domain task trains on three source domains: the meta-split sees them.
+    assert!(lines
+        .iter()
+        .filter(|v| v.get("loss").is_some())
+        .all(|v| v["pseudo_domains"].as_f64().unwrap() >= 2.0));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn d2am_switches_are_refused_elsewhere_and_when_contradictory() {
+    let root = common::tmp("d2am", "switches");
+    let manifest = common::dataset(&root.join("data"), 5);
+    let m = manifest.to_str().unwrap();
+    let o = root.join("r");
+    let o = o.to_str().unwrap();
+    let baseline = |extra: &[&str]| -> Vec<String> {
+        args(m, o, extra)
+            .into_iter()
+            .map(|s| if s == "d2am" { "baseline" } else { s }.to_string())
+            .collect()
+    };
+    let b = baseline(&["--clusters", "3"]);
+    let (ok, e) = run(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!ok && e.contains("--clusters") && e.contains("d2am"), "{e}");
+    let b = baseline(&["--ablate", "no-mmd"]);
+    let (ok, e) = run(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        !ok && e.contains("no-mmd") && e.contains("--recipe d2am"),
+        "{e}"
+    );
+    let (ok, e) = run(&args(m, o, &["--clusters", "9"]));
+    assert!(
+        !ok && e.contains("--clusters 9") && e.contains("2 to 8"),
+        "{e}"
+    );
+    let (ok, e) = run(&args(
+        m,
+        o,
+        &["--ablate", "true-domains", "--clusters", "2"],
+    ));
+    assert!(!ok && e.contains("drop --clusters"), "{e}");
+    std::fs::remove_dir_all(&root).ok();
+}

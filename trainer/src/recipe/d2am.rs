@@ -51,6 +51,17 @@
 //! domains are read from the survey for that report only, never for training (the batches'
 //! `domains` are ignored; the recipe maps `TrainBatch::indices` to its pseudo-domains).
 //!
+//! **Ablations** (the paper's Table 4 rows; config fields, `--ablate` / `--clusters` on the
+//! CLI): `domains: True` meta-learns over the manifest's real source domains (no survey, no
+//! clustering, no epoch report — an NMI against the true labels would be 1 by
+//! construction); `domains: Random` gives every sample a uniformly random pseudo-domain in
+//! `0..K` per epoch ([`random_domain`]; the epoch report still gives its NMI with the
+//! previous epoch and the true domains, ≈ 0); `no_selection` clusters every epoch on all
+//! channels of the pre-DRLM `F` (as epoch 0 does) — the DRLM attention then plays no part
+//! in the domain features, neither the `F⁻ = (1−a)·F` re-weighting nor the `C/2`
+//! lowest-attention channel pick; `no_entropy` drops `L_p` and the `W_p` BCE; `no_mmd`
+//! drops `L_MMD`. Dropped terms are not computed and not logged. `clusters` is K.
+//!
 //! Deployed model: E with the DRLM `F⁺` path + M → `p_live` (sigmoid of the logit); the
 //! depth head is in the graph but only `p_live` is an output.
 
@@ -99,8 +110,38 @@ pub struct D2amConfig {
     pub mmd_bandwidths: Vec<f64>,
     /// Differentiate through the inner step (second-order MAML).
     pub second_order: bool,
+    /// Where the meta-learning's domains come from (the paper: [`DomainSource::Clusters`]).
+    #[serde(default)]
+    pub domains: DomainSource,
+    /// Ablation "without selection": cluster on the statistics of **all** channels of the
+    /// pre-DRLM maps `F` every epoch (what epoch 0 always does), instead of the `C/2`
+    /// lowest-attention channels of `F⁻`. Only with [`DomainSource::Clusters`].
+    #[serde(default)]
+    pub no_selection: bool,
+    /// Ablation "without L_p": the DRLM entropy loss (and the BCE that trains its
+    /// predictors `W_p`) is not computed; `entropy_weight` is ignored (λ_p = 0).
+    #[serde(default)]
+    pub no_entropy: bool,
+    /// Ablation "without MMD": `L_MMD` is not computed; `mmd_weight` is ignored (λ_m = 0).
+    #[serde(default)]
+    pub no_mmd: bool,
     pub adam: AdamConfig,
     pub grad_clip: Option<f64>,
+}
+
+/// Where D²AM's meta-learning domains come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainSource {
+    /// Pseudo-domains from clustering every epoch (the paper).
+    #[default]
+    Clusters,
+    /// Ablation: the manifest's real source domains (the batches' `domains`); no
+    /// clustering, no survey, `clusters` unused, no NMI report.
+    True,
+    /// Ablation: every sample gets a uniformly random pseudo-domain in `0..clusters` each
+    /// epoch ([`random_domain`]); no clustering.
+    Random,
 }
 
 impl Default for D2amConfig {
@@ -120,6 +161,10 @@ impl Default for D2amConfig {
             depth_weight: 1.0,
             mmd_bandwidths: mmd::BANDWIDTHS.to_vec(),
             second_order: true,
+            domains: DomainSource::Clusters,
+            no_selection: false,
+            no_entropy: false,
+            no_mmd: false,
             adam: AdamConfig::default(),
             grad_clip: None,
         }
@@ -179,6 +224,13 @@ impl D2amConfig {
                 "D²AM clusters must be ≥ 2 (one meta-test and at least one meta-train \
                  pseudo-domain; the paper uses 3), got {}",
                 self.clusters
+            );
+        }
+        if self.no_selection && self.domains != DomainSource::Clusters {
+            bail!(
+                "D²AM no_selection changes which features are clustered; it does not apply \
+                 with domains = {:?} (no clustering) — drop one of the two",
+                self.domains
             );
         }
         if self.cluster_samples < 2 * self.clusters {
@@ -321,14 +373,15 @@ pub struct MetaTerms {
 }
 
 /// Eq. 11–12: `trn` holds `(features, labels)` of every meta-train domain, `tst` those of
-/// the meta-test domain; `mmd_to_prior(h)` is `L_MMD` of adaptation features. θ_M are
+/// the meta-test domain; `mmd_to_prior(h)` is `L_MMD` of adaptation features (`None`: the
+/// MMD is not computed, its terms stay zero — the "without MMD" ablation). θ_M are
 /// `theta` (leaves that require grad, or tensors that depend on such).
 pub fn meta_objective(
     theta: &[Tensor],
     trn: &[(Tensor, Tensor)],
     tst: Option<&(Tensor, Tensor)>,
     p: MetaParams,
-    mmd_to_prior: &dyn Fn(&Tensor) -> Tensor,
+    mmd_to_prior: Option<&dyn Fn(&Tensor) -> Tensor>,
 ) -> MetaTerms {
     let like = &theta[0];
     let zero = || Tensor::zeros([], (like.kind(), like.device()));
@@ -338,10 +391,15 @@ pub fn meta_objective(
     for (f, y) in trn {
         let (h, logit) = head(f, theta);
         let cls = bce(&logit, y);
-        let m = mmd_to_prior(&h);
-        let inner = &cls + &m * p.mmd_weight;
+        let inner = match mmd_to_prior {
+            Some(f) => {
+                let m = f(&h);
+                trn_mmd += &m;
+                &cls + &m * p.mmd_weight
+            }
+            None => cls.shallow_clone(),
+        };
         trn_cls += &cls;
-        trn_mmd += &m;
         total += &inner;
         if let Some((ft, yt)) = tst {
             // θ_M'ᵢ = θ_M − α ∇ (L_cls + λ_m L_MMD) (Eq. 11).
@@ -360,10 +418,15 @@ pub fn meta_objective(
                 .collect();
             let (ht, lt) = head(ft, &adapted);
             let c = bce(&lt, yt);
-            let m = mmd_to_prior(&ht);
-            total += &c + &m * p.mmd_weight;
+            match mmd_to_prior {
+                Some(f) => {
+                    let m = f(&ht);
+                    total += &c + &m * p.mmd_weight;
+                    tst_mmd += m;
+                }
+                None => total += &c,
+            }
             tst_cls += c;
-            tst_mmd += m;
         }
     }
     MetaTerms {
@@ -424,6 +487,31 @@ fn rows_f64(t: &Tensor) -> Result<Vec<Vec<f64>>> {
     let c = t.size()[1] as usize;
     let v = Vec::<f64>::try_from(&t.view([-1]))?;
     Ok(v.chunks(c.max(1)).map(<[f64]>::to_vec).collect())
+}
+
+/// The "random domains" ablation: the pseudo-domain of dataset sample `index` in `epoch`,
+/// uniform in `0..k` — a pure function of `(seed, epoch, index)`, so resumed runs and the
+/// survey agree with the training steps.
+pub fn random_domain(seed: u64, epoch: usize, index: usize, k: usize) -> usize {
+    use rand::{Rng, SeedableRng};
+    let mix = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (epoch as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0xD1B5_4A32_D192_ED03)
+        ^ (index as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0xA24B_AED4_963E_E407);
+    rand_chacha::ChaCha8Rng::seed_from_u64(mix).random_range(0..k.max(1))
+}
+
+/// The epoch report's NMI with the true domains and the pseudo-domain sizes.
+fn report_against_truth(labels: &[usize], truth: &[usize], k: usize) -> Vec<(String, f64)> {
+    let mut report = vec![("pseudo_nmi_true".to_string(), cluster::nmi(labels, truth))];
+    for d in 0..k {
+        let size = labels.iter().filter(|&&l| l == d).count();
+        report.push((format!("pseudo_domain_{d}"), size as f64));
+    }
+    report
 }
 
 impl Clustering {
@@ -603,13 +691,70 @@ impl D2am {
         Ok(all)
     }
 
+    /// Whether epoch `epoch` clusters the statistics of all channels of the pre-DRLM maps
+    /// `F`: the first epoch (untrained DRLMs), or every epoch without selection.
+    fn pre_drlm(&self, epoch: usize) -> bool {
+        epoch == 0 || self.cfg.no_selection
+    }
+
+    /// `(dataset index, true domain)` of the surveyed samples, without running the network
+    /// (the random-domains ablation only reports against them).
+    fn survey_domains(&self, data: &dyn BatchSource) -> Result<Vec<(usize, usize)>> {
+        let it = data.survey(self.cfg.cluster_samples)?.context(
+            "D²AM reports its random pseudo-domains against a survey of the training set, \
+             but this batch source cannot survey it — use the loop's SampledSource with its \
+             training pool",
+        )?;
+        let mut all = Vec::new();
+        for b in it {
+            let b = b.context("loading the D²AM survey")?;
+            let doms = Vec::<i64>::try_from(&b.domains.to_device(Device::Cpu))?;
+            all.extend(
+                b.indices
+                    .iter()
+                    .copied()
+                    .zip(doms.iter().map(|&d| d as usize)),
+            );
+        }
+        Ok(all)
+    }
+
+    /// The random-domains ablation's epoch: every surveyed sample's [`random_domain`], and
+    /// the same report as clustering (NMI with the previous epoch's and the true domains).
+    fn random_epoch(&self, epoch: usize, s: &[(usize, usize)]) -> (Clustering, Vec<(String, f64)>) {
+        let k = self.cfg.clusters;
+        let labels: Vec<usize> = s
+            .iter()
+            .map(|&(i, _)| random_domain(self.seed, epoch, i, k))
+            .collect();
+        let mut report = Vec::new();
+        if epoch > 0 {
+            let prev: Vec<usize> = s
+                .iter()
+                .map(|&(i, _)| random_domain(self.seed, epoch - 1, i, k))
+                .collect();
+            report.push(("pseudo_nmi_prev".to_string(), cluster::nmi(&prev, &labels)));
+        }
+        let truth: Vec<usize> = s.iter().map(|&(_, d)| d).collect();
+        report.extend(report_against_truth(&labels, &truth, k));
+        let mut assign: Vec<(usize, usize)> = s.iter().map(|&(i, _)| i).zip(labels).collect();
+        assign.sort();
+        let cl = Clustering {
+            epoch,
+            assign,
+            ..Clustering::default()
+        };
+        (cl, report)
+    }
+
     /// Clusters the survey into pseudo-domains (Eq. 1–3, K-means per class, pairing and
     /// alignment by Kuhn–Munkres). Returns the clustering and the epoch report.
     fn cluster(&self, epoch: usize, s: &[Surveyed]) -> Result<(Clustering, Vec<(String, f64)>)> {
         let k = self.cfg.clusters;
-        let pre_drlm = epoch == 0;
+        let pre_drlm = self.pre_drlm(epoch);
         let nstages = self.names.stages.len();
-        // Channels: all (epoch 0), else the C/2 with the lowest mean attention.
+        // Channels: all (epoch 0, or no selection), else the C/2 with the lowest mean
+        // attention.
         let channels: Vec<Vec<usize>> = (0..nstages)
             .map(|st| {
                 let c = s[0].stats[st].0.len();
@@ -742,11 +887,7 @@ impl D2am {
             report.push(("pseudo_nmi_prev".to_string(), cluster::nmi(&p, &nw)));
         }
         let truth: Vec<usize> = s.iter().map(|x| x.true_domain).collect();
-        report.push(("pseudo_nmi_true".to_string(), cluster::nmi(&labels, &truth)));
-        for d in 0..k {
-            let size = labels.iter().filter(|&&l| l == d).count();
-            report.push((format!("pseudo_domain_{d}"), size as f64));
-        }
+        report.extend(report_against_truth(&labels, &truth, k));
         let mut assign: Vec<(usize, usize)> = s
             .iter()
             .map(|x| x.index)
@@ -766,10 +907,29 @@ impl D2am {
         labels: &[i64],
         out: &BTreeMap<String, Tensor>,
     ) -> Result<Vec<usize>> {
+        let n = labels.len();
+        if self.cfg.domains == DomainSource::True {
+            let doms = Vec::<i64>::try_from(&batch.domains.to_device(Device::Cpu))?;
+            return Ok(doms.into_iter().map(|d| d as usize).collect());
+        }
         let cl = self.clustering.as_ref().context(
             "D²AM has no pseudo-domains yet — the loop must call start_epoch_with_data first",
         )?;
-        let n = labels.len();
+        if self.cfg.domains == DomainSource::Random {
+            if batch.indices.len() != n {
+                bail!(
+                    "D²AM random domains are drawn per dataset sample, but this batch has {} \
+                     indices for {n} rows",
+                    batch.indices.len()
+                );
+            }
+            let k = self.cfg.clusters;
+            return Ok(batch
+                .indices
+                .iter()
+                .map(|&i| random_domain(self.seed, cl.epoch, i, k))
+                .collect());
+        }
         let known: Vec<Option<usize>> = (0..n)
             .map(|i| {
                 batch
@@ -838,7 +998,21 @@ impl Recipe for D2am {
         if self.clustering.as_ref().is_some_and(|c| c.epoch == epoch) {
             return Ok(Vec::new());
         }
-        let surveyed = self.survey(data, epoch == 0)?;
+        match self.cfg.domains {
+            // The batches carry the true domains; nothing to prepare or report.
+            DomainSource::True => return Ok(Vec::new()),
+            DomainSource::Random => {
+                let surveyed = self.survey_domains(data)?;
+                if surveyed.is_empty() {
+                    bail!("D²AM: the survey of the training set is empty");
+                }
+                let (cl, report) = self.random_epoch(epoch, &surveyed);
+                self.set_clustering(cl);
+                return Ok(report);
+            }
+            DomainSource::Clusters => {}
+        }
+        let surveyed = self.survey(data, self.pre_drlm(epoch))?;
         if surveyed.is_empty() {
             bail!("D²AM: the clustering survey of the training set is empty");
         }
@@ -903,10 +1077,10 @@ impl Recipe for D2am {
             tst.as_ref(),
             MetaParams {
                 inner_lr: c.inner_lr,
-                mmd_weight: c.mmd_weight,
+                mmd_weight: if c.no_mmd { 0.0 } else { c.mmd_weight },
                 second_order: c.second_order,
             },
-            &prior_mmd,
+            (!c.no_mmd).then_some(&prior_mmd as &dyn Fn(&Tensor) -> Tensor),
         );
 
         // Depth (Eq. 10).
@@ -920,18 +1094,22 @@ impl Recipe for D2am {
             Tensor::zeros([], (Kind::Float, device))
         };
         // DRLM entropy (Eq. 7) and the F⁻ live/spoof predictors.
+        // Without L_p neither term is computed (W_p then gets no gradient).
         let mut ent = Tensor::zeros([], (Kind::Float, device));
         let mut pcls = Tensor::zeros([], (Kind::Float, device));
-        for ((f, fp, _), (w, b)) in self.names.stages.iter().zip(&self.predictors) {
-            let neg = &out[f] - &out[fp];
-            let pooled = neg.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
-            ent += neg_entropy(&pooled.linear(&w.detach(), Some(&b.detach())));
-            pcls += bce(&pooled.detach().linear(w, Some(b)), &batch.labels);
+        if !c.no_entropy {
+            for ((f, fp, _), (w, b)) in self.names.stages.iter().zip(&self.predictors) {
+                let neg = &out[f] - &out[fp];
+                let pooled = neg.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
+                ent += neg_entropy(&pooled.linear(&w.detach(), Some(&b.detach())));
+                pcls += bce(&pooled.detach().linear(w, Some(b)), &batch.labels);
+            }
+            let nst = self.names.stages.len() as f64;
+            (ent, pcls) = (ent / nst, pcls / nst);
         }
-        let nst = self.names.stages.len() as f64;
-        let (ent, pcls) = (ent / nst, pcls / nst);
+        let lambda_p = if c.no_entropy { 0.0 } else { c.entropy_weight };
 
-        let total = &meta.total + &dep * c.depth_weight + &ent * c.entropy_weight + &pcls;
+        let total = &meta.total + &dep * c.depth_weight + &ent * lambda_p + &pcls;
         let value = total.double_value(&[]);
         if !value.is_finite() {
             bail!(
@@ -941,17 +1119,24 @@ impl Recipe for D2am {
         }
         total.backward();
         let ntrn = trn.len().max(1) as f64;
+        // An ablated term is not logged at all (not as a zero), so a log shows what ran.
         let mut terms = vec![
             ("loss".to_string(), value),
             ("cls".to_string(), meta.trn_cls.double_value(&[]) / ntrn),
-            ("mmd".to_string(), meta.trn_mmd.double_value(&[]) / ntrn),
-            ("tst_cls".to_string(), meta.tst_cls.double_value(&[]) / ntrn),
-            ("tst_mmd".to_string(), meta.tst_mmd.double_value(&[]) / ntrn),
-            ("depth".to_string(), dep.double_value(&[])),
-            ("entropy".to_string(), ent.double_value(&[])),
-            ("drlm_cls".to_string(), pcls.double_value(&[])),
-            ("pseudo_domains".to_string(), present.len() as f64),
         ];
+        if !c.no_mmd {
+            terms.push(("mmd".to_string(), meta.trn_mmd.double_value(&[]) / ntrn));
+        }
+        terms.push(("tst_cls".to_string(), meta.tst_cls.double_value(&[]) / ntrn));
+        if !c.no_mmd {
+            terms.push(("tst_mmd".to_string(), meta.tst_mmd.double_value(&[]) / ntrn));
+        }
+        terms.push(("depth".to_string(), dep.double_value(&[])));
+        if !c.no_entropy {
+            terms.push(("entropy".to_string(), ent.double_value(&[])));
+            terms.push(("drlm_cls".to_string(), pcls.double_value(&[])));
+        }
+        terms.push(("pseudo_domains".to_string(), present.len() as f64));
         if let Some(m) = c.grad_clip {
             terms.push(("grad_norm".to_string(), self.opt.clip_grad_norm(m)));
         }
@@ -1174,7 +1359,7 @@ mod tests {
                 (feats[1].shallow_clone(), y.shallow_clone()),
             ];
             let tst = (feats[2].shallow_clone(), y.shallow_clone());
-            meta_objective(theta, &trn, Some(&tst), p, &mmd_fn).total
+            meta_objective(theta, &trn, Some(&tst), p, Some(&mmd_fn)).total
         };
         let total = objective(&theta, &feats);
         let mut vars: Vec<&Tensor> = theta.iter().collect();
@@ -1214,7 +1399,7 @@ mod tests {
             (feats[1].shallow_clone(), y.shallow_clone()),
         ];
         let tst = (feats[2].shallow_clone(), y.shallow_clone());
-        let t1 = meta_objective(&theta, &trn, Some(&tst), p1, &mmd_fn).total;
+        let t1 = meta_objective(&theta, &trn, Some(&tst), p1, Some(&mmd_fn)).total;
         let g1 = Tensor::run_backward(&[&t1], &[&theta[0]], false, false);
         if (&g1[0] - &grads[0]).abs().max().double_value(&[]) > 1e-6 {
             first_order_differs = true;
@@ -1341,5 +1526,234 @@ mod tests {
         let first: f64 = losses[..3].iter().sum::<f64>() / 3.0;
         let last: f64 = losses[12..].iter().sum::<f64>() / 3.0;
         assert!(last < 0.8 * first, "{losses:?}");
+    }
+
+    fn all_rows(toy: &Toy) -> (TrainBatch, Vec<i64>) {
+        let b = toy.batch(&(0..24).collect::<Vec<_>>());
+        let labels = Vec::<i64>::try_from(&b.labels).unwrap();
+        (b, labels)
+    }
+
+    fn term_names(terms: &[(String, f64)]) -> Vec<String> {
+        terms.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    /// `true-domains`: every row's domain is the batch's (the manifest's) domain, surveyed
+    /// or not; nothing is surveyed or reported at the epoch start.
+    #[test]
+    fn true_domains_are_the_manifest_domains() {
+        let toy = Toy::new();
+        let c = D2amConfig {
+            domains: DomainSource::True,
+            ..cfg()
+        };
+        let mut r = D2am::new(c, Device::Cpu, 1).unwrap();
+        assert!(r.start_epoch_with_data(0, &toy).unwrap().is_empty());
+        assert!(r.pseudo_domains().is_empty() && r.clustering.is_none());
+        let (mut b, labels) = all_rows(&toy);
+        let want: Vec<usize> = (0..24).map(|i| i / 8).collect();
+        assert_eq!(
+            r.batch_domains(&b, &labels, &BTreeMap::new()).unwrap(),
+            want
+        );
+        b.indices = (1000..1024).collect();
+        assert_eq!(
+            r.batch_domains(&b, &labels, &BTreeMap::new()).unwrap(),
+            want
+        );
+        let t = r.step(&b, &info(0)).unwrap();
+        assert_eq!(
+            t.iter().find(|(k, _)| k == "pseudo_domains").unwrap().1,
+            3.0
+        );
+        // It reads the batch's domains, nothing else: one domain, no meta-test.
+        b.domains = b.domains.zeros_like();
+        let t = r.step(&b, &info(1)).unwrap();
+        assert_eq!(
+            t.iter().find(|(k, _)| k == "pseudo_domains").unwrap().1,
+            1.0
+        );
+        assert_eq!(t.iter().find(|(k, _)| k == "tst_cls").unwrap().1, 0.0);
+    }
+
+    /// `random-domains`: uniform in 0..K, a pure function of (seed, epoch, index) that
+    /// changes between epochs; the recipe's assignment, its batches and its report follow it.
+    #[test]
+    fn random_domains_are_seeded_uniform_and_change_per_epoch() {
+        let draw = |seed, epoch, k| -> Vec<usize> {
+            (0..24).map(|i| random_domain(seed, epoch, i, k)).collect()
+        };
+        assert_eq!(draw(7, 0, 3), draw(7, 0, 3));
+        assert_ne!(draw(7, 0, 3), draw(7, 1, 3));
+        assert_ne!(draw(7, 0, 3), draw(8, 0, 3));
+        let mut counts = [0usize; 4];
+        for i in 0..4000 {
+            counts[random_domain(3, 2, i, 4)] += 1;
+        }
+        // Binomial(4000, 1/4): sd ≈ 27; ±135 is 5 sd.
+        assert!(counts.iter().all(|&n| n.abs_diff(1000) < 135), "{counts:?}");
+
+        let toy = Toy::new();
+        let c = D2amConfig {
+            domains: DomainSource::Random,
+            clusters: 4,
+            ..cfg()
+        };
+        let mut r = D2am::new(c.clone(), Device::Cpu, 7).unwrap();
+        let rep0 = r.start_epoch_with_data(0, &toy).unwrap();
+        let keys = term_names(&rep0);
+        assert!(keys.contains(&"pseudo_nmi_true".to_string()), "{keys:?}");
+        assert!(!keys.contains(&"pseudo_nmi_prev".to_string()), "{keys:?}");
+        assert!(keys.contains(&"pseudo_domain_3".to_string()), "{keys:?}");
+        let want0: BTreeMap<usize, usize> = draw(7, 0, 4).into_iter().enumerate().collect();
+        assert_eq!(r.pseudo_domains(), want0);
+        let covered: BTreeSet<usize> = want0.values().copied().collect();
+        assert_eq!(covered, (0..4).collect());
+        let (mut b, labels) = all_rows(&toy);
+        let got = r.batch_domains(&b, &labels, &BTreeMap::new()).unwrap();
+        assert_eq!(got, draw(7, 0, 4));
+        b.indices = (100..124).collect();
+        let got = r.batch_domains(&b, &labels, &BTreeMap::new()).unwrap();
+        let want: Vec<usize> = (100..124).map(|i| random_domain(7, 0, i, 4)).collect();
+        assert_eq!(got, want);
+        // The same seed gives the same epoch in another recipe instance.
+        let mut again = D2am::new(c, Device::Cpu, 7).unwrap();
+        again.start_epoch_with_data(0, &toy).unwrap();
+        assert_eq!(again.pseudo_domains(), r.pseudo_domains());
+        let rep1 = r.start_epoch_with_data(1, &toy).unwrap();
+        assert!(term_names(&rep1).contains(&"pseudo_nmi_prev".to_string()));
+        let want1: BTreeMap<usize, usize> = draw(7, 1, 4).into_iter().enumerate().collect();
+        assert_eq!(r.pseudo_domains(), want1);
+        assert_ne!(want0, want1);
+        // No clustering ran: no centroids, no channels.
+        let cl = r.clustering.as_ref().unwrap();
+        assert!(cl.centroids.is_empty() && cl.channels.is_empty());
+    }
+
+    /// `no-selection`: after epoch 0 the domain features are the statistics of all channels
+    /// of `F`, twice as many as the `C/2` lowest-attention channels of `F⁻`.
+    #[test]
+    fn no_selection_clusters_all_channels_of_f() {
+        let toy = Toy::new();
+        let run = |no_selection| {
+            let c = D2amConfig {
+                no_selection,
+                ..cfg()
+            };
+            let mut r = D2am::new(c, Device::Cpu, 4).unwrap();
+            r.start_epoch_with_data(0, &toy).unwrap();
+            let d0 = r.clustering.as_ref().unwrap().mean.len();
+            r.start_epoch_with_data(1, &toy).unwrap();
+            let cl = r.clustering.clone().unwrap();
+            (d0, cl)
+        };
+        let (d0, sel) = run(false);
+        let (d0_all, all) = run(true);
+        assert_eq!(d0, d0_all, "epoch 0 clusters all channels of F either way");
+        assert!(!sel.pre_drlm && all.pre_drlm);
+        assert_eq!(all.mean.len(), 2 * sel.mean.len());
+        assert_eq!(all.mean.len(), d0);
+        for (a, s) in all.channels.iter().zip(&sel.channels) {
+            assert_eq!(a, &(0..a.len()).collect::<Vec<_>>());
+            assert_eq!(s.len(), a.len() / 2);
+        }
+        let bad = D2amConfig {
+            no_selection: true,
+            domains: DomainSource::Random,
+            ..cfg()
+        };
+        assert!(D2am::new(bad, Device::Cpu, 0).is_err());
+    }
+
+    /// `no-entropy` drops L_p and the W_p BCE (W_p gets no update), `no-mmd` drops the MMD
+    /// terms; everything else is still computed and logged.
+    #[test]
+    fn no_entropy_and_no_mmd_drop_their_terms() {
+        let toy = Toy::new();
+        let (b, _) = all_rows(&toy);
+        let step = |c: D2amConfig| {
+            let mut r = D2am::new(c, Device::Cpu, 6).unwrap();
+            r.start_epoch_with_data(0, &toy).unwrap();
+            let w0 = r.predictors[0].0.detach().copy();
+            tch::manual_seed(1);
+            let t = r.step(&b, &info(0)).unwrap();
+            let moved = !r.predictors[0].0.equal(&w0);
+            (term_names(&t), moved)
+        };
+        let (full, moved) = step(cfg());
+        assert!(moved, "the full recipe trains W_p");
+        let (ne, moved) = step(D2amConfig {
+            no_entropy: true,
+            ..cfg()
+        });
+        assert!(!moved, "no-entropy must leave W_p alone");
+        let (nm, moved) = step(D2amConfig {
+            no_mmd: true,
+            ..cfg()
+        });
+        assert!(moved);
+        let minus = |drop: &[&str]| -> Vec<String> {
+            full.iter()
+                .filter(|k| !drop.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(ne, minus(&["entropy", "drlm_cls"]));
+        assert_eq!(nm, minus(&["mmd", "tst_mmd"]));
+
+        // Without MMD the meta objective is exactly the one with λ_m = 0.
+        tch::manual_seed(2);
+        let opts = (Kind::Double, Device::Cpu);
+        let theta: Vec<Tensor> = [vec![4i64, 5], vec![4], vec![1, 4], vec![1]]
+            .iter()
+            .map(|s| Tensor::randn(s.as_slice(), opts).set_requires_grad(true))
+            .collect();
+        let y = Tensor::from_slice(&[1i64, 0, 1, 0]);
+        let trn = vec![(Tensor::randn([4, 5], opts), y.shallow_clone())];
+        let tst = (Tensor::randn([4, 5], opts), y.shallow_clone());
+        let prior = Tensor::randn([4, 4], opts);
+        let mmd_fn = |h: &Tensor| mmd::mmd2(h, &prior, &mmd::BANDWIDTHS);
+        let p = MetaParams {
+            inner_lr: 0.5,
+            mmd_weight: 0.0,
+            second_order: true,
+        };
+        let with = meta_objective(&theta, &trn, Some(&tst), p, Some(&mmd_fn));
+        let without = meta_objective(&theta, &trn, Some(&tst), p, None);
+        assert!(with.trn_mmd.double_value(&[]) > 0.0);
+        assert_eq!(without.trn_mmd.double_value(&[]), 0.0);
+        let (a, b) = (
+            with.total.double_value(&[]),
+            without.total.double_value(&[]),
+        );
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+
+    /// K = 2 and K = 4 cluster into exactly that many pseudo-domains.
+    #[test]
+    fn k_sets_the_number_of_pseudo_domains() {
+        let toy = Toy::new();
+        for k in [2usize, 4] {
+            let c = D2amConfig {
+                clusters: k,
+                ..cfg()
+            };
+            let mut r = D2am::new(c, Device::Cpu, 8).unwrap();
+            let rep = r.start_epoch_with_data(0, &toy).unwrap();
+            let ids: BTreeSet<usize> = r.pseudo_domains().values().copied().collect();
+            assert_eq!(ids, (0..k).collect(), "K = {k}");
+            let keys = term_names(&rep);
+            assert!(
+                keys.contains(&format!("pseudo_domain_{}", k - 1)),
+                "{keys:?}"
+            );
+            assert!(!keys.contains(&format!("pseudo_domain_{k}")), "{keys:?}");
+            let cl = r.clustering.as_ref().unwrap();
+            assert!(cl.centroids.iter().all(|per_class| per_class.len() == k));
+            let (b, _) = all_rows(&toy);
+            let t = r.step(&b, &info(0)).unwrap();
+            let present = t.iter().find(|(n, _)| n == "pseudo_domains").unwrap().1;
+            assert!(present >= 2.0 && present <= k as f64, "{t:?}");
+        }
     }
 }
