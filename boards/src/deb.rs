@@ -146,6 +146,8 @@ pub struct DebInputs<'a> {
     pub edge_binary: &'a Path,
     /// RetinaFace ONNX, installed as /usr/share/fas/retinaface_mnet025.onnx.
     pub detector: Option<&'a Path>,
+    /// Directory holding MTCNN's three ONNX files, installed in /usr/share/fas/.
+    pub mtcnn: Option<&'a Path>,
     /// A signed bundle and its trusted keys, when the package should ship a model.
     pub bundle: Option<&'a Path>,
     pub keys: Option<&'a Path>,
@@ -194,6 +196,11 @@ pub fn build(profile: &Profile, inputs: &DebInputs<'_>, out_dir: &Path) -> Resul
             &root.join("usr/share/fas/retinaface_mnet025.onnx"),
             0o644,
         )?;
+    }
+    if let Some(d) = inputs.mtcnn {
+        for (name, p) in stage::mtcnn_files(d)? {
+            stage::copy(&p, &root.join("usr/share/fas").join(name), 0o644)?;
+        }
     }
     if let Some(b) = inputs.bundle {
         stage::copy(b, &root.join("etc/fas/model.fasb"), 0o644)?;
@@ -253,11 +260,16 @@ mod tests {
         let bin = dir.path().join("fas-edge");
         std::fs::write(&bin, b"\x7fELF not really").unwrap();
         let profile = Profile::load("rpi4").unwrap();
+        let mtcnn = dir.path().join("mtcnn");
+        for f in stage::MTCNN_FILES {
+            stage::write(&mtcnn.join(f), b"onnx", 0o644).unwrap();
+        }
         let deb = build(
             &profile,
             &DebInputs {
                 edge_binary: &bin,
                 detector: None,
+                mtcnn: Some(&mtcnn),
                 bundle: None,
                 keys: None,
                 version: "0.1.0",
@@ -287,6 +299,9 @@ mod tests {
             "./lib/systemd/system/fas-edge.service",
             "./lib/udev/rules.d/60-fas-edge.rules",
             "./etc/fas/edge.toml",
+            "./usr/share/fas/mtcnn_pnet.onnx",
+            "./usr/share/fas/mtcnn_rnet.onnx",
+            "./usr/share/fas/mtcnn_onet.onnx",
         ] {
             assert!(list.contains(f), "{f} missing from\n{list}");
         }

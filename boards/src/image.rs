@@ -73,6 +73,9 @@ pub struct EdgeFiles<'a> {
     pub keys: Option<&'a Path>,
     /// RetinaFace ONNX (`/usr/share/fas/retinaface_mnet025.onnx`).
     pub detector: Option<&'a Path>,
+    /// Directory holding MTCNN's three ONNX files ([`stage::MTCNN_FILES`]), installed
+    /// beside the RetinaFace model, for `detector.kind = "mtcnn"`.
+    pub mtcnn: Option<&'a Path>,
 }
 
 /// A built image.
@@ -471,6 +474,11 @@ fn stage_root(
     }
     if let Some(d) = inputs.detector {
         n += stage::copy(d, &dir.join("usr/share/fas/retinaface_mnet025.onnx"), 0o644)?;
+    }
+    if let Some(d) = inputs.mtcnn {
+        for (name, p) in stage::mtcnn_files(d)? {
+            n += stage::copy(&p, &dir.join("usr/share/fas").join(name), 0o644)?;
+        }
     }
     Ok(n)
 }

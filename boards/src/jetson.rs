@@ -19,6 +19,8 @@ use crate::stage;
 /// Where the overlay puts fas-edge and its detector.
 pub const BIN: &str = "/opt/fas/bin/fas-edge";
 pub const DETECTOR: &str = "/opt/fas/share/retinaface_mnet025.onnx";
+/// Where the overlay puts MTCNN's networks (`detector.mtcnn_dir` in its config).
+pub const SHARE: &str = "/opt/fas/share";
 
 /// A built overlay.
 #[derive(Debug, Clone)]
@@ -34,11 +36,13 @@ pub fn systemd_unit() -> String {
     deb::systemd_unit().replace("/usr/bin/fas-edge", BIN)
 }
 
-/// The board's config with the detector at [`DETECTOR`].
+/// The board's config with the detector at [`DETECTOR`] and MTCNN's networks (used with
+/// `detector.kind = "mtcnn"`) in [`SHARE`].
 pub fn edge_config(profile: &Profile) -> String {
-    profile
-        .edge_config()
-        .replace("/usr/share/fas/retinaface_mnet025.onnx", DETECTOR)
+    profile.edge_config().replace(
+        "model = \"/usr/share/fas/retinaface_mnet025.onnx\"",
+        &format!("model = \"{DETECTOR}\"\nmtcnn_dir = \"{SHARE}\""),
+    )
 }
 
 /// The tarball's file name for a board.
@@ -52,6 +56,12 @@ pub fn install_script(profile: &Profile) -> String {
         .replace("@BOARD@", &profile.description)
         .replace("@TARBALL@", &tarball_name(profile))
         .replace("@USER@", deb::USER)
+        .replace(
+            "@MTCNN@",
+            &stage::MTCNN_FILES
+                .map(|f| format!("opt/fas/share/{f}"))
+                .join(" "),
+        )
 }
 
 const INSTALL_SH: &str = r#"#!/bin/sh
@@ -70,6 +80,7 @@ D=${DESTDIR:-}
 user=@USER@
 files="opt/fas/bin/fas-edge etc/systemd/system/fas-edge.service etc/udev/rules.d/60-fas-edge.rules"
 wants=etc/systemd/system/multi-user.target.wants/fas-edge.service
+share="opt/fas/share/retinaface_mnet025.onnx @MTCNN@"
 live() { [ -z "$D" ]; }
 say() { echo "install.sh: $*"; }
 
@@ -77,7 +88,7 @@ uninstall() {
     if live && [ -d /run/systemd/system ]; then
         systemctl disable --now fas-edge.service 2>/dev/null || true
     fi
-    for f in $files $wants opt/fas/share/retinaface_mnet025.onnx; do rm -f "$D/$f"; done
+    for f in $files $wants $share; do rm -f "$D/$f"; done
     for d in opt/fas/bin opt/fas/share opt/fas; do rmdir "$D/$d" 2>/dev/null || true; done
     if live; then
         [ -d /run/systemd/system ] && systemctl daemon-reload || true
@@ -112,9 +123,9 @@ install_all() {
     for f in $files; do
         install -D -m "$(stat -c %a "$tmp/$f")" "$tmp/$f" "$D/$f"
     done
-    if [ -f "$tmp/opt/fas/share/retinaface_mnet025.onnx" ]; then
-        install -D -m 0644 "$tmp/opt/fas/share/retinaface_mnet025.onnx" "$D/opt/fas/share/retinaface_mnet025.onnx"
-    fi
+    for f in $share; do
+        [ -f "$tmp/$f" ] && install -D -m 0644 "$tmp/$f" "$D/$f"
+    done
     install -d -m 0755 "$D/etc/fas" "$D/etc/fas/keys"
     if [ -f "$D/etc/fas/edge.toml" ] && ! cmp -s "$tmp/etc/fas/edge.toml" "$D/etc/fas/edge.toml"; then
         install -m 0640 "$tmp/etc/fas/edge.toml" "$D/etc/fas/edge.toml.dist"
@@ -193,6 +204,13 @@ pub fn build_overlay(profile: &Profile, inputs: &EdgeFiles<'_>, out_dir: &Path) 
         let rel = DETECTOR.trim_start_matches('/');
         stage::copy(d, &root.join(rel), 0o644)?;
         files.push(rel.to_string());
+    }
+    if let Some(d) = inputs.mtcnn {
+        for (name, p) in stage::mtcnn_files(d)? {
+            let rel = format!("{}/{name}", SHARE.trim_start_matches('/'));
+            stage::copy(&p, &root.join(&rel), 0o644)?;
+            files.push(rel);
+        }
     }
     std::fs::create_dir_all(out_dir)?;
     let tarball = out_dir.join(tarball_name(profile));
@@ -278,6 +296,11 @@ mod tests {
         std::fs::write(keys.join("notes.txt"), b"not a key").unwrap();
         std::fs::write(&bundle, b"FASB").unwrap();
         std::fs::write(&det, b"onnx").unwrap();
+        let mtcnn = dir.path().join("mtcnn");
+        std::fs::create_dir(&mtcnn).unwrap();
+        for f in stage::MTCNN_FILES {
+            std::fs::write(mtcnn.join(f), f.as_bytes()).unwrap();
+        }
         for board in ["jetson-nano", "jetson-orin-nano"] {
             let profile = Profile::load(board).unwrap();
             let out = dir.path().join(board);
@@ -288,6 +311,7 @@ mod tests {
                     bundle: Some(&bundle),
                     keys: Some(&keys),
                     detector: Some(&det),
+                    mtcnn: Some(&mtcnn),
                 },
                 &out,
             )
@@ -313,6 +337,9 @@ mod tests {
                     "etc/systemd/system/fas-edge.service",
                     "etc/udev/rules.d/60-fas-edge.rules",
                     "opt/fas/bin/fas-edge",
+                    "opt/fas/share/mtcnn_onet.onnx",
+                    "opt/fas/share/mtcnn_pnet.onnx",
+                    "opt/fas/share/mtcnn_rnet.onnx",
                     "opt/fas/share/retinaface_mnet025.onnx",
                 ]
             );
@@ -335,7 +362,9 @@ mod tests {
             assert!(!unit.contains("/usr/bin/fas-edge"));
             let cfg = std::fs::read_to_string(root.join("etc/fas/edge.toml")).unwrap();
             assert!(
-                cfg.contains(DETECTOR) && cfg.contains(&format!("line = {}", profile.relay.line))
+                cfg.contains(DETECTOR)
+                    && cfg.contains(&format!("mtcnn_dir = \"{SHARE}\""))
+                    && cfg.contains(&format!("line = {}", profile.relay.line))
             );
             let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
             assert_eq!(passwd.matches("fas-edge:").count(), 1);
@@ -389,6 +418,7 @@ mod tests {
                 bundle: None,
                 keys: None,
                 detector: None,
+                mtcnn: None,
             },
             dir.path(),
         )

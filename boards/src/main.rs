@@ -76,6 +76,10 @@ struct ImageArgs {
     /// RetinaFace ONNX to install.
     #[arg(long)]
     detector: Option<PathBuf>,
+    /// Directory holding mtcnn_pnet.onnx, mtcnn_rnet.onnx and mtcnn_onet.onnx (assets/),
+    /// installed beside the detector for `detector.kind = "mtcnn"`.
+    #[arg(long, value_name = "DIR")]
+    mtcnn_dir: Option<PathBuf>,
     /// Output directory.
     #[arg(long, default_value = "target/boards")]
     out: PathBuf,
@@ -147,6 +151,9 @@ struct BuildArgs {
     /// Ship this RetinaFace ONNX in the package.
     #[arg(long)]
     detector: Option<PathBuf>,
+    /// Ship MTCNN's three ONNX files from this directory in the package.
+    #[arg(long, value_name = "DIR")]
+    mtcnn_dir: Option<PathBuf>,
     /// Ship this signed bundle in the package (with --keys).
     #[arg(long, requires = "keys")]
     bundle: Option<PathBuf>,
@@ -310,6 +317,7 @@ fn build(a: BuildArgs) -> Result<bool> {
             &deb::DebInputs {
                 edge_binary: &edge,
                 detector: a.detector.as_deref(),
+                mtcnn: a.mtcnn_dir.as_deref(),
                 bundle: a.bundle.as_deref(),
                 keys: a.keys.as_deref(),
                 version: env!("CARGO_PKG_VERSION"),
@@ -454,6 +462,7 @@ fn image(a: ImageArgs) -> Result<bool> {
         bundle: a.bundle.as_deref(),
         keys: a.keys.as_deref(),
         detector: a.detector.as_deref(),
+        mtcnn: a.mtcnn_dir.as_deref(),
     };
     match profile.image {
         fas_boards::profile::ImageKind::Overlay => {

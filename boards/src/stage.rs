@@ -31,6 +31,29 @@ pub fn copy(from: &Path, to: &Path, mode: u32) -> Result<u64> {
     Ok(n)
 }
 
+/// MTCNN's three networks, as fas-edge looks for them in `detector.mtcnn_dir` or
+/// `/usr/share/fas` (`detector.kind = "mtcnn"`).
+pub const MTCNN_FILES: [&str; 3] = ["mtcnn_pnet.onnx", "mtcnn_rnet.onnx", "mtcnn_onet.onnx"];
+
+/// The MTCNN networks in `dir` as `(file name, path)`; an error names the first missing one.
+pub fn mtcnn_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    MTCNN_FILES
+        .iter()
+        .map(|name| {
+            let p = dir.join(name);
+            if p.is_file() {
+                Ok((name.to_string(), p))
+            } else {
+                anyhow::bail!(
+                    "{}: missing; --mtcnn-dir must hold {} (assets/ has them: `cargo xtask setup`)",
+                    p.display(),
+                    MTCNN_FILES.join(", ")
+                )
+            }
+        })
+        .collect()
+}
+
 /// The signer keys (`*.pub`) in a trusted-keys directory, sorted by name, as
 /// `(file name, path)`: what ships to `/etc/fas/keys/`.
 pub fn signer_keys(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
@@ -56,6 +79,26 @@ pub fn signer_keys(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn mtcnn_files_are_all_three_or_an_error_naming_the_missing_one() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["mtcnn_pnet.onnx", "mtcnn_onet.onnx"] {
+            write(&d.path().join(f), b"onnx", 0o644).unwrap();
+        }
+        let e = mtcnn_files(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("mtcnn_rnet.onnx") && e.contains("missing"),
+            "{e}"
+        );
+        write(&d.path().join("mtcnn_rnet.onnx"), b"onnx", 0o644).unwrap();
+        let names: Vec<String> = mtcnn_files(d.path())
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, MTCNN_FILES);
+    }
 
     #[test]
     fn staged_files_get_parents_and_modes_and_keys_are_the_pub_files() {

@@ -75,6 +75,9 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
     let detector = std::env::var_os("FAS_ASSETS")
         .map(|a| PathBuf::from(a).join("retinaface_mnet025.onnx"))
         .filter(|p| p.exists());
+    let mtcnn = std::env::var_os("FAS_ASSETS")
+        .map(PathBuf::from)
+        .filter(|a| a.join("mtcnn_onet.onnx").exists());
     let keys = dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
     let img = image::build_sd(
@@ -85,6 +88,7 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
             bundle: None,
             keys: Some(&keys),
             detector: detector.as_deref(),
+            mtcnn: mtcnn.as_deref(),
         },
         dir.path(),
     )
@@ -189,6 +193,14 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
         )),
         "{stat}"
     );
+    if let Some(m) = &mtcnn {
+        // MTCNN's networks beside RetinaFace, where fas-edge looks for them.
+        for f in fas_boards::stage::MTCNN_FILES {
+            let stat = debugfs(&root_fs, &format!("stat /usr/share/fas/{f}"));
+            let size = std::fs::metadata(m.join(f)).unwrap().len();
+            assert!(stat.contains(&format!("Size: {size}")), "{f}: {stat}");
+        }
+    }
     let inittab = debugfs(&root_fs, "cat /etc/inittab");
     assert!(
         inittab.contains("respawn:/usr/sbin/fas-edge-supervise"),
@@ -291,6 +303,7 @@ fn signed_image(
             bundle: Some(&tiny.bundle),
             keys: Some(&tiny.keys),
             detector: Some(&Path::new(&assets).join("retinaface_mnet025.onnx")),
+            mtcnn: None,
         },
         dir.path(),
     )
