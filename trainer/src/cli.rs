@@ -114,7 +114,7 @@ pub enum RecipeName {
     Dualstage,
 }
 
-/// An ablation switch (each belongs to one recipe: DLIF or dual-stage).
+/// An ablation switch (each belongs to one recipe: DLIF, dual-stage or ANRL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DlifAblation {
     /// No Style Cross (LISC / IISC).
@@ -129,6 +129,17 @@ pub enum DlifAblation {
     NoTriplet,
     /// Dual-stage: no auxiliary classifier on the map-overlaid image.
     NoAux,
+    // ANRL
+    /// ANRL: plain BatchNorm in every normalisation slot (no IN branch, no AFNM gate).
+    Bn,
+    /// ANRL: InstanceNorm only in every normalisation slot.
+    In,
+    /// ANRL: no meta-train / meta-test split, one ordinary step per batch (AFNM kept).
+    NoMeta,
+    /// ANRL: no Inter-Domain Compatible loss.
+    NoIdc,
+    /// ANRL: no Inter-Class Separable loss.
+    NoIcs,
 }
 
 impl DlifAblation {
@@ -141,6 +152,11 @@ impl DlifAblation {
             DlifAblation::SingleStage | DlifAblation::NoTriplet | DlifAblation::NoAux => {
                 RecipeName::Dualstage
             }
+            DlifAblation::Bn
+            | DlifAblation::In
+            | DlifAblation::NoMeta
+            | DlifAblation::NoIdc
+            | DlifAblation::NoIcs => RecipeName::Anrl,
         }
     }
 }
@@ -252,9 +268,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.5)]
     pub gamma: f64,
     /// Ablations, comma-separated (dlif: no-style-cross, no-cwsa, no-v; dualstage:
-    /// single-stage, no-triplet, no-aux).
+    /// single-stage, no-triplet, no-aux; anrl: bn or in, no-meta, no-idc, no-ics).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub ablate: Vec<DlifAblation>,
+    /// anrl, d2am: first-order meta-learning (the inner gradient is a constant) instead of
+    /// the papers' second-order meta-gradient through the inner step.
+    #[arg(long)]
+    pub first_order: bool,
     /// Dual-stage: fraction of the run's steps spent in stage 1 (live autoencoder)
     /// [default: 0.3].
     #[arg(long)]
