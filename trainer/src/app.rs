@@ -819,9 +819,8 @@ fn check_same_run(dir: &RunDir, now: &RunConfig) -> Result<()> {
     let fields: [(&str, serde_json::Value, serde_json::Value); 6] = [
         (
             "model",
-            model(&before.model).with_context(|| {
-                format!("--resume: the model in {}", dir.config().display())
-            })?,
+            model(&before.model)
+                .with_context(|| format!("--resume: the model in {}", dir.config().display()))?,
             model(&now.model)?,
         ),
         (

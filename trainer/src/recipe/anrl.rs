@@ -910,7 +910,9 @@ mod tests {
         let trn = f64_rows(&[0, 1, 2, 3, 4, 5, 6, 7]);
         let tst = f64_rows(&[8, 9, 10, 11]);
         let objective = |r: &mut Anrl, w: &BTreeMap<String, Tensor>| -> Tensor {
-            let m = r.meta_objective(Some(w), &trn, &tst, &[0, 2], false).unwrap();
+            let m = r
+                .meta_objective(Some(w), &trn, &tst, &[0, 2], false)
+                .unwrap();
             assert!(m.idc.is_some() && m.te.ics.is_some());
             &m.trn + &m.tst
         };
@@ -925,7 +927,11 @@ mod tests {
             .map(|n| format!("{}.weight", n.name))
             .unwrap();
         let fc2 = inner.iter().find(|n| n.ends_with("fc2.weight")).unwrap();
-        let fc1 = inner.iter().rev().find(|n| n.ends_with("fc1.weight")).unwrap();
+        let fc1 = inner
+            .iter()
+            .rev()
+            .find(|n| n.ends_with("fc1.weight"))
+            .unwrap();
         let vars = [fc2.clone(), fc1.clone(), conv];
         let grads_of = |r: &mut Anrl| -> Vec<Tensor> {
             let total = objective(r, &base);
@@ -994,7 +1000,11 @@ mod tests {
                 .iter()
                 .all(|(k, _)| !k.contains(".gate.")));
             for n in r.inner_parameters() {
-                let node = r.network().graph().node(n.rsplit_once('.').unwrap().0).unwrap();
+                let node = r
+                    .network()
+                    .graph()
+                    .node(n.rsplit_once('.').unwrap().0)
+                    .unwrap();
                 assert_eq!(node.op.kind(), kind, "{n}");
                 assert!(n.ends_with(".weight") || n.ends_with(".bias"), "{n}");
             }
@@ -1006,7 +1016,10 @@ mod tests {
                 .filter(|(k, _)| k.contains(".gate."))
                 .map(|(_, t)| t.numel() as i64)
                 .sum();
-            assert_eq!(r.network().num_params(), afnm.network().num_params() - gates);
+            assert_eq!(
+                r.network().num_params(),
+                afnm.network().num_params() - gates
+            );
             let b = batch(0);
             let t = r.step(&b, &info(0)).unwrap();
             assert!(t.iter().all(|(_, v)| v.is_finite()), "{t:?}");
@@ -1060,7 +1073,12 @@ mod tests {
     /// the first step is the full model's.
     #[test]
     fn no_idc_and_no_ics_drop_exactly_their_term() {
-        let run = |c: AnrlConfig| Anrl::new(c, 4, Device::Cpu, 2).unwrap().step(&batch(1), &info(0)).unwrap();
+        let run = |c: AnrlConfig| {
+            Anrl::new(c, 4, Device::Cpu, 2)
+                .unwrap()
+                .step(&batch(1), &info(0))
+                .unwrap()
+        };
         let get = |t: &[(String, f64)], k: &str| t.iter().find(|(n, _)| n == k).unwrap().1;
         let full = run(cfg());
         for (c, term) in [

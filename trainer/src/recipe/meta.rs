@@ -35,7 +35,10 @@ mod tests {
         for (second, want) in [(true, [1.0 - 0.6, 1.0 + 1.2]), (false, [1.0, 1.0])] {
             let adapted = inner_step(&loss, &[theta.shallow_clone()], 0.1, second);
             let v = Vec::<f64>::try_from(&adapted[0].detach()).unwrap();
-            assert!((v[0] - 0.7).abs() < 1e-12 && (v[1] + 3.2).abs() < 1e-12, "{v:?}");
+            assert!(
+                (v[0] - 0.7).abs() < 1e-12 && (v[1] + 3.2).abs() < 1e-12,
+                "{v:?}"
+            );
             let g = Tensor::run_backward(&[&adapted[0].sum(Kind::Double)], &[&theta], true, false);
             let g = Vec::<f64>::try_from(&g[0]).unwrap();
             for (a, b) in g.iter().zip(want) {
