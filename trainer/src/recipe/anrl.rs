@@ -35,8 +35,9 @@
 //! other parameter; the tests check it against central finite differences of the whole
 //! objective in f64. `second_order: false` (`--first-order`) detaches the inner gradient
 //! (first-order MAML). On the CPU one step of a small configuration (12 × 6×64×64, width 0.5,
-//! one thread) took 1.35 s first order and 2.63 s second order, ×1.9 (the double backward
-//! runs through every AFNM of DepthNet); the data path is the same either way.
+//! one thread, `step_cost_first_vs_second_order`) costs ×1.9 second order (two runs on a
+//! shared machine: 1.35 → 2.63 s and 0.86 → 1.65 s): the double backward runs through every
+//! AFNM of DepthNet. The data path is the same either way.
 //!
 //! **Ablations** (the paper's ablation rows, `--ablate`, recorded in the model config of
 //! `run.json`): `norm: batch` / `instance` (`bn`, `in`) put plain BatchNorm / affine
