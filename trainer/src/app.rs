@@ -23,7 +23,7 @@ use crate::data::sampler::{
 use crate::device;
 use crate::eval::{self, EvalReport, Scored};
 use crate::prepare::PrepareConfig;
-use crate::recipe::anrl::{Anrl, AnrlConfig};
+use crate::recipe::anrl::{Anrl, AnrlConfig, AnrlNorm};
 use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
 use crate::recipe::d2am::{D2am, D2amConfig, DomainSource};
 use crate::recipe::dlif::{Dlif, DlifConfig, Flow, Level};
@@ -286,6 +286,12 @@ pub fn train(a: &TrainArgs) -> Result<()> {
              use --recipe d2am"
         );
     }
+    if a.first_order && !matches!(a.recipe, RecipeName::Anrl | RecipeName::D2am) {
+        bail!("--first-order is a meta-learning setting; use it with --recipe anrl or d2am");
+    }
+    if a.ablate.contains(&DlifAblation::Bn) && a.ablate.contains(&DlifAblation::In) {
+        bail!("--ablate bn and in both replace ANRL's AFNM; give one of them");
+    }
     if !dualstage && a.stage1_fraction.is_some() {
         bail!("--stage1-fraction is a dual-stage setting; use it with --recipe dualstage");
     }
@@ -360,6 +366,17 @@ pub fn train(a: &TrainArgs) -> Result<()> {
                     width: a.width,
                     afnm_reduction: AnrlConfig::default().afnm_reduction.min(narrowest),
                     depth_weight,
+                    second_order: !a.first_order,
+                    norm: if a.ablate.contains(&DlifAblation::Bn) {
+                        AnrlNorm::Batch
+                    } else if a.ablate.contains(&DlifAblation::In) {
+                        AnrlNorm::Instance
+                    } else {
+                        AnrlNorm::Afnm
+                    },
+                    no_meta: a.ablate.contains(&DlifAblation::NoMeta),
+                    no_idc: a.ablate.contains(&DlifAblation::NoIdc),
+                    no_ics: a.ablate.contains(&DlifAblation::NoIcs),
                     adam,
                     grad_clip: a.clip,
                     ..AnrlConfig::default()
@@ -831,6 +848,7 @@ fn d2am_config(
         no_selection: has(DlifAblation::NoSelection),
         no_entropy: has(DlifAblation::NoEntropy),
         no_mmd: has(DlifAblation::NoMmd),
+        second_order: !a.first_order,
         adam,
         grad_clip: a.clip,
         ..d
@@ -845,11 +863,20 @@ fn check_same_run(dir: &RunDir, now: &RunConfig) -> Result<()> {
     let before: RunConfig = serde_json::from_str(&text)
         .with_context(|| format!("--resume: {} is not a run config", dir.config().display()))?;
     let same = |a: &serde_json::Value, b: &serde_json::Value| a == b;
+    // Through the recipe's config type, so fields added since (with their defaults) compare
+    // equal to a run.json written without them.
+    let model = |m: &serde_json::Value| -> Result<serde_json::Value> {
+        Ok(match before.recipe.as_str() {
+            "anrl" => serde_json::to_value(serde_json::from_value::<AnrlConfig>(m.clone())?)?,
+            _ => m.clone(),
+        })
+    };
     let fields: [(&str, serde_json::Value, serde_json::Value); 6] = [
         (
             "model",
-            serde_json::to_value(&before.model)?,
-            serde_json::to_value(&now.model)?,
+            model(&before.model)
+                .with_context(|| format!("--resume: the model in {}", dir.config().display()))?,
+            model(&now.model)?,
         ),
         (
             "preprocess",

@@ -114,7 +114,7 @@ pub enum RecipeName {
     Dualstage,
 }
 
-/// An ablation switch (each belongs to one recipe: DLIF, dual-stage or D²AM).
+/// An ablation switch (each belongs to one recipe: DLIF, dual-stage, D²AM or ANRL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DlifAblation {
     /// No Style Cross (LISC / IISC).
@@ -141,6 +141,17 @@ pub enum DlifAblation {
     NoEntropy,
     /// D²AM: no MMD regulariser on the meta-learner (λ_m = 0).
     NoMmd,
+    // ANRL
+    /// ANRL: plain BatchNorm in every normalisation slot (no IN branch, no AFNM gate).
+    Bn,
+    /// ANRL: InstanceNorm only in every normalisation slot.
+    In,
+    /// ANRL: no meta-train / meta-test split, one ordinary step per batch (AFNM kept).
+    NoMeta,
+    /// ANRL: no Inter-Domain Compatible loss.
+    NoIdc,
+    /// ANRL: no Inter-Class Separable loss.
+    NoIcs,
 }
 
 impl DlifAblation {
@@ -158,6 +169,11 @@ impl DlifAblation {
             | DlifAblation::NoSelection
             | DlifAblation::NoEntropy
             | DlifAblation::NoMmd => RecipeName::D2am,
+            DlifAblation::Bn
+            | DlifAblation::In
+            | DlifAblation::NoMeta
+            | DlifAblation::NoIdc
+            | DlifAblation::NoIcs => RecipeName::Anrl,
         }
     }
 }
@@ -269,13 +285,18 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.5)]
     pub gamma: f64,
     /// Ablations, comma-separated (dlif: no-style-cross, no-cwsa, no-v; dualstage:
+    /// Ablations, comma-separated (dlif: no-style-cross, no-cwsa, no-v; dualstage:
     /// single-stage, no-triplet, no-aux; d2am: true-domains, random-domains, no-selection,
-    /// no-entropy, no-mmd).
+    /// no-entropy, no-mmd; anrl: bn or in, no-meta, no-idc, no-ics).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub ablate: Vec<DlifAblation>,
     /// D²AM: K, the number of pseudo-domains, 2 to 8 [default: 3, the paper's].
     #[arg(long)]
     pub clusters: Option<usize>,
+    /// anrl, d2am: first-order meta-learning (the inner gradient is a constant) instead of
+    /// the papers' second-order meta-gradient through the inner step.
+    #[arg(long)]
+    pub first_order: bool,
     /// Dual-stage: fraction of the run's steps spent in stage 1 (live autoencoder)
     /// [default: 0.3].
     #[arg(long)]

@@ -51,8 +51,25 @@ fn anrl_trains_resumes_and_exports() {
     // Half the run, then resume from the step-5 checkpoint to the end.
     let (ok, stderr) = run(&args(m, o, &["--max-steps", "5"]));
     assert!(ok, "train failed:\n{stderr}");
+    // The paper's setting by default: second order, AFNM, no ablation.
+    let mut config = json(&out.join("run.json"));
+    let model = &config["model"];
+    assert_eq!(model["second_order"], true);
+    assert_eq!(model["norm"], "afnm");
+    for k in ["no_meta", "no_idc", "no_ics"] {
+        assert_eq!(model[k], false, "{k}");
+    }
+    // A run dir written before these fields existed resumes (they take their defaults).
+    let o_model = config["model"].as_object_mut().unwrap();
+    for k in ["second_order", "norm", "no_meta", "no_idc", "no_ics"] {
+        o_model.remove(k);
+    }
+    std::fs::write(out.join("run.json"), config.to_string()).unwrap();
     let (ok, stderr) = run(&args(m, o, &["--resume"]));
     assert!(ok, "resume failed:\n{stderr}");
+    // Resuming with a different setting is refused.
+    let (ok, stderr) = run(&args(m, o, &["--resume", "--first-order"]));
+    assert!(!ok && stderr.contains("\"model\" differs"), "{stderr}");
 
     let config = json(&out.join("run.json"));
     assert_eq!(config["recipe"], "anrl");
@@ -119,5 +136,66 @@ fn anrl_refuses_other_backbones_and_losses() {
     );
     let (ok, e) = run(&args(m, o, &["--loss", "am-softmax"]));
     assert!(!ok && e.contains("bce"), "{e}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// The ablation switches and `--first-order` are recorded in `run.json`, drop their terms
+/// from the log and (`in`) change the exported network; they belong to ANRL (and
+/// `--first-order` to the meta-learning recipes) alone.
+#[test]
+fn anrl_ablations_are_recorded_and_refused_elsewhere() {
+    let root = common::tmp("anrl", "ablate");
+    let manifest = common::dataset(&root.join("data"), 6);
+    let m = manifest.to_str().unwrap();
+    let out = root.join("ablated");
+    let o = out.to_str().unwrap();
+    let (ok, stderr) = run(&args(
+        m,
+        o,
+        &[
+            "--max-steps",
+            "2",
+            "--log-every",
+            "1",
+            "--first-order",
+            "--ablate",
+            "in,no-meta,no-idc,no-ics",
+        ],
+    ));
+    assert!(ok, "ablated run failed:\n{stderr}");
+    let config = json(&out.join("run.json"));
+    let model = &config["model"];
+    assert_eq!(model["second_order"], false);
+    assert_eq!(model["norm"], "instance");
+    for k in ["no_meta", "no_idc", "no_ics"] {
+        assert_eq!(model[k], true, "{k}");
+    }
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    assert!(log.contains("\"cls\""), "{log}");
+    for term in ["\"idc\"", "\"ics\"", "\"trn\"", "\"tst\""] {
+        assert!(!log.contains(term), "{term} logged:\n{log}");
+    }
+    let g = fas_core::ir::Graph::load(out.join("model.json")).unwrap();
+    let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
+    assert!(kinds.contains(&"instance_norm2d"), "{kinds:?}");
+    assert!(
+        !kinds.contains(&"adaptive_bn_in") && !kinds.contains(&"batch_norm2d"),
+        "{kinds:?}"
+    );
+
+    let r = root.join("r");
+    let o = r.to_str().unwrap();
+    let (ok, e) = run(&args(m, o, &["--ablate", "bn,in"]));
+    assert!(!ok && e.contains("bn") && e.contains("in"), "{e}");
+    let (ok, e) = run(&args(m, o, &["--ablate", "no-v"]));
+    assert!(!ok && e.contains("--recipe dlif"), "{e}");
+    let mut dlif = args(m, o, &["--ablate", "no-meta"]);
+    dlif[8] = "dlif";
+    let (ok, e) = run(&dlif);
+    assert!(!ok && e.contains("--recipe anrl"), "{e}");
+    let mut base = args(m, o, &["--first-order"]);
+    base[8] = "baseline";
+    let (ok, e) = run(&base);
+    assert!(!ok && e.contains("--first-order"), "{e}");
     std::fs::remove_dir_all(&root).ok();
 }

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{anyhow, bail, Context, Result};
 use fas_core::ir::{Node, Op, UpsampleMode};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-use super::IrModule;
+use super::{real_kind, IrModule};
 
 /// A per-node hook: gets the node name and its output, may return a replacement
 /// (training-time feature operations such as DLIF's Style Cross between stages).
@@ -214,7 +214,7 @@ fn op(m: &IrModule, node: &Node, xs: &[&Tensor], f: &Forward<'_>) -> Result<Tens
             ..
         } => {
             let c = channels as i64;
-            let pooled = x.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?;
+            let pooled = x.f_mean_dim([2i64, 3].as_slice(), false, real_kind(x))?;
             let rho = fc(&fc(&pooled, "gate.fc1.")?.relu(), "gate.fc2.")?
                 .sigmoid()
                 .view([-1, c, 1, 1]);
@@ -227,7 +227,7 @@ fn op(m: &IrModule, node: &Node, xs: &[&Tensor], f: &Forward<'_>) -> Result<Tens
         }
         Op::StyleAttention { channels, .. } => {
             let c = channels as i64;
-            let mu = x.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?;
+            let mu = x.f_mean_dim([2i64, 3].as_slice(), false, real_kind(x))?;
             let var = x.f_var_dim([2i64, 3].as_slice(), false, false)?;
             let style = Tensor::f_cat(&[mu, var], 1)?;
             let a = fc(&fc(&style, "fc1.")?.relu(), "fc2.")?
@@ -237,7 +237,7 @@ fn op(m: &IrModule, node: &Node, xs: &[&Tensor], f: &Forward<'_>) -> Result<Tens
         }
         Op::SqueezeExcite { channels, .. } => {
             let c = channels as i64;
-            let pooled = x.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?;
+            let pooled = x.f_mean_dim([2i64, 3].as_slice(), false, real_kind(x))?;
             let s = fc(&fc(&pooled, "fc1.")?.relu(), "fc2.")?
                 .sigmoid()
                 .view([-1, c, 1, 1]);
@@ -246,7 +246,7 @@ fn op(m: &IrModule, node: &Node, xs: &[&Tensor], f: &Forward<'_>) -> Result<Tens
         Op::Relu => x.relu(),
         Op::PRelu { .. } => x.f_prelu(&p("weight")?)?,
         Op::Sigmoid => x.sigmoid(),
-        Op::Softmax { axis } => x.f_softmax(axis as i64, Kind::Float)?,
+        Op::Softmax { axis } => x.f_softmax(axis as i64, real_kind(x))?,
         Op::MaxPool2d {
             kernel,
             stride,
@@ -257,7 +257,7 @@ fn op(m: &IrModule, node: &Node, xs: &[&Tensor], f: &Forward<'_>) -> Result<Tens
             stride,
             padding,
         } => x.f_avg_pool2d(i2(kernel), i2(stride), i2(padding), false, false, None)?,
-        Op::GlobalAvgPool => x.f_mean_dim([2i64, 3].as_slice(), true, Kind::Float)?,
+        Op::GlobalAvgPool => x.f_mean_dim([2i64, 3].as_slice(), true, real_kind(x))?,
         Op::Flatten => x.f_flatten(1, -1)?,
         Op::Linear { bias, .. } => {
             let b = if bias { Some(p("bias")?) } else { None };
@@ -281,7 +281,7 @@ fn op(m: &IrModule, node: &Node, xs: &[&Tensor], f: &Forward<'_>) -> Result<Tens
         }
         Op::MeanOfMap => x
             .f_flatten(1, -1)?
-            .f_mean_dim([1i64].as_slice(), true, Kind::Float)?,
+            .f_mean_dim([1i64].as_slice(), true, real_kind(x))?,
         Op::L2Normalize { eps } => {
             let norm = x
                 .f_norm_scalaropt_dim(2, [1i64].as_slice(), true)?

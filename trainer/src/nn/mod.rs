@@ -24,6 +24,16 @@ use tch::{Device, Kind, Tensor};
 
 pub use exec::Forward;
 
+/// The floating kind to compute reductions of `t` in: `Double` for f64 tensors (gradient
+/// checks), `Float` otherwise (f32, and f16 under autocast, reduce in f32 as before).
+pub fn real_kind(t: &Tensor) -> Kind {
+    if t.kind() == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    }
+}
+
 /// Is this IR weight a running statistic (a buffer, not trained by the optimiser)?
 pub fn is_buffer(name: &str) -> bool {
     name.ends_with(".running_mean") || name.ends_with(".running_var")

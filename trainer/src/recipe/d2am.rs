@@ -73,7 +73,7 @@ use fas_core::ir::{Graph, GraphBuilder};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use super::{cluster, losses, mmd, Deployable, Recipe, Sampling, StepInfo, TrainBatch};
+use super::{cluster, losses, meta, mmd, Deployable, Recipe, Sampling, StepInfo, TrainBatch};
 use crate::data::sampler::MetaSplit;
 use crate::nn::{Forward, IrModule};
 use crate::train::optim::{Adam, AdamConfig};
@@ -387,7 +387,6 @@ pub fn meta_objective(
     let zero = || Tensor::zeros([], (like.kind(), like.device()));
     let (mut trn_cls, mut trn_mmd, mut tst_cls, mut tst_mmd) = (zero(), zero(), zero(), zero());
     let mut total = zero();
-    let theta_refs: Vec<&Tensor> = theta.iter().collect();
     for (f, y) in trn {
         let (h, logit) = head(f, theta);
         let cls = bce(&logit, y);
@@ -403,19 +402,7 @@ pub fn meta_objective(
         total += &inner;
         if let Some((ft, yt)) = tst {
             // θ_M'ᵢ = θ_M − α ∇ (L_cls + λ_m L_MMD) (Eq. 11).
-            let grads = Tensor::run_backward(&[&inner], &theta_refs, true, p.second_order);
-            let adapted: Vec<Tensor> = theta
-                .iter()
-                .zip(&grads)
-                .map(|(t, g)| {
-                    let g = if p.second_order {
-                        g.shallow_clone()
-                    } else {
-                        g.detach()
-                    };
-                    t - g * p.inner_lr
-                })
-                .collect();
+            let adapted = meta::inner_step(&inner, theta, p.inner_lr, p.second_order);
             let (ht, lt) = head(ft, &adapted);
             let c = bce(&lt, yt);
             match mmd_to_prior {

@@ -4,10 +4,12 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
+use crate::nn::real_kind;
+
 /// Binary cross-entropy on one logit per sample (`σ(logit) = p_live`).
 pub fn bce(logit: &Tensor, labels: &Tensor) -> Tensor {
     logit.view([-1]).binary_cross_entropy_with_logits::<Tensor>(
-        &labels.to_kind(Kind::Float),
+        &labels.to_kind(real_kind(logit)),
         None,
         None,
         Reduction::Mean,
@@ -154,6 +156,7 @@ impl DomainCentroids {
         present: &Tensor,
         domains: &[i64],
     ) -> Tensor {
+        let k_real = real_kind(local);
         let mut terms = Vec::new();
         for &d in domains {
             for k in 0..2i64 {
@@ -161,14 +164,14 @@ impl DomainCentroids {
                     present.double_value(&[k]) > 0.0 && self.seen.double_value(&[d, k]) > 0.0;
                 if both {
                     let g = self.centroids.get(d).get(k);
-                    terms.push((local.get(k) - g).square().sum(Kind::Float));
+                    terms.push((local.get(k) - g).square().sum(k_real));
                 }
             }
         }
         if terms.is_empty() {
-            return local.sum(Kind::Float) * 0.0;
+            return local.sum(k_real) * 0.0;
         }
-        Tensor::stack(&terms, 0).mean(Kind::Float)
+        Tensor::stack(&terms, 0).mean(k_real)
     }
 
     /// `centroids` and `seen`, for checkpoints.
@@ -211,26 +214,27 @@ impl DomainCentroids {
 /// (Eq. 11). Zero (with a graph) when the batch has no live sample; the separability term is
 /// zero without attacks.
 pub fn inter_class_separable(features: &Tensor, labels: &Tensor, margin: f64) -> Tensor {
+    let kind = real_kind(features);
     let live = labels.eq(1).nonzero().view([-1]);
     if live.size()[0] == 0 {
-        return features.sum(Kind::Float) * 0.0;
+        return features.sum(kind) * 0.0;
     }
     let real = features.index_select(0, &live);
-    let c = real.mean_dim([0i64].as_slice(), true, Kind::Float);
+    let c = real.mean_dim([0i64].as_slice(), true, kind);
     let compact = (&real - &c)
         .square()
-        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-        .mean(Kind::Float);
+        .sum_dim_intlist([1i64].as_slice(), false, kind)
+        .mean(kind);
     let spoof = labels.ne(1).nonzero().view([-1]);
     if spoof.size()[0] == 0 {
         return compact;
     }
     let dist = (features.index_select(0, &spoof) - &c)
         .square()
-        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        .sum_dim_intlist([1i64].as_slice(), false, kind)
         .clamp_min(1e-12)
         .sqrt();
-    let sep = (-dist + margin).relu().square().mean(Kind::Float);
+    let sep = (-dist + margin).relu().square().mean(kind);
     compact + sep
 }
 

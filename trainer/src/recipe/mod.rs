@@ -12,6 +12,7 @@ pub mod d2am;
 pub mod dlif;
 pub mod dualstage;
 pub mod losses;
+pub mod meta;
 pub mod mmd;
 
 use std::collections::BTreeMap;

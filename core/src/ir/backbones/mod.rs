@@ -91,6 +91,10 @@ impl FromStr for BackboneKind {
 pub enum NormKind {
     /// BatchNorm2d (PyTorch defaults).
     Batch,
+    /// Affine InstanceNorm2d (per-sample statistics in training and inference alike, no
+    /// running statistics). Slots whose map is 1×1 keep BatchNorm, as for
+    /// [`NormKind::AdaptiveBnIn`].
+    Instance,
     /// ANRL's adaptive BN/IN fusion (AFNM, [`Op::AdaptiveBnIn`]) with this gate reduction.
     /// Slots whose map is 1×1 (EdgeNet's embedding tail) keep BatchNorm: instance statistics
     /// of a single pixel are degenerate.
@@ -378,6 +382,7 @@ impl Scope<'_> {
         let name = self.name(local);
         match self.spec.norm {
             NormKind::Batch => self.b.bn(&name, x),
+            NormKind::Instance => self.b.instance_norm(&name, x, true),
             NormKind::AdaptiveBnIn { reduction } => self.b.adaptive_bn_in(&name, x, reduction),
         }
     }

@@ -365,7 +365,11 @@ fn adaptive_bn_in_fills_every_norm_slot() {
 #[test]
 fn graphs_round_trip_through_json() {
     for kind in BackboneKind::ALL {
-        for norm in [NormKind::Batch, NormKind::AdaptiveBnIn { reduction: 8 }] {
+        for norm in [
+            NormKind::Batch,
+            NormKind::Instance,
+            NormKind::AdaptiveBnIn { reduction: 8 },
+        ] {
             let mut s = spec(kind);
             s.norm = norm;
             let mut b = GraphBuilder::new("m");
