@@ -29,7 +29,7 @@ fn run(args: &[&str]) -> (bool, String, String) {
 }
 
 fn dataset(dir: &Path) -> PathBuf {
-    dataset_with(dir, 24, 128)
+    dataset_with(dir, 40, 128)
 }
 
 fn dataset_with(dir: &Path, subjects: u32, size: u32) -> PathBuf {
@@ -65,15 +65,13 @@ fn train_then_eval_on_synthfas() {
         "--task",
         "all",
         "--backbone",
-        "resnet18",
+        "edgenet",
         "--size",
-        "128",
-        "--width",
-        "0.25",
+        "80",
         "--batch-size",
         "32",
         "--steps",
-        "200",
+        "300",
         "--lr",
         "3e-3",
         "--val-every",
@@ -108,10 +106,11 @@ fn train_then_eval_on_synthfas() {
         .as_f64()
         .unwrap();
     // Chance is 0.5; a logistic regression on colour/texture statistics reaches 0.79
-    // in-domain on SynthFAS (README). 200 CPU steps of a quarter-width ResNet-18 give
-    // 0.80–0.90 depending on float rounding (libtorch build, thread count): short runs on
-    // 96 training subjects are sensitive, so the bound only asserts clear learning.
-    assert!(auc > 0.75, "in-domain test AUC {auc}\n{stdout}");
+    // in-domain on SynthFAS (README). 300 CPU steps of the edge net at 80 px (the deployed
+    // size) on 40 subjects per domain gave 0.935, 0.902 and 0.933 with seeds 0, 1, 2
+    // (about 140 s each on 2 cores; with 24 subjects: 0.929, 0.942, 0.863, the test set
+    // too small to be steady). A quarter-width ResNet-18 at 128 px gave only 0.80–0.90.
+    assert!(auc > 0.9, "in-domain test AUC {auc}\n{stdout}");
 
     // A second train into the same dir is refused; --resume at the end is a no-op run.
     let (ok, _, stderr) = run(&args);
