@@ -380,9 +380,9 @@ mod device {
                                 at: Instant::now(),
                             });
                         }
-                        // A format fas-edge cannot convert: this frame is lost, the
-                        // next one counts it as dropped.
-                        None => slot.frame = None,
+                        // A format fas-edge cannot convert (never asked for): this frame
+                        // is lost, the next one delivered counts it as dropped.
+                        None => {}
                     }
                     seq += 1;
                 }
