@@ -371,18 +371,15 @@ mod device {
             match outcome {
                 Ok(buf) => {
                     let res = buf.resolution();
-                    match pixel_format(buf.source_frame_format()) {
-                        Some(format) => {
-                            slot.frame = Some(Captured {
-                                data: buf.buffer().to_vec(),
-                                layout: Layout::packed(format, res.width(), res.height()),
-                                seq,
-                                at: Instant::now(),
-                            });
-                        }
-                        // A format fas-edge cannot convert (never asked for): this frame
-                        // is lost, the next one delivered counts it as dropped.
-                        None => {}
+                    // A format fas-edge cannot convert (never asked for) is skipped: the
+                    // next frame delivered counts it as dropped.
+                    if let Some(format) = pixel_format(buf.source_frame_format()) {
+                        slot.frame = Some(Captured {
+                            data: buf.buffer().to_vec(),
+                            layout: Layout::packed(format, res.width(), res.height()),
+                            seq,
+                            at: Instant::now(),
+                        });
                     }
                     seq += 1;
                 }
