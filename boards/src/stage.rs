@@ -33,7 +33,7 @@ pub fn copy(from: &Path, to: &Path, mode: u32) -> Result<u64> {
 
 /// MTCNN's three networks, as fas-edge looks for them in `detector.mtcnn_dir` or
 /// `/usr/share/fas` (`detector.kind = "mtcnn"`).
-pub const MTCNN_FILES: [&str; 3] = ["mtcnn_pnet.onnx", "mtcnn_rnet.onnx", "mtcnn_onet.onnx"];
+pub use fas_core::MTCNN_FILES;
 
 /// The MTCNN networks in `dir` as `(file name, path)`; an error names the first missing one.
 pub fn mtcnn_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {

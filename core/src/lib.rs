@@ -12,3 +12,8 @@ pub mod metrics;
 pub mod plot;
 pub mod preprocess;
 pub mod synthfas;
+
+/// MTCNN's three networks (P-, R-, O-Net): the file names fas-infer loads from a
+/// directory, fas-edge looks for in `detector.mtcnn_dir` or `/usr/share/fas`, and
+/// fas-boards installs there.
+pub const MTCNN_FILES: [&str; 3] = ["mtcnn_pnet.onnx", "mtcnn_rnet.onnx", "mtcnn_onet.onnx"];

@@ -231,8 +231,13 @@ fn detector(cfg: &EdgeConfig, model: &LoadedModel) -> Result<Box<dyn FaceDetecto
             .detector
             .mtcnn_dir
             .clone()
-            .or_else(|| packaged(&["mtcnn_pnet.onnx", "mtcnn_rnet.onnx", "mtcnn_onet.onnx"]))
-            .context("no MTCNN models: set detector.mtcnn_dir to the directory holding mtcnn_pnet.onnx, mtcnn_rnet.onnx and mtcnn_onet.onnx")?;
+            .or_else(|| packaged(&fas_core::MTCNN_FILES))
+            .with_context(|| {
+                format!(
+                    "no MTCNN models: set detector.mtcnn_dir to the directory holding {}",
+                    fas_core::MTCNN_FILES.join(", ")
+                )
+            })?;
         let mc = MtcnnConfig {
             min_face_size: cfg.detector.min_face_size,
             ..MtcnnConfig::default()

@@ -302,15 +302,11 @@ impl Mtcnn {
         })
     }
 
-    /// Loads `mtcnn_pnet.onnx`, `mtcnn_rnet.onnx` and `mtcnn_onet.onnx` from `dir`.
+    /// Loads [`fas_core::MTCNN_FILES`] (`mtcnn_pnet.onnx`, `mtcnn_rnet.onnx`,
+    /// `mtcnn_onet.onnx`) from `dir`.
     pub fn load_dir(dir: impl AsRef<Path>, config: MtcnnConfig) -> Result<Mtcnn, DetectError> {
-        let d = dir.as_ref();
-        Self::load(
-            d.join("mtcnn_pnet.onnx"),
-            d.join("mtcnn_rnet.onnx"),
-            d.join("mtcnn_onet.onnx"),
-            config,
-        )
+        let [pnet, rnet, onet] = fas_core::MTCNN_FILES.map(|f| dir.as_ref().join(f));
+        Self::load(pnet, rnet, onet, config)
     }
 
     pub fn config(&self) -> &MtcnnConfig {
