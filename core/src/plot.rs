@@ -220,6 +220,97 @@ pub fn score_histogram_png(
     })
 }
 
+/// One named line of a [`lines_png`] plot: `(x, y)` points, drawn in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Line plot of `lines` on shared axes (ranges fitted to the finite points, with 5 %
+/// headroom), e.g. training curves. Non-finite points are skipped; a line with one point
+/// is drawn as a marker.
+pub fn lines_png(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[Line],
+) -> Result<(), PlotError> {
+    let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
+    let pts: Vec<(f64, f64)> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().copied().filter(finite))
+        .collect();
+    if pts.is_empty() {
+        return Err(PlotError::Empty("no finite point in any line"));
+    }
+    let span = |lo: f64, hi: f64| {
+        let pad = if hi > lo {
+            0.05 * (hi - lo)
+        } else {
+            0.5 * lo.abs().max(1.0)
+        };
+        (lo - pad)..(hi + pad)
+    };
+    let (x0, x1) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let (y0, y1) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
+    render_png(path, |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(span(x0, x1), span(y0, y1))
+            .map_err(|e| draw_err(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|x| {
+                if (x - x.round()).abs() < 1e-9 {
+                    format!("{}", x.round())
+                } else {
+                    format!("{x:.2}")
+                }
+            })
+            .draw()
+            .map_err(|e| draw_err(path, e))?;
+        for (i, line) in lines.iter().enumerate() {
+            let color = SERIES[i % SERIES.len()];
+            let p: Vec<(f64, f64)> = line.points.iter().copied().filter(finite).collect();
+            if p.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(p.iter().map(|&q| Circle::new(q, 3, color.filled())))
+                .map_err(|e| draw_err(path, e))?;
+            chart
+                .draw_series(LineSeries::new(p, color.stroke_width(2)))
+                .map_err(|e| draw_err(path, e))?
+                .label(line.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| draw_err(path, e))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +367,53 @@ mod tests {
             score_histogram_png(&tmp("y.png"), "t", &[], &[], &[], 10),
             Err(PlotError::Empty(_))
         ));
+        let nan = Line {
+            name: "nan".into(),
+            points: vec![(f64::NAN, 1.0), (0.0, f64::INFINITY)],
+        };
+        assert!(matches!(
+            lines_png(&tmp("z.png"), "t", "x", "y", &[nan]),
+            Err(PlotError::Empty(_))
+        ));
+    }
+
+    #[test]
+    fn lines_are_drawn_in_their_colours() {
+        let p = tmp("lines.png");
+        let lines = [
+            Line {
+                name: "loss".into(),
+                points: (0..20)
+                    .map(|i| (i as f64, 1.0 / (1.0 + i as f64)))
+                    .collect(),
+            },
+            Line {
+                name: "single point".into(),
+                points: vec![(10.0, 0.5)],
+            },
+            Line {
+                name: "skips non-finite".into(),
+                points: vec![(0.0, 0.2), (5.0, f64::NAN), (19.0, 0.3)],
+            },
+        ];
+        lines_png(&p, "curves", "step", "value", &lines).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), SIZE);
+        let blue = img
+            .pixels()
+            .filter(|q| q[2] > 200 && q[0] < 60 && q[1] < 60)
+            .count();
+        let red = img
+            .pixels()
+            .filter(|q| q[0] > 200 && q[1] < 60 && q[2] < 60)
+            .count();
+        assert!(blue > 100, "loss line: {blue} blue pixels");
+        assert!(red > 10, "single-point marker: {red} red pixels");
+        // A constant line still gets a non-empty y range.
+        let flat = Line {
+            name: "flat".into(),
+            points: vec![(0.0, 1.0), (1.0, 1.0)],
+        };
+        lines_png(&tmp("flat.png"), "flat", "x", "y", &[flat]).unwrap();
     }
 }

@@ -714,6 +714,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         .collect();
     let report = eval::evaluate(&val, &test)?;
     eval::write_plots(&dir.plots(), &task.name, &test, &report)?;
+    crate::train::curves::write_curves(&dir.log(), &dir.plots(), &task.name)?;
     let metrics = RunMetrics {
         protocol: a.protocol,
         task: task.name.clone(),

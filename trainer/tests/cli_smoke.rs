@@ -98,6 +98,8 @@ fn train_then_eval_on_synthfas() {
         "parity.safetensors",
         "plots/roc.png",
         "plots/scores.png",
+        "plots/loss.png",
+        "plots/validation.png",
     ] {
         assert!(out.join(f).exists(), "run dir lacks {f}");
     }

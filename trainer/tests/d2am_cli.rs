@@ -92,6 +92,15 @@ fn d2am_trains_resumes_and_logs_pseudo_domains() {
         assert!(log.contains(term), "{term} not logged:\n{log}");
     }
     assert!(!log.contains("NaN") && !log.contains("null"), "{log}");
+    // The training curves and the NMI analysis (the paper's Fig. 7) are plotted.
+    for f in ["loss.png", "validation.png", "pseudo_domains.png"] {
+        let p = out.join("plots").join(f);
+        assert!(
+            image::open(&p).is_ok(),
+            "{} is not a readable PNG",
+            p.display()
+        );
+    }
     // One epoch-start line per epoch (none repeated by the resume), with the NMI report.
     let starts: Vec<serde_json::Value> = log
         .lines()
