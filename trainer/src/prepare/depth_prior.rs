@@ -18,13 +18,21 @@
 //! * the **face frame**: `ex` the unit vector from the left to the right eye (its angle is
 //!   the in-plane roll), `ey` perpendicular to it pointing from the eyes to the mouth;
 //!   `d` the inter-ocular distance, `h` the eye–mouth distance along `ey`;
+//! * the **pitch** `θ` (positive: chin up) from the nose's height `t` between the eye
+//!   line (0) and the mouth line (1). A frontal face has its nose at `t₀`, the ArcFace
+//!   template's 0.495. A nose tip that stands `p` in front of the plane of the eyes and
+//!   mouth rises `p·sin θ` against that plane under a pitch `θ`, while the eye–mouth
+//!   distance shrinks to `h = H·cos θ`, so `t = t₀ − p·sin θ / h`:
+//!   `sin θ = (t₀ − t)·h / p`. `θ` is clamped to ±[`MAX_PITCH_DEG`];
 //! * the **yaw** `ψ` from the nose's sideways offset `δ` (along `ex`) from the eye–mouth
-//!   midline at the nose's height. A nose tip that stands `p` in front of the plane of
-//!   the eyes and mouth moves `p·sin ψ` sideways under a yaw `ψ`, while the eyes'
-//!   distance shrinks to `d = D·cos ψ`; with `p = 0.5·D` this gives
-//!   `tan ψ = δ / (0.5·d)`. `ψ` is clamped to ±40°: beyond that the landmarks of a
-//!   frontal-face detector are unreliable, and the ellipsoid's cheek would outrank the
-//!   nose as the nearest point.
+//!   midline at the nose's height. The nose tip moves `p·sin ψ / cos θ` sideways against
+//!   that midline under a yaw `ψ` (after the pitch), while the eyes' distance shrinks to
+//!   `d = D·cos ψ`; with `p = 0.5·D` this gives `tan ψ = δ·cos θ / (0.5·d)`. `ψ` is
+//!   clamped to ±40°: beyond that the landmarks of a frontal-face detector are
+//!   unreliable, and the ellipsoid's cheek would outrank the nose as the nearest point.
+//!
+//!   `p` depends on `ψ` (through `D = d / cos ψ`) and `ψ` on `θ`, so the two are solved
+//!   together by a fixed-point iteration, which converges in a few steps at these angles.
 //!
 //! The 3D face, in a frame with `X` along `ex`, `Y` along `ey` and `Z` towards the camera,
 //! centred on the head:
@@ -41,10 +49,11 @@
 //!   a Gaussian ridge of lateral σ = 0.18·d added to the ellipsoid, whose height rises
 //!   linearly from the nasion's to the tip's so both points sit at their 3D depth.
 //!
-//! The face is yawed by `ψ` about its vertical axis and projected orthographically
-//! (a face at a camera's usual distance is well within orthography's error at this
-//! coarseness), so that its eyes, mouth and nose land on the landmarks. Pitch is not
-//! estimated; it only shows as a shorter or longer `h`, which stretches the ellipsoid.
+//! The face is pitched by `θ` about its horizontal axis, then yawed by `ψ` about the
+//! vertical one, and projected orthographically (a face at a camera's usual distance is
+//! well within orthography's error at this coarseness), so that its eyes, mouth and nose
+//! land on the landmarks. Landmarks made by projecting this model are fitted back to the
+//! pose they were made with (a test checks it).
 //!
 //! # The map
 //!
@@ -65,6 +74,9 @@ pub const MIN_EYE_DISTANCE: f64 = 1.0;
 pub const PROPORTION_RANGE: (f64, f64) = (0.25, 4.0);
 /// Largest yaw the model is posed with, in degrees.
 pub const MAX_YAW_DEG: f64 = 40.0;
+/// Largest pitch the model is posed with, in degrees. Beyond it the nose's height says
+/// more about the detector's landmark noise than about the pose.
+pub const MAX_PITCH_DEG: f64 = 30.0;
 
 /// Head half-width over the (unforeshortened) inter-ocular distance.
 const HALF_WIDTH: f64 = 1.05;
@@ -82,6 +94,17 @@ const NOSE_PROTRUSION: f64 = 0.5;
 const NASION_PROTRUSION: f64 = 0.3;
 /// Lateral σ of the nose ridge, over the (projected) inter-ocular distance.
 const NOSE_SIGMA: f64 = 0.18;
+/// Fixed-point iterations solving yaw and pitch together.
+const POSE_ITERATIONS: usize = 12;
+
+/// Where a frontal face's nose tip lies between the eye line (0) and the mouth line (1):
+/// the ArcFace template's, ≈ 0.495.
+pub fn frontal_nose_position() -> f64 {
+    let t = fas_core::preprocess::ARCFACE_TEMPLATE_112;
+    let eyes = (t[0][1] + t[1][1]) / 2.0;
+    let mouth = (t[3][1] + t[4][1]) / 2.0;
+    (t[2][1] - eyes) / (mouth - eyes)
+}
 
 const NAMES: [&str; 5] = [
     "left eye",
@@ -140,12 +163,12 @@ pub struct FaceModel {
     /// Unit vectors: eye line (left → right) and its perpendicular towards the mouth.
     ex: [f64; 2],
     ey: [f64; 2],
-    /// Ellipsoid semi-axes.
-    a: f64,
-    b: f64,
-    c: f64,
-    /// `(sin ψ, cos ψ)`.
-    yaw: (f64, f64),
+    /// `Q = R·diag(a⁻², b⁻², c⁻²)·Rᵀ`: the posed ellipsoid in camera coordinates
+    /// (`x` along `ex`, `y` along `ey`, `z` towards the camera), `R` = yaw · pitch.
+    q: [[f64; 3]; 3],
+    /// Yaw and pitch, radians.
+    yaw: f64,
+    pitch: f64,
     /// Nose ridge endpoints (image) and their heights above the ellipsoid.
     nasion: [f64; 2],
     tip: [f64; 2],
@@ -209,33 +232,63 @@ impl FaceModel {
             return Err(DepthPriorError::NoseOutside { position });
         }
 
-        // Yaw from the nose's offset against the eye–mouth midline at its height.
+        // Pitch from the nose's height, yaw from its offset against the eye–mouth
+        // midline at that height; solved together (see the module documentation).
         let midline = axpy(eyes, position, to_mouth);
         let offset = dot(sub(nose, midline), ex);
-        let max_yaw = MAX_YAW_DEG.to_radians();
-        let psi = (offset / (NOSE_PROTRUSION * d))
-            .atan()
-            .clamp(-max_yaw, max_yaw);
-        let (sin, cos) = psi.sin_cos();
+        let (max_yaw, max_pitch) = (MAX_YAW_DEG.to_radians(), MAX_PITCH_DEG.to_radians());
+        let (mut psi, mut theta) = (0.0f64, 0.0f64);
+        for _ in 0..POSE_ITERATIONS {
+            let p = NOSE_PROTRUSION * d / psi.cos();
+            theta = ((frontal_nose_position() - position) * h / p)
+                .clamp(-1.0, 1.0)
+                .asin()
+                .clamp(-max_pitch, max_pitch);
+            psi = (offset * theta.cos() / (NOSE_PROTRUSION * d))
+                .atan()
+                .clamp(-max_yaw, max_yaw);
+        }
+        let (sp, cp) = psi.sin_cos();
+        let (st, ct) = theta.sin_cos();
+        // Model → camera rotation, yaw after pitch.
+        let r = [
+            [cp, sp * st, sp * ct],
+            [0.0, ct, -st],
+            [-sp, cp * st, cp * ct],
+        ];
 
-        let iod = d / cos; // unforeshortened inter-ocular distance D
+        let iod = d / cp; // unforeshortened inter-ocular distance D
+        let eye_mouth = h / ct; // unforeshortened eye–mouth distance H
         let a = HALF_WIDTH * iod;
-        let b = HALF_HEIGHT * h;
+        let b = HALF_HEIGHT * eye_mouth;
         let c = DEPTH_RATIO * a;
         let plane = LANDMARK_PLANE * c;
         let p = NOSE_PROTRUSION * iod;
-        // The eye midpoint (0, -0.35 h, plane) projects to x' = plane·sin ψ; the centre
-        // lies on the eye–mouth segment's line, shifted back by that.
-        let centre = axpy(axpy(eyes, CENTRE_BELOW_EYES, to_mouth), -plane * sin, ex);
-        let nasion = axpy(eyes, NASION_PROTRUSION * p * sin, ex);
+        let above = CENTRE_BELOW_EYES * eye_mouth; // the eyes above the head's centre
+        let project = |m: [f64; 3]| -> [f64; 3] {
+            std::array::from_fn(|i| r[i][0] * m[0] + r[i][1] * m[1] + r[i][2] * m[2])
+        };
+        // The eye midpoint (0, -above, plane) lands on `eyes`: the head's centre projects
+        // there minus the eye midpoint's image offset from it.
+        let eye_mid = project([0.0, -above, plane]);
+        let centre = axpy(axpy(eyes, -eye_mid[1], ey), -eye_mid[0], ex);
+        let nasion3 = project([0.0, -above, plane + NASION_PROTRUSION * p]);
+        let nasion = axpy(
+            axpy(eyes, nasion3[0] - eye_mid[0], ex),
+            nasion3[1] - eye_mid[1],
+            ey,
+        );
+        let inv = [1.0 / (a * a), 1.0 / (b * b), 1.0 / (c * c)];
+        let q = std::array::from_fn(|i| {
+            std::array::from_fn(|j| (0..3).map(|k| r[i][k] * inv[k] * r[j][k]).sum())
+        });
         let mut model = FaceModel {
             centre,
             ex,
             ey,
-            a,
-            b,
-            c,
-            yaw: (sin, cos),
+            q,
+            yaw: psi,
+            pitch: theta,
             nasion,
             tip: nose,
             nasion_height: 0.0,
@@ -243,20 +296,23 @@ impl FaceModel {
             nose_sigma: NOSE_SIGMA * d,
             z_max: 1.0,
         };
-        // 3D depths (Z' = -X sin ψ + Z cos ψ, X = 0 on the midline) minus the
-        // ellipsoid's surface there: the ridge's heights above the head.
+        // 3D depths of the nose's ends minus the ellipsoid's surface there: the ridge's
+        // heights above the head.
         let surface = |q: [f64; 2]| model.ellipsoid_depth(q);
         let (Some(at_tip), Some(at_nasion)) = (surface(nose), surface(nasion)) else {
             // Inside the eye–mouth band the ellipsoid always covers the midline; only a
-            // pathological yaw/offset combination can leave the nose outside it.
+            // pathological pose/offset combination can leave the nose outside it.
             return Err(DepthPriorError::NoseOutside { position });
         };
-        let tip_z = (plane + p) * cos;
-        let nasion_z = (plane + NASION_PROTRUSION * p) * cos;
+        let tip_height = frontal_nose_position() * eye_mouth - above;
+        let tip_z = project([0.0, tip_height, plane + p])[2];
         model.tip_height = (tip_z - at_tip).max(0.0);
-        model.nasion_height = (nasion_z - at_nasion).max(0.0);
-        // The ellipsoid's apex under yaw: max of -X sin ψ + Z cos ψ on the surface.
-        let apex = (a * a * sin * sin + c * c * cos * cos).sqrt();
+        model.nasion_height = (nasion3[2] - at_nasion).max(0.0);
+        // The posed ellipsoid's apex: the largest z on its surface is √(rᵀ diag(a², b²,
+        // c²) r), r the camera's z row of R.
+        let apex =
+            (a * a * r[2][0] * r[2][0] + b * b * r[2][1] * r[2][1] + c * c * r[2][2] * r[2][2])
+                .sqrt();
         model.z_max = tip_z.max(apex);
         Ok(model)
     }
@@ -270,7 +326,14 @@ impl FaceModel {
     /// The estimated yaw, radians, positive when the nose is turned towards the right
     /// eye's side (+x for an upright face); within ±[`MAX_YAW_DEG`].
     pub fn yaw(&self) -> f64 {
-        self.yaw.0.atan2(self.yaw.1)
+        self.yaw
+    }
+
+    /// The estimated pitch, radians, positive when the chin is raised (the nose tip sits
+    /// higher between the eyes and the mouth than on a frontal face); within
+    /// ±[`MAX_PITCH_DEG`].
+    pub fn pitch(&self) -> f64 {
+        self.pitch
     }
 
     /// Face coordinates `(x', y)` of image point `q`: along the eye line and down the
@@ -284,15 +347,14 @@ impl FaceModel {
     /// visible surface at image point `q`; `None` outside its silhouette.
     fn ellipsoid_depth(&self, q: [f64; 2]) -> Option<f64> {
         let (x, y) = self.local(q);
-        let (s, c) = self.yaw;
-        let (ia, ic) = (1.0 / (self.a * self.a), 1.0 / (self.c * self.c));
-        // Points on the ray: X = x c - z s, Z = x s + z c; on the ellipsoid when
-        // qa z² + qb z + qc = 0.
-        let qa = s * s * ia + c * c * ic;
-        let qb = 2.0 * x * s * c * (ic - ia);
-        let qc = x * x * (c * c * ia + s * s * ic) + y * y / (self.b * self.b) - 1.0;
-        let disc = qb * qb - 4.0 * qa * qc;
-        (disc >= 0.0).then(|| (-qb + disc.sqrt()) / (2.0 * qa))
+        let m = &self.q;
+        // The ray (x, y, z) meets the ellipsoid vᵀ Q v = 1 where
+        // m22 z² + 2 (m02 x + m12 y) z + (m00 x² + 2 m01 x y + m11 y² − 1) = 0; the
+        // visible surface is the root nearer the camera.
+        let half_b = m[0][2] * x + m[1][2] * y;
+        let c0 = m[0][0] * x * x + 2.0 * m[0][1] * x * y + m[1][1] * y * y - 1.0;
+        let disc = half_b * half_b - m[2][2] * c0;
+        (disc >= 0.0).then(|| (-half_b + disc.sqrt()) / m[2][2])
     }
 
     /// Height of the nose ridge above the ellipsoid at `q`.
@@ -439,9 +501,104 @@ mod tests {
     }
 
     #[test]
-    fn frontal_fit_has_no_roll_or_yaw() {
+    fn frontal_fit_has_no_roll_yaw_or_pitch() {
         let m = FaceModel::fit(&frontal()).unwrap();
-        assert!(m.roll().abs() < 1e-12 && m.yaw().abs() < 1e-9);
+        assert!(m.roll().abs() < 1e-12 && m.yaw().abs() < 1e-9 && m.pitch().abs() < 1e-9);
+        assert!((frontal_nose_position() - 0.495).abs() < 0.001);
+    }
+
+    /// The 5 landmarks of the model itself (inter-ocular distance `iod`, eye–mouth
+    /// distance `em`, mouth width 0.83·iod as in the ArcFace template) posed by pitch
+    /// `theta` then yaw `psi`, projected orthographically, rolled by `roll` and centred
+    /// on `at`.
+    fn posed(iod: f64, em: f64, psi: f64, theta: f64, roll: f64, at: [f64; 2]) -> [[f64; 2]; 5] {
+        let (sp, cp) = psi.sin_cos();
+        let (st, ct) = theta.sin_cos();
+        let plane = LANDMARK_PLANE * DEPTH_RATIO * HALF_WIDTH * iod;
+        let above = CENTRE_BELOW_EYES * em;
+        let (w, m) = (iod / 2.0, 0.83 * iod / 2.0);
+        let p = NOSE_PROTRUSION * iod;
+        let pts = [
+            [-w, -above, plane],
+            [w, -above, plane],
+            [0.0, frontal_nose_position() * em - above, plane + p],
+            [-m, em - above, plane],
+            [m, em - above, plane],
+        ];
+        let (sr, cr) = roll.sin_cos();
+        pts.map(|[x, y, z]| {
+            let u = cp * x + sp * st * y + sp * ct * z;
+            let v = ct * y - st * z;
+            [at[0] + cr * u - sr * v, at[1] + sr * u + cr * v]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Landmarks made by posing the model are fitted back to that pose, and the
+        /// rendered peak (the nose tip) lands on the nose landmark.
+        #[test]
+        fn posed_model_landmarks_fit_back_to_their_pose(
+            psi in -0.6f64..0.6,
+            theta in -0.45f64..0.45,
+            roll in -0.5f64..0.5,
+            iod in 40.0f64..80.0,
+            em in 1.0f64..1.3,
+        ) {
+            let lm = posed(iod, em * iod, psi, theta, roll, [128.0, 120.0]);
+            let m = FaceModel::fit(&lm).unwrap();
+            prop_assert!((m.yaw() - psi).abs() < 1e-6, "yaw {} vs {psi}", m.yaw());
+            prop_assert!((m.pitch() - theta).abs() < 1e-6, "pitch {} vs {theta}", m.pitch());
+            prop_assert!((m.roll() - roll).abs() < 1e-9, "roll {} vs {roll}", m.roll());
+            // The nose tip is rendered at its 3D depth: Z'' = cos ψ (sin θ Y + cos θ Z).
+            let em = em * iod;
+            let plane = LANDMARK_PLANE * DEPTH_RATIO * HALF_WIDTH * iod;
+            let (y, z) = (
+                frontal_nose_position() * em - CENTRE_BELOW_EYES * em,
+                plane + NOSE_PROTRUSION * iod,
+            );
+            let tip_z = psi.cos() * (theta.sin() * y + theta.cos() * z);
+            let at_tip = m.depth_at(lm[2][0], lm[2][1]).unwrap() * m.z_max;
+            prop_assert!((at_tip - tip_z).abs() < 1e-6 * iod, "{at_tip} vs {tip_z}");
+            // Unless the head is turned or bowed far (then a cheek or the brow comes
+            // nearest, as on a real face), the map peaks at the nose.
+            if theta > -0.1 && psi.abs() < 0.3 {
+                let (px, py) = argmax(&m.render(S, S).unwrap());
+                let dist = (f64::from(px) - lm[2][0]).hypot(f64::from(py) - lm[2][1]);
+                prop_assert!(dist <= 3.0, "peak at ({px}, {py}), nose at {:?}", lm[2]);
+                // Every landmark is on the face. (The mouth corners lie just outside the
+                // ellipsoid, so a strong pose can show them beside its silhouette.)
+                for p in lm {
+                    prop_assert!(m.depth_at(p[0], p[1]).is_some(), "{p:?} off the face");
+                }
+            }
+        }
+
+        /// A nose nearer the eye line pitches the face chin-up: the chin comes towards
+        /// the camera and the forehead recedes, so the midline's depth below the mouth
+        /// gains on its depth above the eyes against the frontal face; a lower nose does
+        /// the opposite.
+        #[test]
+        fn nose_height_sets_the_pitch(shift in 0.05f64..0.2, up in proptest::bool::ANY) {
+            let f = frontal();
+            let h = f[3][1] - f[0][1];
+            let sign = if up { -1.0 } else { 1.0 };
+            let mut lm = f;
+            lm[2][1] += sign * shift * h;
+            let m = FaceModel::fit(&lm).unwrap();
+            prop_assert!(m.pitch() * -sign > 0.0, "pitch {}", m.pitch());
+            prop_assert!(m.yaw().abs() < 1e-9);
+            let cx = f[2][0];
+            let chin_minus_brow = |m: &FaceModel| {
+                let brow = m.depth_at(cx, f[0][1] - 0.25 * h).unwrap();
+                let chin = m.depth_at(cx, f[3][1] + 0.25 * h).unwrap();
+                chin - brow
+            };
+            let frontal_model = FaceModel::fit(&f).unwrap();
+            let (posed, flat) = (chin_minus_brow(&m), chin_minus_brow(&frontal_model));
+            prop_assert!((posed - flat) * -sign > 0.02, "{posed} vs frontal {flat}");
+        }
     }
 
     #[test]
