@@ -10,8 +10,9 @@ test EER threshold (oracle, what papers usually report), and the test AUC.
         -- --size 64 --width 0.25 --steps 300 --batch-size 24
 
 Everything after `--` goes to every run. Runs whose `metrics.json` exists are kept, so an
-interrupted table resumes where it stopped; `OUT/results.md` and `OUT/results.json` are
-rewritten at the end. Binaries: $FAS_TRAIN / $FAS_SYNTH, else the workspace's release builds
+interrupted table resumes where it stopped; `OUT/results.md`, `OUT/results.json` and
+`OUT/results.svg` (bar chart, `ablation_plot.py`) are rewritten at the end. Binaries:
+$FAS_TRAIN / $FAS_SYNTH, else the workspace's release builds
 (`cargo build --release -p fas-train -p fas-core --bins`). Needs the environment `cargo
 xtask setup` prepares (LIBTORCH_USE_PYTORCH=1 and the venv).
 """
@@ -150,6 +151,10 @@ def main():
         json.dump({"protocol": a.protocol, "common": common, "rows": dict(rows), "tasks": tasks,
                    "seeds": seeds, "results": results}, fh, indent=1)
     print(table)
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                  "ablation_plot.py"),
+                    os.path.join(a.out, "results.json"), os.path.join(a.out, "results.svg")],
+                   check=True)
 
 
 if __name__ == "__main__":
