@@ -714,7 +714,11 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         .collect();
     let report = eval::evaluate(&val, &test)?;
     eval::write_plots(&dir.plots(), &task.name, &test, &report)?;
-    crate::train::curves::write_curves(&dir.log(), &dir.plots(), &task.name)?;
+    // The curves are a view of the log; failing to draw them must not cost the run its
+    // metrics.
+    if let Err(e) = crate::train::curves::write_curves(&dir.log(), &dir.plots(), &task.name) {
+        eprintln!("warning: no training curves: {e:#}");
+    }
     let metrics = RunMetrics {
         protocol: a.protocol,
         task: task.name.clone(),
