@@ -237,12 +237,25 @@ pub fn lines_png(
     y_desc: &str,
     lines: &[Line],
 ) -> Result<(), PlotError> {
-    let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
-    let pts: Vec<(f64, f64)> = lines
+    // Each line's finite points, filtered once for the ranges and the drawing.
+    let kept: Vec<(&str, Vec<(f64, f64)>)> = lines
         .iter()
-        .flat_map(|l| l.points.iter().copied().filter(finite))
+        .map(|l| {
+            let p = l.points.iter().copied();
+            (
+                l.name.as_str(),
+                p.filter(|(x, y)| x.is_finite() && y.is_finite()).collect(),
+            )
+        })
         .collect();
-    if pts.is_empty() {
+    let ((x0, x1), (y0, y1)) = kept.iter().flat_map(|(_, p)| p).fold(
+        (
+            (f64::INFINITY, f64::NEG_INFINITY),
+            (f64::INFINITY, f64::NEG_INFINITY),
+        ),
+        |((xa, xb), (ya, yb)), &(x, y)| ((xa.min(x), xb.max(x)), (ya.min(y), yb.max(y))),
+    );
+    if x0 > x1 {
         return Err(PlotError::Empty("no finite point in any line"));
     }
     let span = |lo: f64, hi: f64| {
@@ -253,16 +266,6 @@ pub fn lines_png(
         };
         (lo - pad)..(hi + pad)
     };
-    let (x0, x1) = pts
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-            (a.min(p.0), b.max(p.0))
-        });
-    let (y0, y1) = pts
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-            (a.min(p.1), b.max(p.1))
-        });
     render_png(path, |root| {
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 22))
@@ -284,9 +287,8 @@ pub fn lines_png(
             })
             .draw()
             .map_err(|e| draw_err(path, e))?;
-        for (i, line) in lines.iter().enumerate() {
+        for (i, (name, p)) in kept.iter().enumerate() {
             let color = SERIES[i % SERIES.len()];
-            let p: Vec<(f64, f64)> = line.points.iter().copied().filter(finite).collect();
             if p.is_empty() {
                 continue;
             }
@@ -294,9 +296,9 @@ pub fn lines_png(
                 .draw_series(p.iter().map(|&q| Circle::new(q, 3, color.filled())))
                 .map_err(|e| draw_err(path, e))?;
             chart
-                .draw_series(LineSeries::new(p, color.stroke_width(2)))
+                .draw_series(LineSeries::new(p.iter().copied(), color.stroke_width(2)))
                 .map_err(|e| draw_err(path, e))?
-                .label(line.name.clone())
+                .label(*name)
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
                 });

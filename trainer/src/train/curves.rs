@@ -23,8 +23,46 @@ pub struct Curves {
     pub skipped: usize,
 }
 
-/// Keys of epoch-start records that are plotted against the epoch.
-const EPOCH_KEYS: [&str; 2] = ["pseudo_nmi_prev", "pseudo_nmi_true"];
+/// One plot: its file, its x axis and the `(log key, legend)` of its lines.
+struct PlotSpec {
+    file: &'static str,
+    /// Plotted against the epoch: the keys come from the log's epoch-start records.
+    per_epoch: bool,
+    y_desc: &'static str,
+    lines: &'static [(&'static str, &'static str)],
+}
+
+const PLOTS: [PlotSpec; 3] = [
+    PlotSpec {
+        file: "loss.png",
+        per_epoch: false,
+        y_desc: "training loss",
+        lines: &[("loss", "total loss")],
+    },
+    PlotSpec {
+        file: "validation.png",
+        per_epoch: false,
+        y_desc: "source validation",
+        lines: &[("val_auc", "AUC"), ("val_eer", "EER")],
+    },
+    PlotSpec {
+        file: "pseudo_domains.png",
+        per_epoch: true,
+        y_desc: "NMI of pseudo-domain labels",
+        lines: &[
+            ("pseudo_nmi_prev", "vs previous epoch"),
+            ("pseudo_nmi_true", "vs true source domains"),
+        ],
+    },
+];
+
+/// Whether `key` is one of the per-epoch plots' keys (read from epoch-start records).
+fn per_epoch_key(key: &str) -> bool {
+    PLOTS
+        .iter()
+        .filter(|p| p.per_epoch)
+        .any(|p| p.lines.iter().any(|(k, _)| *k == key))
+}
 
 impl Curves {
     pub fn parse(text: &str) -> Curves {
@@ -45,7 +83,7 @@ impl Curves {
             };
             for (k, v) in &rec {
                 let Some(y) = v.as_f64() else { continue };
-                if epoch_start != EPOCH_KEYS.contains(&k.as_str()) {
+                if epoch_start != per_epoch_key(k) {
                     continue;
                 }
                 c.series.entry(k.clone()).or_default().insert(x, y);
@@ -63,14 +101,6 @@ impl Curves {
     }
 }
 
-/// A plot: file name, x and y descriptions, and the `(log key, legend)` of its lines.
-type PlotSpec = (
-    &'static str,
-    &'static str,
-    &'static str,
-    Vec<(&'static str, &'static str)>,
-);
-
 /// Writes the curves of `log` into `plots` (see the module documentation) and returns the
 /// files written; a plot whose series are absent from the log is not written.
 pub fn write_curves(log: &Path, plots: &Path, title: &str) -> Result<Vec<PathBuf>> {
@@ -84,39 +114,19 @@ pub fn write_curves(log: &Path, plots: &Path, title: &str) -> Result<Vec<PathBuf
             curves.skipped
         );
     }
-    let plots_spec: [PlotSpec; 3] = [
-        (
-            "loss.png",
-            "step",
-            "training loss",
-            vec![("loss", "total loss")],
-        ),
-        (
-            "validation.png",
-            "step",
-            "source validation",
-            vec![("val_auc", "AUC"), ("val_eer", "EER")],
-        ),
-        (
-            "pseudo_domains.png",
-            "epoch",
-            "NMI of pseudo-domain labels",
-            vec![
-                ("pseudo_nmi_prev", "vs previous epoch"),
-                ("pseudo_nmi_true", "vs true source domains"),
-            ],
-        ),
-    ];
     let mut written = Vec::new();
-    for (file, x_desc, y_desc, keys) in plots_spec {
-        let lines: Vec<Line> = keys
+    for spec in &PLOTS {
+        let lines: Vec<Line> = spec
+            .lines
             .iter()
             .filter_map(|(k, name)| curves.line(k, name))
             .collect();
         if lines.is_empty() {
             continue;
         }
-        let path = plots.join(file);
+        let path = plots.join(spec.file);
+        let x_desc = if spec.per_epoch { "epoch" } else { "step" };
+        let y_desc = spec.y_desc;
         lines_png(&path, &format!("{title}: {y_desc}"), x_desc, y_desc, &lines)
             .with_context(|| format!("plotting {}", path.display()))?;
         written.push(path);
@@ -153,7 +163,8 @@ mod tests {
         assert_eq!(nmi, [(0, 0.1), (1, 0.08)]);
         assert_eq!(c.series["pseudo_nmi_prev"].len(), 1);
         assert!(!c.series.contains_key("pseudo_domain_0"));
-        // Training records' `epoch` is not a series point of its own.
+        // A training record's `epoch` is a number like any other: a series keyed by step,
+        // not the x of its record.
         assert_eq!(
             c.series["epoch"].keys().copied().collect::<Vec<_>>(),
             [10, 20, 40]
