@@ -237,10 +237,11 @@ impl FaceModel {
         let midline = axpy(eyes, position, to_mouth);
         let offset = dot(sub(nose, midline), ex);
         let (max_yaw, max_pitch) = (MAX_YAW_DEG.to_radians(), MAX_PITCH_DEG.to_radians());
+        let t0 = frontal_nose_position();
         let (mut psi, mut theta) = (0.0f64, 0.0f64);
         for _ in 0..POSE_ITERATIONS {
             let p = NOSE_PROTRUSION * d / psi.cos();
-            theta = ((frontal_nose_position() - position) * h / p)
+            theta = ((t0 - position) * h / p)
                 .clamp(-1.0, 1.0)
                 .asin()
                 .clamp(-max_pitch, max_pitch);
@@ -304,8 +305,8 @@ impl FaceModel {
             // pathological pose/offset combination can leave the nose outside it.
             return Err(DepthPriorError::NoseOutside { position });
         };
-        let tip_height = frontal_nose_position() * eye_mouth - above;
-        let tip_z = project([0.0, tip_height, plane + p])[2];
+        let tip_y = t0 * eye_mouth - above; // the tip's height in the model frame
+        let tip_z = project([0.0, tip_y, plane + p])[2];
         model.tip_height = (tip_z - at_tip).max(0.0);
         model.nasion_height = (nasion3[2] - at_nasion).max(0.0);
         // The posed ellipsoid's apex: the largest z on its surface is √(rᵀ diag(a², b²,
@@ -562,11 +563,18 @@ mod tests {
             let at_tip = m.depth_at(lm[2][0], lm[2][1]).unwrap() * m.z_max;
             prop_assert!((at_tip - tip_z).abs() < 1e-6 * iod, "{at_tip} vs {tip_z}");
             // Unless the head is turned or bowed far (then a cheek or the brow comes
-            // nearest, as on a real face), the map peaks at the nose.
+            // nearest, as on a real face), the map peaks at the nose. Turned and raised
+            // together, the ridge sits on the head's slope and the peak slides towards
+            // the apex by up to ≈ 0.06 of the eye distance (a grid scan), so the bound
+            // scales with the face: pixel rounding + 0.07·iod.
             if theta > -0.1 && psi.abs() < 0.3 {
                 let (px, py) = argmax(&m.render(S, S).unwrap());
                 let dist = (f64::from(px) - lm[2][0]).hypot(f64::from(py) - lm[2][1]);
-                prop_assert!(dist <= 3.0, "peak at ({px}, {py}), nose at {:?}", lm[2]);
+                prop_assert!(
+                    dist <= 1.0 + 0.07 * iod,
+                    "peak at ({px}, {py}), nose at {:?}",
+                    lm[2]
+                );
                 // Every landmark is on the face. (The mouth corners lie just outside the
                 // ellipsoid, so a strong pose can show them beside its silhouette.)
                 for p in lm {
