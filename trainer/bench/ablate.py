@@ -26,18 +26,14 @@ import subprocess
 import sys
 import time
 
+from ablation_plot import mean_sd, seed_means, write_svg
+
 
 def binary(var, name):
     if os.environ.get(var):
         return os.environ[var]
     target = os.environ.get("CARGO_TARGET_DIR", "target")
     return os.path.join(target, "release", name)
-
-
-def mean_sd(xs):
-    if not xs:
-        return float("nan"), float("nan")
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 def fmt(xs):
@@ -139,22 +135,19 @@ def main():
                 f"{fmt([r['hter_deployable'] for r in rs])} | {fmt([r['hter_oracle'] for r in rs])} | "
                 f"{fmt([r['val_auc'] for r in rs])} | {statistics.fmean(r['seconds'] for r in rs):.0f} |")
         # The task mean per seed, then mean ± sd of those over seeds.
-        by_seed = lambda key: [statistics.fmean(r[key] for t in tasks for r in per_task[t]
-                                                if r["seed"] == s) for s in seeds]
+        by_seed = lambda key: seed_means(per_task, tasks, key)
         lines.append(
             f"| **{name}** | **mean** | **{fmt(by_seed('auc'))}** | **{fmt(by_seed('hter_deployable'))}** | "
             f"**{fmt(by_seed('hter_oracle'))}** | {fmt(by_seed('val_auc'))} | |")
     table = "\n".join(lines) + "\n"
     with open(os.path.join(a.out, "results.md"), "w") as fh:
         fh.write(table)
+    summary = {"protocol": a.protocol, "common": common, "rows": dict(rows), "tasks": tasks,
+               "seeds": seeds, "results": results}
     with open(os.path.join(a.out, "results.json"), "w") as fh:
-        json.dump({"protocol": a.protocol, "common": common, "rows": dict(rows), "tasks": tasks,
-                   "seeds": seeds, "results": results}, fh, indent=1)
+        json.dump(summary, fh, indent=1)
     print(table)
-    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                  "ablation_plot.py"),
-                    os.path.join(a.out, "results.json"), os.path.join(a.out, "results.svg")],
-                   check=True)
+    write_svg(summary, os.path.join(a.out, "results.svg"))
 
 
 if __name__ == "__main__":

@@ -20,10 +20,19 @@ COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860",
            "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
 
 
-def stats(values):
-    if not values:
-        return float("nan"), 0.0
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def mean_sd(xs):
+    """Mean and sample sd (0 for one value, NaN for none); shared with ablate.py."""
+    if not xs:
+        return float("nan"), float("nan")
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def seed_means(per_task, tasks, key):
+    """The mean of `key` over `tasks` for each seed (in seed order): a row's task mean per
+    seed, whose mean ± sd the tables and charts report; shared with ablate.py."""
+    seeds = sorted({r["seed"] for t in tasks for r in per_task[t]})
+    return [statistics.fmean(r[key] for t in tasks for r in per_task[t] if r["seed"] == s)
+            for s in seeds]
 
 
 def panel_values(d, key):
@@ -31,11 +40,8 @@ def panel_values(d, key):
     out = {}
     for row in d["rows"]:
         per_task = d["results"][row]
-        vals = [stats([r[key] for r in per_task[t]]) for t in d["tasks"]]
-        seeds = sorted({r["seed"] for t in d["tasks"] for r in per_task[t]})
-        by_seed = [statistics.fmean(r[key] for t in d["tasks"] for r in per_task[t] if r["seed"] == s)
-                   for s in seeds]
-        vals.append(stats(by_seed))
+        vals = [mean_sd([r[key] for r in per_task[t]]) for t in d["tasks"]]
+        vals.append(mean_sd(seed_means(per_task, d["tasks"], key)))
         out[row] = vals
     return out
 
@@ -117,11 +123,17 @@ def main():
                 sys.exit(f"{src}: no '{k}' field; give the results.json that ablate.py writes")
     except (OSError, json.JSONDecodeError) as e:
         sys.exit(f"{src}: {e}")
-    title = sys.argv[3] if len(sys.argv) == 4 else f"Ablation, protocol {d.get('protocol', '?')}"
+    write_svg(d, dst, sys.argv[3] if len(sys.argv) == 4 else None)
+    print(f"wrote {dst}")
+
+
+def write_svg(d, dst, title=None):
+    """Writes the chart of results `d` (ablate.py's results.json, loaded) to `dst`,
+    atomically."""
+    title = title or f"Ablation, protocol {d.get('protocol', '?')}"
     with open(dst + ".tmp", "w") as fh:
         fh.write(svg(d, title))
     os.replace(dst + ".tmp", dst)
-    print(f"wrote {dst}")
 
 
 if __name__ == "__main__":
