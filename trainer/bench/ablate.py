@@ -11,7 +11,11 @@ test EER threshold (oracle, what papers usually report), and the test AUC.
 
 Everything after `--` goes to every run. Runs whose `metrics.json` exists are kept, so an
 interrupted table resumes where it stopped; `OUT/results.md`, `OUT/results.json` and
-`OUT/results.svg` (bar chart, `ablation_plot.py`) are rewritten at the end. Binaries:
+`OUT/results.svg` (bar chart, `ablation_plot.py`) are rewritten at the end. A results.json
+is also enough to resume from when the run dirs are gone (another machine): `--prior FILE`
+(default `OUT/results.json`) reuses its record of a row / task / seed when the protocol,
+the common arguments, the data settings and that row's arguments are all the same as now;
+the repository keeps each table's results.json in `docs/ablations/`. Binaries:
 $FAS_TRAIN / $FAS_SYNTH, else the workspace's release builds
 (`cargo build --release -p fas-train -p fas-core --bins`). Needs the environment `cargo
 xtask setup` prepares (LIBTORCH_USE_PYTORCH=1 and the venv).
@@ -57,7 +61,12 @@ def main():
     p.add_argument("--frames", type=int, default=4)
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--data-seed", type=int, default=7)
+    p.add_argument("--prior", help="an earlier results.json whose matching records are reused "
+                   "(default: OUT/results.json)")
+    p.add_argument("--title", help="title of the bar chart")
     a = p.parse_args(argv)
+    data = {"subjects": a.subjects, "frames": a.frames, "image_size": a.image_size,
+            "data_seed": a.data_seed}
 
     train_bin = binary("FAS_TRAIN", "fas-train")
     synth_bin = binary("FAS_SYNTH", "fas-synth")
@@ -82,6 +91,7 @@ def main():
             sys.exit(f"--row {r!r}: write NAME=train arguments")
         rows.append((name.strip(), shlex.split(args)))
     seeds = [int(s) for s in a.seeds.split(",")]
+    prior = load_prior(a.prior or os.path.join(a.out, "results.json"), a.protocol, common, data)
 
     results = {}
     for name, args in rows:
@@ -90,6 +100,11 @@ def main():
                 slug = name.replace(" ", "_").replace("/", "-")
                 run = os.path.join(a.out, slug, task, f"seed{seed}")
                 metrics = os.path.join(run, "metrics.json")
+                kept = prior_record(prior, name, args, task, seed)
+                if kept is not None and not os.path.exists(metrics):
+                    results.setdefault(name, {}).setdefault(task, []).append(kept)
+                    print(f"{name:>24} {task:>16} seed {seed}: kept from {prior['path']}", flush=True)
+                    continue
                 if not os.path.exists(metrics):
                     if os.path.exists(run):
                         subprocess.run(["rm", "-rf", run], check=True)
@@ -140,14 +155,48 @@ def main():
             f"| **{name}** | **mean** | **{fmt(by_seed('auc'))}** | **{fmt(by_seed('hter_deployable'))}** | "
             f"**{fmt(by_seed('hter_oracle'))}** | {fmt(by_seed('val_auc'))} | |")
     table = "\n".join(lines) + "\n"
-    with open(os.path.join(a.out, "results.md"), "w") as fh:
-        fh.write(table)
-    summary = {"protocol": a.protocol, "common": common, "rows": dict(rows), "tasks": tasks,
-               "seeds": seeds, "results": results}
-    with open(os.path.join(a.out, "results.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
+    write_atomic(os.path.join(a.out, "results.md"), table)
+    summary = {"protocol": a.protocol, "common": common, "data": data, "rows": dict(rows),
+               "tasks": tasks, "seeds": seeds, "results": results}
+    write_atomic(os.path.join(a.out, "results.json"), json.dumps(summary, indent=1) + "\n")
     print(table)
-    write_svg(summary, os.path.join(a.out, "results.svg"))
+    write_svg(summary, os.path.join(a.out, "results.svg"), a.title)
+
+
+def write_atomic(path, text):
+    with open(path + ".tmp", "w") as fh:
+        fh.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def load_prior(path, protocol, common, data):
+    """The earlier results.json at `path` if it was made with the same protocol, common
+    arguments and data settings (else None, with a note why)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        d = json.load(open(path))
+        d["rows"], d["results"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"{path}: not a results.json that ablate.py can resume from ({e!r}); "
+                 "move it away or fix it")
+    for key, now in (("protocol", protocol), ("common", common), ("data", data)):
+        if d.get(key) != now:
+            print(f"{path}: its {key} ({d.get(key)!r}) differs from this table's ({now!r}); "
+                  "none of its records are reused", file=sys.stderr)
+            return None
+    d["path"] = path
+    return d
+
+
+def prior_record(prior, name, args, task, seed):
+    """The prior record of row `name` / `task` / `seed`, if that row had the same arguments."""
+    if prior is None or prior["rows"].get(name) != args:
+        return None
+    for r in prior["results"].get(name, {}).get(task, []):
+        if r.get("seed") == seed:
+            return r
+    return None
 
 
 if __name__ == "__main__":

@@ -55,6 +55,10 @@ pub struct RunConfig {
     pub device: String,
     pub seed: u64,
     pub init_weights: Option<PathBuf>,
+    /// libtorch's intra-op CPU threads during the run (`--threads`; absent in run.json
+    /// files written before it was recorded).
+    #[serde(default)]
+    pub torch_threads: Option<usize>,
 }
 
 /// `metrics.json`.
@@ -254,6 +258,9 @@ fn load_dataset(path: &Path) -> Result<(Arc<Dataset>, Manifest)> {
 
 pub fn train(a: &TrainArgs) -> Result<()> {
     let device = device::resolve(a.device)?;
+    if a.threads > 0 {
+        tch::set_num_threads(i32::try_from(a.threads).context("--threads: too large")?);
+    }
     tch::manual_seed(a.seed as i64);
     let (dataset, manifest) = load_dataset(&a.manifest)?;
     let task = find_task(a.protocol, &a.task, &manifest)?;
@@ -627,6 +634,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         device: format!("{device:?}"),
         seed: a.seed,
         init_weights: a.init_weights.clone(),
+        torch_threads: usize::try_from(tch::get_num_threads()).ok(),
     };
     if a.resume {
         check_same_run(&dir, &config)?;
@@ -909,6 +917,17 @@ fn check_same_run(dir: &RunDir, now: &RunConfig) -> Result<()> {
             serde_json::to_value(now.training.schedule)?,
         ),
     ];
+    // Another thread count computes the same thing, rounded differently: allowed, but the
+    // continuation is then not bit-identical to an uninterrupted run.
+    if let (Some(b), Some(n)) = (before.torch_threads, now.torch_threads) {
+        if b != n {
+            eprintln!(
+                "warning: --resume with {n} libtorch threads, the run started with {b} \
+                 ({}): it continues, but not bit-identically; pass --threads {b} for that",
+                dir.config().display()
+            );
+        }
+    }
     for (name, b, n) in fields {
         if !same(&b, &n) {
             bail!(

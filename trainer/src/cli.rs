@@ -285,7 +285,6 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.5)]
     pub gamma: f64,
     /// Ablations, comma-separated (dlif: no-style-cross, no-cwsa, no-v; dualstage:
-    /// Ablations, comma-separated (dlif: no-style-cross, no-cwsa, no-v; dualstage:
     /// single-stage, no-triplet, no-aux; d2am: true-domains, random-domains, no-selection,
     /// no-entropy, no-mmd; anrl: bn or in, no-meta, no-idc, no-ics).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -328,6 +327,13 @@ pub struct TrainArgs {
     pub workers: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// CPU threads libtorch uses inside one operation (0 = libtorch's default, one per
+    /// core). The loader's workers share the cores with them: on 2 cores `--threads 1` ran
+    /// a 64 px training twice as fast as the default. Results change with the thread count
+    /// (sums split differently, and training amplifies the last bits), so reproduce a run
+    /// with its value (`run.json`: `torch_threads`).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// auto | cpu | cuda | cuda:N
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,

@@ -187,6 +187,7 @@ fn bad_inputs_are_named() {
 
 /// DepthNet with pixel-wise depth supervision from SynthFAS's true depth maps, RGB+HSV input,
 /// AM-softmax head: a few steps end to end, and the deployed graph has 6 input channels.
+/// Also `--threads`: the intra-op thread count is set and recorded in run.json.
 #[test]
 fn depth_supervised_rgb_hsv_run() {
     let root = tmp("depth");
@@ -222,6 +223,8 @@ fn depth_supervised_rgb_hsv_run() {
         "2",
         "--workers",
         "2",
+        "--threads",
+        "1",
         "--device",
         "cpu",
         "--quiet",
@@ -229,6 +232,7 @@ fn depth_supervised_rgb_hsv_run() {
         out.to_str().unwrap(),
     ]);
     assert!(ok, "train failed:\n{stderr}");
+    assert_eq!(json(&out.join("run.json"))["torch_threads"], 1);
     let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
     assert!(log.contains("\"depth\""), "depth loss not logged:\n{log}");
     let g = fas_core::ir::Graph::load(out.join("model.json")).unwrap();
