@@ -59,6 +59,9 @@ def svg(d, title):
     group_w = bar_w * len(rows) + 18
     left, top, plot_h, gap = 60, 70, 220, 70
     width = max(left + group_w * len(groups) + 30, int(7.5 * len(title)) + 40)
+    # A long title makes the chart wider than its bars need: spread the groups over it.
+    group_w = max(group_w, (width - left - 30) / len(groups))
+    bar_w = min(32, (group_w - 18) / len(rows))
     cols = 2 if max(len(r) for r in rows) > 22 else 3
     legend_h = 18 * ((len(rows) + cols - 1) // cols)
     height = top + len(panels) * (plot_h + gap) + legend_h + 10
@@ -83,7 +86,7 @@ def svg(d, title):
                        f'stroke="#ddd"/>')
             out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.2f}</text>')
         for g, group in enumerate(groups):
-            gx = left + 10 + g * group_w
+            gx = left + 10 + g * group_w + (group_w - 18 - bar_w * len(rows)) / 2
             bold = ' font-weight="bold"' if group == "mean" else ""
             out.append(f'<text x="{gx + bar_w * len(rows) / 2:.1f}" y="{y0 + plot_h + 16}" '
                        f'text-anchor="middle"{bold}>{escape(group)}</text>')
@@ -91,13 +94,13 @@ def svg(d, title):
                 m, s = vals[row][g]
                 if m != m:
                     continue
-                x = gx + r * bar_w
+                x = round(gx + r * bar_w, 1)
                 top_y = y(min(max(m, lo), hi))
-                out.append(f'<rect x="{x}" y="{top_y:.1f}" width="{bar_w - 2}" '
+                out.append(f'<rect x="{x}" y="{top_y:.1f}" width="{bar_w - 2:.1f}" '
                            f'height="{y(lo) - top_y:.1f}" fill="{COLOURS[r % len(COLOURS)]}">'
                            f'<title>{escape(row)} / {escape(group)}: {m:.3f} ± {s:.3f}</title></rect>')
                 if s > 0:
-                    cx = x + (bar_w - 2) / 2
+                    cx = round(x + (bar_w - 2) / 2, 1)
                     out.append(f'<line x1="{cx}" x2="{cx}" y1="{y(max(m - s, lo)):.1f}" y2="{y(min(m + s, hi)):.1f}" '
                                f'stroke="black"/>')
         out.append(f'<line x1="{left}" x2="{width - 20}" y1="{y(lo):.1f}" y2="{y(lo):.1f}" stroke="black"/>')
