@@ -8,6 +8,7 @@
 # (default target/ablations/TABLE). The environment picks what runs:
 #   SEEDS=0,1,2          seeds (default 0,1,2)
 #   ROWS='baseline|D²AM' only the rows whose names match this extended regex (default all)
+#   TASKS=a,b            only these tasks of the protocol (default all)
 #   THREADS=1            fas-train --threads (default 1: on 2 cores twice as fast as
 #                        libtorch's default; 0 = libtorch's default, which the tables made
 #                        before 2026-12-01 used — results differ in the last bits with it)
@@ -94,6 +95,7 @@ fi
 DOC=${DOC:-docs/ablations/$TABLE}
 PRIOR=()
 if [ -f "$DOC.json" ]; then PRIOR=(--prior "$DOC.json"); fi
+if [ -n "${TASKS:-}" ]; then PRIOR+=(--tasks "$TASKS"); fi
 python3 trainer/bench/ablate.py "$OUT" --protocol "$PROTOCOL" --seeds "${SEEDS:-0,1,2}" \
   "${PRIOR[@]}" --title "$TITLE" "${ARGS[@]}" -- "${COMMON[@]}"
 cp "$OUT/results.json" "$DOC.json.tmp" && mv "$DOC.json.tmp" "$DOC.json"
