@@ -62,7 +62,8 @@ def svg(d, title):
     # A long title makes the chart wider than its bars need: spread the groups over it.
     group_w = max(group_w, (width - left - 30) / len(groups))
     bar_w = min(32, (group_w - 18) / len(rows))
-    cols = 2 if max(len(r) for r in rows) > 22 else 3
+    # Legend columns: as many as the longest name (about 6.5 px a character) leaves room for.
+    cols = max(1, min(3, int((width - left) // (30 + 6.5 * max(len(r) for r in rows)))))
     legend_h = 18 * ((len(rows) + cols - 1) // cols)
     height = top + len(panels) * (plot_h + gap) + legend_h + 10
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
