@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from ablation_plot import mean_sd, seed_means, write_svg
+from ablation_plot import mean_sd, seed_means, write_atomic, write_svg
 
 
 def binary(var, name):
@@ -100,8 +100,8 @@ def main():
                 slug = name.replace(" ", "_").replace("/", "-")
                 run = os.path.join(a.out, slug, task, f"seed{seed}")
                 metrics = os.path.join(run, "metrics.json")
-                kept = prior_record(prior, name, args, task, seed)
-                if kept is not None and not os.path.exists(metrics):
+                kept = None if os.path.exists(metrics) else prior_record(prior, name, args, task, seed)
+                if kept is not None:
                     results.setdefault(name, {}).setdefault(task, []).append(kept)
                     print(f"{name:>24} {task:>16} seed {seed}: kept from {prior['path']}", flush=True)
                     continue
@@ -161,12 +161,6 @@ def main():
     write_atomic(os.path.join(a.out, "results.json"), json.dumps(summary, indent=1) + "\n")
     print(table)
     write_svg(summary, os.path.join(a.out, "results.svg"), a.title)
-
-
-def write_atomic(path, text):
-    with open(path + ".tmp", "w") as fh:
-        fh.write(text)
-    os.replace(path + ".tmp", path)
 
 
 def load_prior(path, protocol, common, data):

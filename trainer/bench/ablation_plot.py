@@ -134,10 +134,14 @@ def main():
 def write_svg(d, dst, title=None):
     """Writes the chart of results `d` (ablate.py's results.json, loaded) to `dst`,
     atomically."""
-    title = title or f"Ablation, protocol {d.get('protocol', '?')}"
-    with open(dst + ".tmp", "w") as fh:
-        fh.write(svg(d, title))
-    os.replace(dst + ".tmp", dst)
+    write_atomic(dst, svg(d, title or f"Ablation, protocol {d.get('protocol', '?')}"))
+
+
+def write_atomic(path, text):
+    """Writes `text` to `path` through a temporary file and a rename; shared with ablate.py."""
+    with open(path + ".tmp", "w") as fh:
+        fh.write(text)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

@@ -34,18 +34,20 @@ fi
 SMALL=(--size 64 --width 0.25 --batch-size 24)
 if [ "${THREADS:-1}" != 0 ]; then SMALL+=(--threads "${THREADS:-1}"); fi
 DEPTHNET='--recipe baseline --backbone depthnet --input rgb-hsv --depth-weight 1'
+# The leave-one-domain-out tables (dlif, anrl, d2am) share protocol, steps and title.
+PROTOCOL=synth-domain
+COMMON=("${SMALL[@]}" --steps 200)
+LOO_TITLE="ablation, SynthFAS leave-one-domain-out (64 px, 200 steps)"
 case "$TABLE" in
   dlif)
-    PROTOCOL=synth-domain TITLE="DLIF ablation, SynthFAS leave-one-domain-out (64 px, 200 steps)"
-    COMMON=("${SMALL[@]}" --steps 200)
+    TITLE="DLIF $LOO_TITLE"
     ROW=('baseline=--recipe baseline'
          'DLIF=--recipe dlif'
          'w/o SC=--recipe dlif --ablate no-style-cross'
          'w/o CWSA=--recipe dlif --ablate no-cwsa'
          'w/o V=--recipe dlif --ablate no-v') ;;
   anrl)
-    PROTOCOL=synth-domain TITLE="ANRL ablation, SynthFAS leave-one-domain-out (64 px, 200 steps)"
-    COMMON=("${SMALL[@]}" --steps 200)
+    TITLE="ANRL $LOO_TITLE"
     ROW=("baseline (DepthNet, depth, RGB+HSV)=$DEPTHNET"
          'ANRL=--recipe anrl'
          'BN only=--recipe anrl --ablate bn'
@@ -54,8 +56,7 @@ case "$TABLE" in
          'w/o IDC=--recipe anrl --ablate no-idc'
          'w/o ICS=--recipe anrl --ablate no-ics') ;;
   d2am)
-    PROTOCOL=synth-domain TITLE="D²AM ablation, SynthFAS leave-one-domain-out (64 px, 200 steps)"
-    COMMON=("${SMALL[@]}" --steps 200)
+    TITLE="D²AM $LOO_TITLE"
     ROW=("baseline (DepthNet, depth, RGB+HSV)=$DEPTHNET"
          'D²AM=--recipe d2am'
          '2 pseudo-domains=--recipe d2am --clusters 2'
