@@ -188,6 +188,12 @@ struct TestbedArgs {
     /// Seconds each presentation stays in front of the camera.
     #[arg(long, default_value_t = 18.0)]
     seconds: f32,
+    /// After --seconds a presentation stays in front of the camera until fas-edge has
+    /// decided on its frames, at most this many seconds in all (under TCG a frame costs
+    /// ~1 s on a fast host and up to ~10 s on a slow one); 0 shows each for exactly
+    /// --seconds.
+    #[arg(long, default_value_t = 90.0)]
+    hold_max: f32,
     /// Seconds of empty scene between presentations.
     #[arg(long, default_value_t = 3.0)]
     gap: f32,
@@ -204,7 +210,7 @@ struct TestbedArgs {
     #[arg(long, default_value_t = 2)]
     smp: u32,
     /// Wall-clock limit for the guest, seconds; a hang past it fails the test.
-    #[arg(long, default_value_t = 420)]
+    #[arg(long, default_value_t = 900)]
     timeout: u64,
 }
 
@@ -359,6 +365,7 @@ fn testbed(a: TestbedArgs) -> Result<bool> {
         frames_per_session: a.frames,
         seconds: a.seconds,
         gap_seconds: a.gap,
+        hold_max_seconds: (a.hold_max > 0.0).then_some(a.hold_max),
         unplug_session,
     };
     let plan = plan::render(&spec, &plan_dir)?;

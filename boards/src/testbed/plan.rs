@@ -39,6 +39,13 @@ pub struct Plan {
     pub seed: u64,
     /// Seconds of empty scene before each session.
     pub gap_seconds: f32,
+    /// When set, a session (other than one the camera is unplugged in) stays on screen
+    /// after its `seconds` until fas-edge has decided on the session's own frames, at most
+    /// this many seconds in all: under TCG a frame costs from ~1 s to ~10 s depending on
+    /// the host, and a fixed time that fits a fast host leaves a slow one no decision.
+    /// Absent in plans written before it existed: fixed `seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_max_seconds: Option<f32>,
     pub sessions: Vec<PlannedSession>,
 }
 
@@ -52,6 +59,8 @@ pub struct PlanSpec {
     pub frames_per_session: usize,
     pub seconds: f32,
     pub gap_seconds: f32,
+    /// See [`Plan::hold_max_seconds`].
+    pub hold_max_seconds: Option<f32>,
     /// Index (into `presentations`) of a bona fide session during which the camera is
     /// unplugged and plugged back; that presentation is then shown again after the
     /// replug.
@@ -90,6 +99,15 @@ pub fn render(spec: &PlanSpec, dir: &Path) -> Result<Plan> {
     }
     if spec.frames_per_session == 0 {
         bail!("plan: frames_per_session must be at least 1");
+    }
+    if let Some(max) = spec.hold_max_seconds {
+        if max.is_nan() || max < spec.seconds {
+            bail!(
+                "plan: the longest hold ({max} s) is shorter than a session ({} s); \
+                 give at least the session's seconds, or no hold",
+                spec.seconds
+            );
+        }
     }
     if let Some(u) = spec.unplug_session {
         if spec.presentations.get(u) != Some(&Presentation::Live) {
@@ -149,6 +167,7 @@ pub fn render(spec: &PlanSpec, dir: &Path) -> Result<Plan> {
         height: spec.height,
         seed: spec.seed,
         gap_seconds: spec.gap_seconds,
+        hold_max_seconds: spec.hold_max_seconds,
         sessions,
     };
     fas_core::atomic::write_atomic(
@@ -180,6 +199,7 @@ mod tests {
             frames_per_session: 2,
             seconds: 5.0,
             gap_seconds: 1.0,
+            hold_max_seconds: Some(30.0),
             unplug_session: Some(2),
         };
         let plan = render(&spec, dir.path()).unwrap();
@@ -204,8 +224,20 @@ mod tests {
         assert!(parse_presentations("live,selfie").is_err());
         let bad = PlanSpec {
             unplug_session: Some(1),
-            ..spec
+            ..spec.clone()
         };
         assert!(render(&bad, dir.path()).is_err());
+        let short_hold = PlanSpec {
+            hold_max_seconds: Some(4.0),
+            ..spec.clone()
+        };
+        let e = render(&short_hold, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("longest hold (4 s)"), "{e}");
+        // A plan written before the hold existed still loads, with fixed sessions.
+        let mut old: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("plan.json")).unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("hold_max_seconds");
+        std::fs::write(dir.path().join("plan.json"), old.to_string()).unwrap();
+        assert_eq!(load(dir.path()).unwrap().hold_max_seconds, None);
     }
 }

@@ -111,6 +111,22 @@ pub const CAPTURE_SLACK_MS: u64 = 300;
 /// written, and synced, before the actuator runs; the watcher polls every 50 ms).
 pub const RELAY_LAG_MS: u64 = 2_000;
 
+/// Whether the audit log `text` (fas-edge's JSON lines, read while it is still being
+/// written) holds a decision taken on scores — a Grant or a Deny on the aggregate — whose
+/// frames were all captured at or after `since_ms`: the door has judged the face shown
+/// since then, and [`judge`] will attribute that decision to it. The guest's feeder keeps a
+/// presentation on screen until this holds (see `Plan::hold_max_seconds`). Lines that do
+/// not parse (the last one may be half written) are skipped; records without capture
+/// times (camera lost, faults) never count.
+pub fn decided_on_frames_since(text: &str, since_ms: u64) -> bool {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok())
+        .any(|r| {
+            matches!(r.reason, Reason::AboveThreshold | Reason::BelowThreshold)
+                && r.captured_ms.is_some_and(|[first, _]| first >= since_ms)
+        })
+}
+
 /// Judges one run. `relay_line` is the GPIO offset of the relay (active high).
 pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
     let mut failures = Vec::new();
@@ -429,6 +445,7 @@ mod tests {
             height: 480,
             seed: 1,
             gap_seconds: 2.0,
+            hold_max_seconds: None,
             sessions: vec![s(0, Presentation::Live), s(1, Presentation::Print)],
         }
     }
@@ -463,6 +480,37 @@ mod tests {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    #[test]
+    fn a_hold_ends_on_a_scored_decision_on_frames_of_the_session_only() {
+        let lines = audit_captured(&[
+            // Spans the previous session and this one (started at 10_000).
+            (12_000, Reason::BelowThreshold, 0.5, Some([9_000, 11_000])),
+            // Camera lost: no frames.
+            (13_000, Reason::CameraLost, 0.0, None),
+            // Too few frames: not a decision on scores.
+            (14_000, Reason::NotEnoughFrames, 0.9, Some([10_500, 10_500])),
+        ]);
+        let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        assert!(!decided_on_frames_since(&text, 10_000));
+        assert!(
+            decided_on_frames_since(&text, 9_000),
+            "the spanning Deny is scored"
+        );
+        // A half-written last line is skipped, not an error.
+        text.push_str(r#"{"v":1,"seq":3,"time_"#);
+        assert!(!decided_on_frames_since(&text, 10_000));
+        for reason in [Reason::AboveThreshold, Reason::BelowThreshold] {
+            let more = audit_captured(&[
+                (12_000, Reason::BelowThreshold, 0.5, Some([9_000, 11_000])),
+                (15_000, reason, 0.9, Some([10_000, 12_500])),
+            ]);
+            let text: String = more.iter().map(|l| format!("{l}\n")).collect();
+            assert!(decided_on_frames_since(&text, 10_000), "{reason:?}");
+            assert!(!decided_on_frames_since(&text, 10_001), "{reason:?}");
+        }
+        assert!(!decided_on_frames_since("", 0));
     }
 
     fn serial(audit_lines: &[String], gpio: &[u64], extra: &[Event]) -> String {

@@ -2,8 +2,10 @@
 //! It runs inside the QEMU guest next to fas-edge and reports [`Event`]s on the console:
 //!
 //! - `setup`: loops vivid's video output (`/dev/video1`) into its capture (`/dev/video0`).
-//! - `play PLAN_DIR`: streams the rendered sessions into the output node, an empty scene
-//!   between them; unplugs and replugs the camera where the plan says so.
+//! - `play PLAN_DIR [AUDIT_LOG]`: streams the rendered sessions into the output node, an
+//!   empty scene between them; unplugs and replugs the camera where the plan says so; with
+//!   fas-edge's audit log and a plan that holds sessions, keeps each presentation up until
+//!   the door has decided on it.
 //! - `watch-gpio --line N`: reports every change of the relay line (kernel GPIO debugfs).
 //! - `fb-check DEV`: reports how much of the framebuffer was written.
 //! - `booted`, `edge-exit RUNNING STATUS`, `error WHAT`, `done`: plain events.
@@ -113,9 +115,13 @@ fn run(argv: &[&str]) -> anyhow::Result<()> {
         #[cfg(target_os = "linux")]
         ["setup"] => vivid::setup().map(|_| ()),
         #[cfg(target_os = "linux")]
-        ["play", dir] => vivid::play(std::path::Path::new(dir)),
+        ["play", dir] => vivid::play(std::path::Path::new(dir), None),
+        #[cfg(target_os = "linux")]
+        ["play", dir, audit] => {
+            vivid::play(std::path::Path::new(dir), Some(std::path::Path::new(audit)))
+        }
         _ => anyhow::bail!(
-            "usage: fas-testbed booted | setup | play PLAN_DIR | watch-gpio --line N | fb-check DEV | edge-exit RUNNING STATUS | trigger-ready LOG | trigger-report LOG | error WHAT | done"
+            "usage: fas-testbed booted | setup | play PLAN_DIR [AUDIT_LOG] | watch-gpio --line N | fb-check DEV | edge-exit RUNNING STATUS | trigger-ready LOG | trigger-report LOG | error WHAT | done"
         ),
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use fas_boards::testbed::events::{now_ms, Event};
 use fas_boards::testbed::plan::{self, Plan};
+use fas_boards::testbed::verdict;
 use v4l::control::{Control, Value};
 use v4l::video::{Capture, Output};
 use v4l::{Device, Format, FourCC};
@@ -29,16 +30,25 @@ pub fn setup() -> Result<Format> {
         value: Value::Boolean(true),
     })
     .context("setting Loop Video")?;
-    let mut want = Capture::format(&cap)?;
-    want.fourcc = FourCC::new(b"YUYV");
-    let got = Capture::set_format(&cap, &want)?;
+    let now = Capture::format(&cap)?;
+    let got = if now.fourcc == FourCC::new(b"YUYV") {
+        // Already so: after a replug fas-edge may have reopened the capture and be
+        // streaming from it, and a format change would then fail with EBUSY.
+        now
+    } else {
+        let mut want = now;
+        want.fourcc = FourCC::new(b"YUYV");
+        Capture::set_format(&cap, &want)
+            .with_context(|| format!("setting {CAPTURE} from {now} to YUYV"))?
+    };
     let out = Device::with_path(OUTPUT).with_context(|| format!("opening {OUTPUT}"))?;
     let mut ofmt = Output::format(&out)?;
     ofmt.width = got.width;
     ofmt.height = got.height;
     ofmt.fourcc = got.fourcc;
     ofmt.field_order = got.field_order;
-    let ogot = Output::set_format(&out, &ofmt)?;
+    let ogot = Output::set_format(&out, &ofmt)
+        .with_context(|| format!("setting {OUTPUT} to the capture's {got}"))?;
     if (
         ogot.width,
         ogot.height,
@@ -241,6 +251,34 @@ fn show_for<'a>(
     Ok(k)
 }
 
+/// Shows `frames` for `min` seconds, then on until `done()` (asked twice a second) or until
+/// `max` seconds have passed in all. Returns the frames shown.
+fn show_until<'a>(
+    feeder: &mut Feeder,
+    frames: &dyn Fn(u64) -> &'a [u8],
+    min: f32,
+    max: f32,
+    done: &dyn Fn() -> bool,
+) -> Result<u64> {
+    let t0 = Instant::now();
+    let mut k = 0;
+    let mut asked = t0;
+    loop {
+        let t = t0.elapsed();
+        if t >= Duration::from_secs_f32(min) && asked.elapsed() >= Duration::from_millis(500) {
+            asked = Instant::now();
+            if done() {
+                return Ok(k);
+            }
+        }
+        if t >= Duration::from_secs_f32(max) {
+            return Ok(k);
+        }
+        feeder.show(frames(k))?;
+        k += 1;
+    }
+}
+
 fn wait_for(paths: &[&str], limit: Duration) -> Result<()> {
     let t0 = Instant::now();
     while !paths.iter().all(|p| Path::new(p).exists()) {
@@ -266,8 +304,10 @@ fn unplug_replug(away: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Plays every session of the plan.
-pub fn play(dir: &Path) -> Result<()> {
+/// Plays every session of the plan. With `audit` (fas-edge's audit log) and a plan that
+/// holds sessions, each presentation stays up after its seconds until the log shows a
+/// decision on its own frames (or the plan's longest hold has passed).
+pub fn play(dir: &Path, audit: Option<&Path>) -> Result<()> {
     let plan: Plan = plan::load(dir)?;
     let size = plan.width as usize * plan.height as usize * 2;
     let empty = empty_scene(size);
@@ -305,13 +345,26 @@ pub fn play(dir: &Path) -> Result<()> {
                 n: s.frames,
             };
             show_for(&mut feeder, &|_| &empty[..], plan.gap_seconds)?;
+            let start = now_ms();
             emit(Event::SessionStart {
-                t_ms: now_ms(),
+                t_ms: start,
                 index: s.index,
                 presentation: format!("{:?}", s.presentation).to_lowercase(),
             });
-            let seconds = s.unplug_after_s.unwrap_or(s.seconds);
-            let shown = show_for(&mut feeder, &|k| frames.frame(k), seconds)?;
+            let shown = match (s.unplug_after_s, plan.hold_max_seconds, audit) {
+                (None, Some(max), Some(audit)) => {
+                    let decided = || {
+                        // Absent until fas-edge's first decision.
+                        std::fs::read_to_string(audit)
+                            .is_ok_and(|t| verdict::decided_on_frames_since(&t, start))
+                    };
+                    show_until(&mut feeder, &|k| frames.frame(k), s.seconds, max, &decided)?
+                }
+                (unplug, _, _) => {
+                    let seconds = unplug.unwrap_or(s.seconds);
+                    show_for(&mut feeder, &|k| frames.frame(k), seconds)?
+                }
+            };
             emit(Event::SessionEnd {
                 t_ms: now_ms(),
                 index: s.index,
