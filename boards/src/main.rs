@@ -365,7 +365,8 @@ fn testbed(a: TestbedArgs) -> Result<bool> {
         frames_per_session: a.frames,
         seconds: a.seconds,
         gap_seconds: a.gap,
-        hold_max_seconds: (a.hold_max > 0.0).then_some(a.hold_max),
+        // A negative or NaN hold is refused by the plan, not taken as "off".
+        hold_max_seconds: (a.hold_max != 0.0).then_some(a.hold_max),
         unplug_session,
     };
     let plan = plan::render(&spec, &plan_dir)?;

@@ -104,7 +104,7 @@ pub fn render(spec: &PlanSpec, dir: &Path) -> Result<Plan> {
         if max.is_nan() || max < spec.seconds {
             bail!(
                 "plan: the longest hold ({max} s) is shorter than a session ({} s); \
-                 give at least the session's seconds, or no hold",
+                 give --hold-max at least --seconds, or 0 for no hold",
                 spec.seconds
             );
         }

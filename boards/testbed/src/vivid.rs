@@ -237,18 +237,13 @@ fn empty_scene(size: usize) -> Vec<u8> {
     [110u8, 128].iter().copied().cycle().take(size).collect()
 }
 
+/// Shows `frames` for `seconds`. Returns the frames shown.
 fn show_for<'a>(
     feeder: &mut Feeder,
     frames: &dyn Fn(u64) -> &'a [u8],
     seconds: f32,
 ) -> Result<u64> {
-    let t0 = Instant::now();
-    let mut k = 0;
-    while t0.elapsed() < Duration::from_secs_f32(seconds) {
-        feeder.show(frames(k))?;
-        k += 1;
-    }
-    Ok(k)
+    show_until(feeder, frames, seconds, seconds, &|| false)
 }
 
 /// Shows `frames` for `min` seconds, then on until `done()` (asked twice a second) or until
