@@ -12,6 +12,8 @@
 #   THREADS=1            fas-train --threads (default 1: on 2 cores twice as fast as
 #                        libtorch's default; 0 = libtorch's default, which the tables made
 #                        before 2026-12-01 used — results differ in the last bits with it)
+#   JOBS=2               trainings at once (default 1); with THREADS=1 two at once on
+#                        2 cores finish a table about 1.5x sooner (measured 2026-12-02)
 #   DOC=docs/ablations/TABLE  where the table's record lives (DOC.json, DOC.svg)
 #   FAS_TRAIN, FAS_SYNTH the binaries (default: the workspace's release builds, built here)
 # The record DOC.json is reused as ablate.py's --prior, so runs already recorded there with
@@ -19,7 +21,8 @@
 # the new table (the README quotes them).
 #
 # Needs the environment `cargo xtask setup` prepares (LIBTORCH_USE_PYTORCH=1 and the venv).
-# One training at a time on a small CPU: two at once on 2 cores run 4–10× slower.
+# With THREADS=0 keep JOBS=1: two trainings at libtorch's default thread count on 2 cores
+# run 4–10× slower (OpenMP threads spin on each other's cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TABLE=${1:?usage: ablations.sh dlif|anrl|d2am|dualstage|dualstage-1000 [OUT-ROOT]}
@@ -98,7 +101,7 @@ PRIOR=()
 if [ -f "$DOC.json" ]; then PRIOR=(--prior "$DOC.json"); fi
 if [ -n "${TASKS:-}" ]; then PRIOR+=(--tasks "$TASKS"); fi
 python3 trainer/bench/ablate.py "$OUT" --protocol "$PROTOCOL" --seeds "${SEEDS:-0,1,2}" \
-  "${PRIOR[@]}" --title "$TITLE" "${ARGS[@]}" -- "${COMMON[@]}"
+  --jobs "${JOBS:-1}" "${PRIOR[@]}" --title "$TITLE" "${ARGS[@]}" -- "${COMMON[@]}"
 cp "$OUT/results.json" "$DOC.json.tmp" && mv "$DOC.json.tmp" "$DOC.json"
 cp "$OUT/results.svg" "$DOC.svg.tmp" && mv "$DOC.svg.tmp" "$DOC.svg"
 echo "ablations.sh: $DOC.json and $DOC.svg updated; the table is $OUT/results.md"
