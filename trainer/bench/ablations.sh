@@ -8,6 +8,8 @@
 # (default target/ablations/TABLE). The environment picks what runs:
 #   SEEDS=0,1,2          seeds (default 0,1,2)
 #   ROWS='baseline|D²AM' only the rows whose names match this extended regex (default all)
+#                        — DOC.json is rewritten with these rows only, so to add a
+#                        row to a record, match the rows it already holds too
 #   TASKS=a,b            only these tasks of the protocol (default all)
 #   THREADS=1            fas-train --threads (default 1: on 2 cores twice as fast as
 #                        libtorch's default; 0 = libtorch's default, which the tables made
