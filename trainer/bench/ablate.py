@@ -71,6 +71,8 @@ def main():
                    "arguments, 2 on 2 cores finish a table about 1.5x sooner; with libtorch's "
                    "default thread count, runs at once spin on each other's cores")
     a = p.parse_args(argv)
+    if a.jobs < 1:
+        sys.exit(f"--jobs {a.jobs}: give at least 1")
     data = {"subjects": a.subjects, "frames": a.frames, "image_size": a.image_size,
             "data_seed": a.data_seed}
 
@@ -99,15 +101,14 @@ def main():
     seeds = [int(s) for s in a.seeds.split(",")]
     prior = load_prior(a.prior or os.path.join(a.out, "results.json"), a.protocol, common, data)
 
-    if a.jobs < 1:
-        sys.exit(f"--jobs {a.jobs}: give at least 1")
     if a.jobs > 1 and "--threads" not in common:
         print(f"ablate.py: --jobs {a.jobs} without --threads among the common arguments: "
               "each run takes libtorch's default thread count and they slow each other down; "
               "pass -- ... --threads 1", file=sys.stderr)
 
-    # Every run of the table in order: its record from the prior, or a run dir to train.
-    plan = []
+    # Every run of the table in order: its record from the prior, or a run dir (trained
+    # first when it has no metrics.json yet).
+    plan, todo = [], []
     for name, args in rows:
         for task in tasks:
             for seed in seeds:
@@ -117,7 +118,9 @@ def main():
                 kept = None if os.path.exists(metrics) else prior_record(prior, name, args, task, seed)
                 if kept is not None:
                     print(f"{name:>24} {task:>16} seed {seed}: kept from {prior['path']}", flush=True)
-                plan.append((name, args, task, seed, run, kept))
+                elif not os.path.exists(metrics):
+                    todo.append((name, args, task, seed, run))
+                plan.append((name, task, seed, run, kept))
 
     def train(name, args, task, seed, run):
         if os.path.exists(run):
@@ -134,8 +137,6 @@ def main():
         print(f"{name:>24} {task:>16} seed {seed}: {time.time() - t0:.0f} s", flush=True)
         return None
 
-    todo = [(n, ar, t, s, run) for n, ar, t, s, run, kept in plan
-            if kept is None and not os.path.exists(os.path.join(run, "metrics.json"))]
     # A failed run stops the table: runs not yet started are cancelled, those in flight
     # finish (their run dirs are kept for the resume), then the first failure is reported.
     failure = None
@@ -151,7 +152,7 @@ def main():
         sys.exit(failure)
 
     results = {}
-    for name, args, task, seed, run, kept in plan:
+    for name, task, seed, run, kept in plan:
         if kept is not None:
             results.setdefault(name, {}).setdefault(task, []).append(kept)
             continue
