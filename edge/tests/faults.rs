@@ -311,7 +311,10 @@ fn frames_captured_before_a_trigger_do_not_spoil_its_session() {
         f
     };
     let (a, b) = (frame(1000), frame(1020));
-    let later: Vec<_> = (0..3).map(|i| frame(1300 + 33 * i)).collect();
+    let mut later: Vec<_> = (0..3).map(|_| frame(0)).collect();
+    // The door maps the press to frame time as "last frame + wall time since": the press
+    // lands at 1000 ms + (at most) the wall time from here, however slow the machine.
+    let before_a = std::time::Instant::now();
     assert_eq!(
         r.door.step(Ok(a)).unwrap().outcome,
         None,
@@ -319,9 +322,13 @@ fn frames_captured_before_a_trigger_do_not_spoil_its_session() {
     );
     std::thread::sleep(std::time::Duration::from_millis(120));
     assert_eq!(r.door.trigger().unwrap(), None, "the session opens");
+    let press_bound = 1000 + before_a.elapsed().as_millis() as u64;
     // Captured at 1020 ms, before the press at ≥ 1120 ms: skipped.
     let rep = r.door.step(Ok(b)).unwrap();
     assert_eq!((rep.observation, rep.outcome), (None, None));
+    for (i, f) in later.iter_mut().enumerate() {
+        f.t = std::time::Duration::from_millis(press_bound + 10 + 33 * i as u64);
+    }
     let outcomes: Vec<_> = later
         .into_iter()
         .filter_map(|f| r.door.step(Ok(f)).unwrap().outcome)
