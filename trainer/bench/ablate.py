@@ -16,7 +16,11 @@ interrupted table resumes where it stopped; `OUT/results.md`, `OUT/results.json`
 is also enough to resume from when the run dirs are gone (another machine): `--prior FILE`
 (default `OUT/results.json`) reuses its record of a row / task / seed when the protocol,
 the common arguments, the data settings and that row's arguments are all the same as now;
-the repository keeps each table's results.json in `docs/ablations/`. Binaries:
+the repository keeps each table's results.json in `docs/ablations/`. `--train REGEX`
+trains only the rows whose names match; the others are taken as they stand (run dirs with
+a metrics.json, else the prior's records) for every seed they are complete for, and left
+out of the table when they have none, so a record gains rows without losing the ones it
+holds. Binaries:
 $FAS_TRAIN / $FAS_SYNTH, else the workspace's release builds
 (`cargo build --release -p fas-train -p fas-core --bins`). Needs the environment `cargo
 xtask setup` prepares (LIBTORCH_USE_PYTORCH=1 and the venv).
@@ -25,6 +29,7 @@ xtask setup` prepares (LIBTORCH_USE_PYTORCH=1 and the venv).
 import argparse
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -66,6 +71,10 @@ def main():
     p.add_argument("--prior", help="an earlier results.json whose matching records are reused "
                    "(default: OUT/results.json)")
     p.add_argument("--title", help="title of the bar chart")
+    p.add_argument("--train", default="",
+                   help="regex: train only the rows whose names match (default: all); the "
+                   "others keep what their run dirs or the prior hold, and are left out "
+                   "when that is nothing")
     p.add_argument("--jobs", type=int, default=1,
                    help="trainings at once (default 1). With `--threads 1` among the common "
                    "arguments, 2 on 2 cores finish a table about 1.5x sooner; with libtorch's "
@@ -73,6 +82,10 @@ def main():
     a = p.parse_args(argv)
     if a.jobs < 1:
         sys.exit(f"--jobs {a.jobs}: give at least 1")
+    try:
+        train_only = re.compile(a.train)
+    except re.error as e:
+        sys.exit(f"--train {a.train!r}: not a regular expression ({e})")
     data = {"subjects": a.subjects, "frames": a.frames, "image_size": a.image_size,
             "data_seed": a.data_seed}
 
@@ -108,19 +121,40 @@ def main():
 
     # Every run of the table in order: its record from the prior, or a run dir (trained
     # first when it has no metrics.json yet).
-    plan, todo = [], []
+    # Rows not to train take the seeds whose every task has a run dir or a prior record.
+    plan, todo, shown = [], [], []
     for name, args in rows:
-        for task in tasks:
-            for seed in seeds:
+        trained = train_only.search(name) is not None
+        row_plan = []
+        for seed in seeds:
+            seed_plan = []
+            for task in tasks:
                 slug = name.replace(" ", "_").replace("/", "-")
                 run = os.path.join(a.out, slug, task, f"seed{seed}")
-                metrics = os.path.join(run, "metrics.json")
-                kept = None if os.path.exists(metrics) else prior_record(prior, name, args, task, seed)
-                if kept is not None:
-                    print(f"{name:>24} {task:>16} seed {seed}: kept from {prior['path']}", flush=True)
-                elif not os.path.exists(metrics):
+                done = os.path.exists(os.path.join(run, "metrics.json"))
+                kept = None if done else prior_record(prior, name, args, task, seed)
+                if not done and kept is None:
+                    if not trained:
+                        seed_plan = None
+                        break
                     todo.append((name, args, task, seed, run))
-                plan.append((name, task, seed, run, kept))
+                seed_plan.append((name, task, seed, run, kept))
+            if seed_plan is None:
+                continue
+            for _, task, seed, _, kept in seed_plan:
+                if kept is not None:
+                    print(f"{name:>24} {task:>16} seed {seed}: kept from {prior['path']}",
+                          flush=True)
+            row_plan += seed_plan
+        if row_plan:
+            plan += row_plan
+            shown.append((name, args))
+        else:
+            print(f"{name:>24}: not trained (--train {a.train!r}) and nothing recorded for any "
+                  "seed; left out of the table", flush=True)
+    if not shown:
+        sys.exit("ablate.py: no row to train or report; widen --train")
+    rows = shown
 
     def train(name, args, task, seed, run):
         if os.path.exists(run):
@@ -178,6 +212,10 @@ def main():
         "| row | task | test AUC | HTER dep. | HTER orc. | source-val AUC | s/run |",
         "|---|---|---|---|---|---|---|",
     ]
+    for name, _ in rows:
+        got = sorted({r["seed"] for rs in results[name].values() for r in rs})
+        if got != sorted(seeds):
+            lines.insert(3, f"Row {name}: seeds {','.join(map(str, got))} only (not trained now).")
     for name, _ in rows:
         per_task = results[name]
         for task in tasks:

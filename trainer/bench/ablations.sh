@@ -7,9 +7,9 @@
 # TABLE: dlif | anrl | d2am | dualstage | dualstage-1000. Runs go to OUT-ROOT/TABLE
 # (default target/ablations/TABLE). The environment picks what runs:
 #   SEEDS=0,1,2          seeds (default 0,1,2)
-#   ROWS='baseline|D²AM' only the rows whose names match this extended regex (default all)
-#                        — DOC.json is rewritten with these rows only, so to add a
-#                        row to a record, match the rows it already holds too
+#   ROWS='baseline|D²AM' train only the rows whose names match this regex (default all);
+#                        the other rows keep what DOC.json (or their run dirs) hold for
+#                        them, so a record gains rows or seeds without losing the others
 #   TASKS=a,b            only these tasks of the protocol (default all)
 #   THREADS=1            fas-train --threads (default 1: on 2 cores twice as fast as
 #                        libtorch's default; 0 = libtorch's default, which the tables made
@@ -91,10 +91,12 @@ case "$TABLE" in
 esac
 
 ARGS=()
+MATCHED=0
 for r in "${ROW[@]}"; do
-  if [[ "${r%%=*}" =~ ${ROWS:-.} ]]; then ARGS+=(--row "$r"); fi
+  ARGS+=(--row "$r")
+  if [[ "${r%%=*}" =~ ${ROWS:-.} ]]; then MATCHED=$((MATCHED + 1)); fi
 done
-if [ ${#ARGS[@]} -eq 0 ]; then
+if [ "$MATCHED" -eq 0 ]; then
   echo "ablations.sh: no row of '$TABLE' matches ROWS='$ROWS'" >&2
   exit 2
 fi
@@ -103,7 +105,7 @@ PRIOR=()
 if [ -f "$DOC.json" ]; then PRIOR=(--prior "$DOC.json"); fi
 if [ -n "${TASKS:-}" ]; then PRIOR+=(--tasks "$TASKS"); fi
 python3 trainer/bench/ablate.py "$OUT" --protocol "$PROTOCOL" --seeds "${SEEDS:-0,1,2}" \
-  --jobs "${JOBS:-1}" "${PRIOR[@]}" --title "$TITLE" "${ARGS[@]}" -- "${COMMON[@]}"
+  --jobs "${JOBS:-1}" --train "${ROWS:-.}" "${PRIOR[@]}" --title "$TITLE" "${ARGS[@]}" -- "${COMMON[@]}"
 cp "$OUT/results.json" "$DOC.json.tmp" && mv "$DOC.json.tmp" "$DOC.json"
 cp "$OUT/results.svg" "$DOC.svg.tmp" && mv "$DOC.svg.tmp" "$DOC.svg"
 echo "ablations.sh: $DOC.json and $DOC.svg updated; the table is $OUT/results.md"
