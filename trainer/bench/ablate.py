@@ -119,39 +119,37 @@ def main():
               "each run takes libtorch's default thread count and they slow each other down; "
               "pass -- ... --threads 1", file=sys.stderr)
 
-    # Every run of the table in order: its record from the prior, or a run dir (trained
-    # first when it has no metrics.json yet).
-    # Rows not to train take the seeds whose every task has a run dir or a prior record.
+    # Every run of the table in order: a run dir with its metrics.json, the prior's record,
+    # or a run dir to train. A row not to train keeps only the seeds whose every task has
+    # one of the first two.
     plan, todo, shown = [], [], []
     for name, args in rows:
         trained = train_only.search(name) is not None
+        slug = name.replace(" ", "_").replace("/", "-")
         row_plan = []
         for seed in seeds:
             seed_plan = []
             for task in tasks:
-                slug = name.replace(" ", "_").replace("/", "-")
                 run = os.path.join(a.out, slug, task, f"seed{seed}")
                 done = os.path.exists(os.path.join(run, "metrics.json"))
                 kept = None if done else prior_record(prior, name, args, task, seed)
-                if not done and kept is None:
-                    if not trained:
-                        seed_plan = None
-                        break
-                    todo.append((name, args, task, seed, run))
-                seed_plan.append((name, task, seed, run, kept))
-            if seed_plan is None:
-                continue
-            for _, task, seed, _, kept in seed_plan:
-                if kept is not None:
-                    print(f"{name:>24} {task:>16} seed {seed}: kept from {prior['path']}",
-                          flush=True)
-            row_plan += seed_plan
-        if row_plan:
-            plan += row_plan
-            shown.append((name, args))
-        else:
+                if not (done or kept is not None or trained):
+                    break
+                seed_plan.append((task, seed, run, done, kept))
+            else:
+                row_plan += seed_plan
+        if not row_plan:
             print(f"{name:>24}: not trained (--train {a.train!r}) and nothing recorded for any "
                   "seed; left out of the table", flush=True)
+            continue
+        shown.append((name, args))
+        for task, seed, run, done, kept in row_plan:
+            if kept is not None:
+                print(f"{name:>24} {task:>16} seed {seed}: kept from {prior['path']}",
+                      flush=True)
+            elif not done:
+                todo.append((name, args, task, seed, run))
+            plan.append((name, task, seed, run, kept))
     if not shown:
         sys.exit("ablate.py: no row to train or report; widen --train")
     rows = shown
@@ -212,10 +210,13 @@ def main():
         "| row | task | test AUC | HTER dep. | HTER orc. | source-val AUC | s/run |",
         "|---|---|---|---|---|---|---|",
     ]
+    # Rows kept from earlier runs may hold fewer seeds than asked for: say so under the header.
+    short = []
     for name, _ in rows:
         got = sorted({r["seed"] for rs in results[name].values() for r in rs})
         if got != sorted(seeds):
-            lines.insert(3, f"Row {name}: seeds {','.join(map(str, got))} only (not trained now).")
+            short.append(f"Row {name}: seeds {','.join(map(str, got))} only (not trained now).")
+    lines[3:3] = short
     for name, _ in rows:
         per_task = results[name]
         for task in tasks:
