@@ -2,7 +2,7 @@
 
 use fas_core::dataset::Label;
 use fas_core::metrics::{
-    acer, auc, eer, operating_point, roc_curve, MetricsError, Report, Threshold,
+    acer, auc, auc_per_attack, eer, operating_point, roc_curve, MetricsError, Report, Threshold,
 };
 use proptest::prelude::*;
 
@@ -63,7 +63,44 @@ fn swap(labels: &[Label]) -> Vec<Label> {
         .collect()
 }
 
+/// Attack types for `labels`: bona fide "none", attacks one of three types by `pick`.
+fn attack_types(labels: &[Label], pick: &[u8]) -> Vec<&'static str> {
+    labels
+        .iter()
+        .zip(pick.iter().cycle())
+        .map(|(&l, &k)| match l {
+            Label::Live => "none",
+            Label::Spoof => ["print", "replay", "mask"][usize::from(k % 3)],
+        })
+        .collect()
+}
+
 proptest! {
+    #[test]
+    fn pooled_auc_is_the_count_weighted_mean_of_per_attack_aucs(
+        (s, l) in scored(),
+        pick in prop::collection::vec(any::<u8>(), 1..8),
+    ) {
+        let a = attack_types(&l, &pick);
+        let per = auc_per_attack(&s, &l, &a).unwrap();
+        let n_attack = l.iter().filter(|&&x| x == Label::Spoof).count() as f64;
+        let mut weighted = 0.0;
+        for (t, &v) in &per {
+            // Each type's AUC is Mann–Whitney on bona fide plus that type alone.
+            let (ts, tl): (Vec<f64>, Vec<Label>) = s
+                .iter()
+                .zip(&l)
+                .zip(&a)
+                .filter(|((_, &x), &y)| x == Label::Live || y == t.as_str())
+                .map(|((&x, &y), _)| (x, y))
+                .unzip();
+            prop_assert!((v - mann_whitney(&ts, &tl)).abs() < 1e-12);
+            weighted += v * tl.iter().filter(|&&x| x == Label::Spoof).count() as f64;
+        }
+        prop_assert!((weighted / n_attack - auc(&s, &l).unwrap()).abs() < 1e-12);
+        prop_assert!(per.keys().all(|t| a.contains(&t.as_str()) && t != "none"));
+    }
+
     #[test]
     fn auc_is_mann_whitney((s, l) in scored()) {
         let a = auc(&s, &l).unwrap();

@@ -197,6 +197,7 @@ def main():
             "hter_oracle": f["oracle"]["hter"],
             "acer_deployable": f["deployable"]["acer"],
             "apcer_per_attack": f["deployable"].get("apcer_per_attack", {}),
+            "auc_per_attack": f["deployable"].get("auc_per_attack", {}),
             "val_auc": m["training"]["best_val_auc"],
             "seconds": m["training"]["seconds"],
         })
@@ -230,6 +231,7 @@ def main():
         lines.append(
             f"| **{name}** | **mean** | **{fmt(by_seed('auc'))}** | **{fmt(by_seed('hter_deployable'))}** | "
             f"**{fmt(by_seed('hter_oracle'))}** | {fmt(by_seed('val_auc'))} | |")
+    lines += per_attack_table(results, rows, tasks)
     table = "\n".join(lines) + "\n"
     write_atomic(os.path.join(a.out, "results.md"), table)
     summary = {"protocol": a.protocol, "common": common, "data": data, "rows": dict(rows),
@@ -237,6 +239,29 @@ def main():
     write_atomic(os.path.join(a.out, "results.json"), json.dumps(summary, indent=1) + "\n")
     print(table)
     write_svg(summary, os.path.join(a.out, "results.svg"), a.title)
+
+
+def per_attack_table(results, rows, tasks):
+    """Markdown lines of the test AUC of live faces against each attack type alone (mean ±
+    sd over seeds), for the row/task cells whose runs all recorded it (fas-train writes
+    `auc_per_attack` since 2026-12-02); no lines when none did."""
+    types = sorted({t for name, _ in rows for rs in results[name].values() for r in rs
+                    for t in r.get("auc_per_attack", {})})
+    if not types:
+        return []
+    out = ["", "Test AUC of live faces against each attack type alone (frame level, "
+           "mean ± sd over seeds; below 0.5: that attack scores as more live than live faces):",
+           "", "| row | task | " + " | ".join(types) + " |", "|---|---|" + "---|" * len(types)]
+    for name, _ in rows:
+        for task in tasks:
+            rs = results[name][task]
+            cells = []
+            for t in types:
+                xs = [r.get("auc_per_attack", {}).get(t) for r in rs]
+                cells.append("–" if None in xs else fmt(xs))
+            if any(c != "–" for c in cells):
+                out.append(f"| {name} | {task} | " + " | ".join(cells) + " |")
+    return out
 
 
 def load_prior(path, protocol, common, data):

@@ -131,6 +131,16 @@ impl EvalReport {
                 );
             }
         }
+        // Threshold-free, so one line per level: which attack type ranks above live faces.
+        for (lvl, r) in [("frame", &self.frame), ("video", &self.video)] {
+            let per: Vec<String> = r
+                .deployable
+                .auc_per_attack
+                .iter()
+                .map(|(t, a)| format!("{t} {a:.4}"))
+                .collect();
+            s += &format!("{lvl:<6} AUC per attack type: {}\n", per.join(", "));
+        }
         s
     }
 }
@@ -209,6 +219,13 @@ mod tests {
         // Video level averages frames of the same video.
         assert!(r.video.oracle.n_bona_fide + r.video.oracle.n_attack < test.len());
         assert!(r.table().contains("oracle"));
+        let per = metrics::auc_per_attack(&ts, &tl, &ta).unwrap();
+        assert_eq!(per.keys().collect::<Vec<_>>(), ["print", "replay"]);
+        let line = format!(
+            "frame  AUC per attack type: print {:.4}, replay {:.4}\n",
+            per["print"], per["replay"]
+        );
+        assert!(r.table().contains(&line), "{}", r.table());
     }
 
     #[test]

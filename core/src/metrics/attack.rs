@@ -1,11 +1,13 @@
-//! APCER per presentation attack instrument species (attack type) and ACER.
+//! APCER per presentation attack instrument species (attack type), ACER, and the AUC of
+//! bona fide against each attack type.
 //!
 //! ISO/IEC 30107-3 reports APCER per attack type and, as *the* APCER of a system, the
 //! worst (maximum) of them. ACER = (worst APCER + BPCER) / 2.
 
 use super::error::{MetricsError, Result};
-use super::input::{check_threshold, validate};
+use super::input::{check_threshold, validate, validate_both};
 use super::operating_point::operating_point;
+use super::roc::Roc;
 use crate::dataset::Label;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -87,6 +89,40 @@ pub fn apcer_per_attack<S: AsRef<str>>(
     })
 }
 
+/// AUC of the bona fide samples against the attacks of each type alone (the other
+/// types left out): attack type → P(score_live > score_attack) + ½·P(equal), as
+/// [`Roc::auc`]. It says which attack a model ranks above real faces, which one pooled
+/// AUC hides. The pooled AUC is the mean of these weighted by each type's count.
+/// Errors: length mismatch, empty, non-finite score, and [`MetricsError::OneClass`]
+/// when either class is missing.
+pub fn auc_per_attack<S: AsRef<str>>(
+    scores: &[f64],
+    labels: &[Label],
+    attacks: &[S],
+) -> Result<BTreeMap<String, f64>> {
+    validate_both(scores, labels)?;
+    check_attacks(scores, attacks)?;
+    let types: std::collections::BTreeSet<&str> = labels
+        .iter()
+        .zip(attacks)
+        .filter(|(&l, _)| l == Label::Spoof)
+        .map(|(_, a)| a.as_ref())
+        .collect();
+    types
+        .into_iter()
+        .map(|t| {
+            let (s, l): (Vec<f64>, Vec<Label>) = scores
+                .iter()
+                .zip(labels)
+                .zip(attacks)
+                .filter(|((_, &l), a)| l == Label::Live || a.as_ref() == t)
+                .map(|((&s, &l), _)| (s, l))
+                .unzip();
+            Ok((t.to_owned(), Roc::new(&s, &l)?.auc()))
+        })
+        .collect()
+}
+
 /// Average classification error rate at `threshold`:
 /// `(max over attack types of APCER + BPCER) / 2`, in `[0, 1]`. Errors as
 /// [`apcer_per_attack`], plus [`MetricsError::OneClass`] if no bona fide sample.
@@ -126,6 +162,23 @@ mod tests {
     }
 
     #[test]
+    fn auc_per_type_by_hand() {
+        // Live scores 0.9 and 0.6. print: 0.8, 0.5 → pairs (0.9>0.8, 0.9>0.5, 0.6<0.8,
+        // 0.6>0.5) = 3/4; replay: 0.7, 0.4 → 3/4; mask: 0.3 → 2/2 = 1.
+        let r = auc_per_attack(&S, &L, &A).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!((r["print"], r["replay"], r["mask"]), (0.75, 0.75, 1.0));
+        // A tie counts one half: live 0.5 against a mask at 0.5.
+        let r = auc_per_attack(
+            &[0.5, 0.5, 0.9],
+            &[Live, Spoof, Spoof],
+            &["none", "mask", "print"],
+        )
+        .unwrap();
+        assert_eq!((r["mask"], r["print"]), (0.5, 0.0));
+    }
+
+    #[test]
     fn errors() {
         assert_eq!(
             apcer_per_attack(&S, &L, &A[..3], 0.5),
@@ -143,5 +196,20 @@ mod tests {
             acer(&[0.2], &[Spoof], &["print"], 0.5),
             Err(MetricsError::OneClass { present: Spoof })
         );
+        assert_eq!(
+            auc_per_attack(&[0.2], &[Spoof], &["print"]),
+            Err(MetricsError::OneClass { present: Spoof })
+        );
+        assert_eq!(
+            auc_per_attack(&[0.2], &[Live], &["none"]),
+            Err(MetricsError::OneClass { present: Live })
+        );
+        assert!(matches!(
+            auc_per_attack(&S, &L, &A[..2]),
+            Err(MetricsError::LengthMismatch {
+                what: "attacks",
+                ..
+            })
+        ));
     }
 }

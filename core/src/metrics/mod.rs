@@ -24,7 +24,7 @@ mod roc;
 mod threshold;
 mod video;
 
-pub use attack::{acer, apcer_per_attack, AttackApcer};
+pub use attack::{acer, apcer_per_attack, auc_per_attack, AttackApcer};
 pub use eer::{eer, Eer};
 pub use error::{MetricsError, Result};
 pub use input::{validate, ClassCounts};

@@ -1,6 +1,6 @@
 //! Everything a model evaluation reports, bundled for printing and `metrics.json`.
 
-use super::attack::apcer_per_attack;
+use super::attack::{apcer_per_attack, auc_per_attack};
 use super::error::{MetricsError, Result};
 use super::operating_point::operating_point;
 use super::roc::Roc;
@@ -34,6 +34,11 @@ pub struct Report {
     pub n_attack: usize,
     /// Area under the ROC curve (bona fide = positive).
     pub auc: f64,
+    /// AUC of bona fide against each attack type alone (see
+    /// [`auc_per_attack`](super::auc_per_attack)). Absent in reports written before it
+    /// existed; those read back with an empty map.
+    #[serde(default)]
+    pub auc_per_attack: BTreeMap<String, f64>,
     /// Interpolated equal error rate.
     pub eer: f64,
     /// Threshold where the EER occurs.
@@ -102,6 +107,7 @@ impl Report {
             n_bona_fide: roc.n_bona_fide(),
             n_attack: roc.n_attack(),
             auc: roc.auc(),
+            auc_per_attack: auc_per_attack(scores, labels, attacks)?,
             eer: eer.eer,
             eer_threshold: eer.threshold,
             threshold,
@@ -140,9 +146,20 @@ mod tests {
         assert_eq!(r.bpcer_at_apcer.len(), 3);
         assert_eq!(r.bpcer_at_apcer[0].apcer, 0.0);
         assert_eq!(r.bpcer_at_apcer[0].bpcer, 0.5);
+        assert_eq!(r.auc_per_attack, auc_per_attack(&S, &L, &A).unwrap());
         let json = serde_json::to_string(&r).unwrap();
         let back: Report = serde_json::from_str(&json).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn reads_reports_written_before_auc_per_attack() {
+        let r = Report::compute(&S, &L, &A, 0.55).unwrap();
+        let mut json = serde_json::to_value(&r).unwrap();
+        json.as_object_mut().unwrap().remove("auc_per_attack");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert!(back.auc_per_attack.is_empty());
+        assert_eq!(back.auc, r.auc);
     }
 
     #[test]
