@@ -1,7 +1,7 @@
 //! Contract 2: the tch forward of an IR graph (fas-train) and the ONNX that fas-quantize
 //! exports from the same graph and weights, run in tract (fas-infer), agree to
-//! max |Δ| ≤ 1e-4 — for every backbone, norm variant, input variant and head, and for a
-//! graph that uses every IR op.
+//! max |Δ| ≤ 1e-4 — for every backbone, norm variant, input variant and head, for a
+//! graph that uses every IR op, and for each paper recipe's own deployable graph.
 
 use std::collections::BTreeMap;
 
@@ -279,6 +279,62 @@ fn dlif_deployable_exports_within_tolerance() {
     let d = parity(graph, 4);
     eprintln!("dlif: max |Δ| = {d:.2e}");
     assert!(d <= TOL, "dlif: max |Δ| = {d:e}");
+}
+
+/// ANRL's deployable graph (DepthNet with AFNM, the adaptive BN/IN mix, in every
+/// normalisation slot + classifier, `fas_train::recipe::anrl`) exports like the others:
+/// instance norm and the per-sample α branch in ONNX.
+#[test]
+fn anrl_deployable_exports_within_tolerance() {
+    use fas_train::recipe::anrl::{Anrl, AnrlConfig};
+    use fas_train::recipe::Recipe;
+    let cfg = AnrlConfig {
+        input_size: 64,
+        width: 0.25,
+        ..AnrlConfig::default()
+    };
+    let graph = Anrl::new(cfg, 3, Device::Cpu, 1)
+        .unwrap()
+        .deployable()
+        .unwrap()
+        .graph;
+    let afnm = graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::AdaptiveBnIn { .. }))
+        .count();
+    assert!(afnm >= 5, "{afnm} AFNM nodes");
+    let d = parity(graph, 5);
+    eprintln!("anrl: max |Δ| = {d:.2e}");
+    assert!(d <= TOL, "anrl: max |Δ| = {d:e}");
+}
+
+/// D²AM's deployable graph (DepthNet with a DRLM squeeze-excite after each stage, the
+/// meta-learned adaptation layer and classifier, `fas_train::recipe::d2am`) exports like
+/// the others.
+#[test]
+fn d2am_deployable_exports_within_tolerance() {
+    use fas_train::recipe::d2am::{D2am, D2amConfig};
+    use fas_train::recipe::Recipe;
+    let cfg = D2amConfig {
+        input_size: 64,
+        width: 0.25,
+        ..D2amConfig::default()
+    };
+    let graph = D2am::new(cfg, Device::Cpu, 1)
+        .unwrap()
+        .deployable()
+        .unwrap()
+        .graph;
+    let drlm = graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::SqueezeExcite { .. }))
+        .count();
+    assert_eq!(drlm, 3, "one DRLM after each of the three stages");
+    let d = parity(graph, 6);
+    eprintln!("d2am: max |Δ| = {d:.2e}");
+    assert!(d <= TOL, "d2am: max |Δ| = {d:e}");
 }
 
 /// The dual-stage recipe's deployable graph (E_S + D_map → mean map → `p_live = 1 − mean`,
