@@ -255,6 +255,18 @@ fn batchnorm_after_conv_is_folded_away() {
     assert!(ops.get("Mul").copied().unwrap_or(0) == 0, "{ops:?}");
 }
 
+/// How many nodes of `graph` run an op `is` accepts.
+fn count_ops(graph: &Graph, is: impl Fn(&Op) -> bool) -> usize {
+    graph.nodes.iter().filter(|n| is(&n.op)).count()
+}
+
+/// A paper recipe's deployable graph, with random weights, holds to contract 2.
+fn assert_recipe_parity(name: &str, graph: Graph, seed: u64) {
+    let d = parity(graph, seed);
+    eprintln!("{name}: max |Δ| = {d:.2e}");
+    assert!(d <= TOL, "{name}: max |Δ| = {d:e} > {TOL:e}");
+}
+
 /// DLIF's deployable graph (ResNet-18 + channel-wise style attention + cosine AM-softmax
 /// head, `fas_train::recipe::dlif`) exports like the others.
 #[test]
@@ -272,13 +284,8 @@ fn dlif_deployable_exports_within_tolerance() {
         .deployable()
         .unwrap()
         .graph;
-    assert!(graph
-        .nodes
-        .iter()
-        .any(|n| matches!(n.op, Op::StyleAttention { .. })));
-    let d = parity(graph, 4);
-    eprintln!("dlif: max |Δ| = {d:.2e}");
-    assert!(d <= TOL, "dlif: max |Δ| = {d:e}");
+    assert!(count_ops(&graph, |op| matches!(op, Op::StyleAttention { .. })) > 0);
+    assert_recipe_parity("dlif", graph, 4);
 }
 
 /// ANRL's deployable graph (DepthNet with AFNM, the adaptive BN/IN mix, in every
@@ -298,15 +305,9 @@ fn anrl_deployable_exports_within_tolerance() {
         .deployable()
         .unwrap()
         .graph;
-    let afnm = graph
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.op, Op::AdaptiveBnIn { .. }))
-        .count();
+    let afnm = count_ops(&graph, |op| matches!(op, Op::AdaptiveBnIn { .. }));
     assert!(afnm >= 5, "{afnm} AFNM nodes");
-    let d = parity(graph, 5);
-    eprintln!("anrl: max |Δ| = {d:.2e}");
-    assert!(d <= TOL, "anrl: max |Δ| = {d:e}");
+    assert_recipe_parity("anrl", graph, 5);
 }
 
 /// D²AM's deployable graph (DepthNet with a DRLM squeeze-excite after each stage, the
@@ -326,15 +327,9 @@ fn d2am_deployable_exports_within_tolerance() {
         .deployable()
         .unwrap()
         .graph;
-    let drlm = graph
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.op, Op::SqueezeExcite { .. }))
-        .count();
+    let drlm = count_ops(&graph, |op| matches!(op, Op::SqueezeExcite { .. }));
     assert_eq!(drlm, 3, "one DRLM after each of the three stages");
-    let d = parity(graph, 6);
-    eprintln!("d2am: max |Δ| = {d:.2e}");
-    assert!(d <= TOL, "d2am: max |Δ| = {d:e}");
+    assert_recipe_parity("d2am", graph, 6);
 }
 
 /// The dual-stage recipe's deployable graph (E_S + D_map → mean map → `p_live = 1 − mean`,
