@@ -260,6 +260,13 @@ fn count_ops(graph: &Graph, is: impl Fn(&Op) -> bool) -> usize {
     graph.nodes.iter().filter(|n| is(&n.op)).count()
 }
 
+/// The deployable graph of a freshly built recipe.
+fn deployable_graph<R: fas_train::recipe::Recipe, E: std::fmt::Debug>(
+    recipe: Result<R, E>,
+) -> Graph {
+    recipe.unwrap().deployable().unwrap().graph
+}
+
 /// A paper recipe's deployable graph, with random weights, holds to contract 2.
 fn assert_recipe_parity(name: &str, graph: Graph, seed: u64) {
     let d = parity(graph, seed);
@@ -272,18 +279,13 @@ fn assert_recipe_parity(name: &str, graph: Graph, seed: u64) {
 #[test]
 fn dlif_deployable_exports_within_tolerance() {
     use fas_train::recipe::dlif::{Dlif, DlifConfig};
-    use fas_train::recipe::Recipe;
     let cfg = DlifConfig {
         input_size: 64,
         width: 0.125,
         no_v: true,
         ..DlifConfig::default()
     };
-    let graph = Dlif::new(cfg, &[], Device::Cpu, 1)
-        .unwrap()
-        .deployable()
-        .unwrap()
-        .graph;
+    let graph = deployable_graph(Dlif::new(cfg, &[], Device::Cpu, 1));
     assert!(count_ops(&graph, |op| matches!(op, Op::StyleAttention { .. })) > 0);
     assert_recipe_parity("dlif", graph, 4);
 }
@@ -294,17 +296,12 @@ fn dlif_deployable_exports_within_tolerance() {
 #[test]
 fn anrl_deployable_exports_within_tolerance() {
     use fas_train::recipe::anrl::{Anrl, AnrlConfig};
-    use fas_train::recipe::Recipe;
     let cfg = AnrlConfig {
         input_size: 64,
         width: 0.25,
         ..AnrlConfig::default()
     };
-    let graph = Anrl::new(cfg, 3, Device::Cpu, 1)
-        .unwrap()
-        .deployable()
-        .unwrap()
-        .graph;
+    let graph = deployable_graph(Anrl::new(cfg, 3, Device::Cpu, 1));
     let afnm = count_ops(&graph, |op| matches!(op, Op::AdaptiveBnIn { .. }));
     assert!(afnm >= 5, "{afnm} AFNM nodes");
     assert_recipe_parity("anrl", graph, 5);
@@ -316,17 +313,12 @@ fn anrl_deployable_exports_within_tolerance() {
 #[test]
 fn d2am_deployable_exports_within_tolerance() {
     use fas_train::recipe::d2am::{D2am, D2amConfig};
-    use fas_train::recipe::Recipe;
     let cfg = D2amConfig {
         input_size: 64,
         width: 0.25,
         ..D2amConfig::default()
     };
-    let graph = D2am::new(cfg, Device::Cpu, 1)
-        .unwrap()
-        .deployable()
-        .unwrap()
-        .graph;
+    let graph = deployable_graph(D2am::new(cfg, Device::Cpu, 1));
     let drlm = count_ops(&graph, |op| matches!(op, Op::SqueezeExcite { .. }));
     assert_eq!(drlm, 3, "one DRLM after each of the three stages");
     assert_recipe_parity("d2am", graph, 6);
