@@ -29,11 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 TABLE=${1:?usage: ablations.sh dlif|anrl|d2am|dualstage|dualstage-1000 [OUT-ROOT]}
 OUT=${2:-${CARGO_TARGET_DIR:-target}/ablations}/$TABLE
-if [ -z "${FAS_TRAIN:-}" ]; then
-  cargo build -q --release -p fas-train -p fas-core --bins
-  export FAS_TRAIN="${CARGO_TARGET_DIR:-target}/release/fas-train"
-  export FAS_SYNTH="${CARGO_TARGET_DIR:-target}/release/fas-synth"
-fi
+source trainer/bench/binaries.sh
 
 # Every table: 64 px crops of a 16-subjects-per-domain SynthFAS set, width 0.25, batch 24.
 SMALL=(--size 64 --width 0.25 --batch-size 24)

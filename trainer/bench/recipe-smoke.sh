@@ -21,11 +21,7 @@ OUT=${1:-${CARGO_TARGET_DIR:-target}/recipe-smoke}
 STEPS=${2:-60}
 DEVICE=${DEVICE:-cpu}
 SIZE=${SIZE:-64}
-if [ -z "${FAS_TRAIN:-}" ]; then
-  cargo build -q --release -p fas-train -p fas-core --bins
-  export FAS_TRAIN="${CARGO_TARGET_DIR:-target}/release/fas-train"
-  export FAS_SYNTH="${CARGO_TARGET_DIR:-target}/release/fas-synth"
-fi
+source trainer/bench/binaries.sh
 DATA="$OUT/data-$SIZE"
 if [ ! -f "$DATA/manifest.jsonl" ]; then
   "$FAS_SYNTH" write --out "$DATA" --subjects 8 --frames 4 --size "$SIZE" --seed 7 >/dev/null

@@ -12,13 +12,9 @@ STEPS=${2:-400}
 BACKBONE=${3:-resnet18}
 WIDTH=${4:-0.5}
 # FAS_TRAIN / FAS_SYNTH: the binaries; by default the workspace's release builds.
-if [ -z "${FAS_TRAIN:-}" ]; then
-  cargo build -q --release -p fas-train -p fas-core --bins
-  FAS_TRAIN="${CARGO_TARGET_DIR:-target}/release/fas-train"
-  FAS_SYNTH="${CARGO_TARGET_DIR:-target}/release/fas-synth"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/binaries.sh"
 BIN=$FAS_TRAIN
-SYNTH=${FAS_SYNTH:-fas-synth}
+SYNTH=$FAS_SYNTH
 mkdir -p "$OUT"
 if [ ! -f "$OUT/data/manifest.jsonl" ]; then
   "$SYNTH" write --out "$OUT/data" --subjects 16 --frames 4 --size 128 --seed 7
