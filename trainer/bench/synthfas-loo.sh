@@ -13,16 +13,14 @@ BACKBONE=${3:-resnet18}
 WIDTH=${4:-0.5}
 # FAS_TRAIN / FAS_SYNTH: the binaries; by default the workspace's release builds.
 source "$(dirname "${BASH_SOURCE[0]}")/binaries.sh"
-BIN=$FAS_TRAIN
-SYNTH=$FAS_SYNTH
 mkdir -p "$OUT"
 if [ ! -f "$OUT/data/manifest.jsonl" ]; then
-  "$SYNTH" write --out "$OUT/data" --subjects 16 --frames 4 --size 128 --seed 7
+  "$FAS_SYNTH" write --out "$OUT/data" --subjects 16 --frames 4 --size 128 --seed 7
 fi
-TASKS=$("$BIN" tasks --manifest "$OUT/data/manifest.jsonl" --protocol synth-domain | awk '{print $1}')
+TASKS=$("$FAS_TRAIN" tasks --manifest "$OUT/data/manifest.jsonl" --protocol synth-domain | awk '{print $1}')
 for t in $TASKS; do
   if [ ! -f "$OUT/$t/metrics.json" ]; then
-    "$BIN" train --manifest "$OUT/data/manifest.jsonl" --protocol synth-domain --task "$t" \
+    "$FAS_TRAIN" train --manifest "$OUT/data/manifest.jsonl" --protocol synth-domain --task "$t" \
       --backbone "$BACKBONE" --width "$WIDTH" --size 128 --batch-size 32 --steps "$STEPS" \
       --lr 3e-3 --val-every 100 --checkpoint-every 100 --device auto --quiet --out "$OUT/$t" \
       > "$OUT/$t.log" 2>&1
