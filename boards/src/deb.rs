@@ -30,6 +30,8 @@ Type=notify
 NotifyAccess=main
 ExecStartPre=/usr/bin/fas-edge check-config --config /etc/fas/edge.toml
 ExecStart=/usr/bin/fas-edge --config /etc/fas/edge.toml
+# However the service ended (crash, kill -9, watchdog, systemctl stop): relay to locked.
+ExecStopPost=/usr/bin/fas-edge lock --config /etc/fas/edge.toml
 Restart=always
 RestartSec=2
 WatchdogSec=10
@@ -336,6 +338,7 @@ mod tests {
             "PrivateNetwork=yes",
             "Restart=always",
             "ReadWritePaths=/var/lib/fas",
+            "ExecStopPost=/usr/bin/fas-edge lock --config /etc/fas/edge.toml",
         ] {
             assert!(u.contains(k), "{k}");
         }

@@ -294,7 +294,14 @@ fn signed_image(
     let cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
     let dir = tempfile::tempdir().unwrap();
-    let tiny = write_tiny_bundle(dir.path(), &TinyModel::loads_only("image-test")).unwrap();
+    let detector = Path::new(&assets).join("retinaface_mnet025.onnx");
+    let model = TinyModel {
+        detector_sha256: vec![fas_core::bundle::sha256_hex(
+            &std::fs::read(&detector).unwrap(),
+        )],
+        ..TinyModel::loads_only("image-test")
+    };
+    let tiny = write_tiny_bundle(dir.path(), &model).unwrap();
     let img = image::build_sd(
         profile,
         &fas_boards::debian::cache_root(),
@@ -302,7 +309,7 @@ fn signed_image(
             edge: &musl_edge(),
             bundle: Some(&tiny.bundle),
             keys: Some(&tiny.keys),
-            detector: Some(&Path::new(&assets).join("retinaface_mnet025.onnx")),
+            detector: Some(&detector),
             mtcnn: None,
         },
         dir.path(),

@@ -39,15 +39,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }
 
+/// Like [`write_atomic`], for a file only its owner may read or write (mode 0600 on Unix,
+/// set on the temporary file before any byte is written): device state, calibration.
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_inner(path, 0o600, |w| w.write_all(bytes))
+}
+
 /// Like [`write_atomic`], streaming the content through `fill`.
 /// On any error the temporary file is removed and `path` is untouched.
 pub fn write_atomic_with<F>(path: &Path, fill: F) -> io::Result<()>
 where
     F: FnOnce(&mut io::BufWriter<&mut File>) -> io::Result<()>,
 {
+    write_atomic_inner(path, 0o666, fill)
+}
+
+fn write_atomic_inner<F>(path: &Path, mode: u32, fill: F) -> io::Result<()>
+where
+    F: FnOnce(&mut io::BufWriter<&mut File>) -> io::Result<()>,
+{
     let tmp = temp_path(path)?;
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut file = options.open(&tmp)?;
         {
             let mut w = io::BufWriter::new(&mut file);
             fill(&mut w)?;
@@ -103,6 +125,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_write_is_owner_only_from_the_first_byte() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempdir("private");
+        let p = d.join("state.json");
+        write_atomic(&p, b"public").unwrap();
+        write_atomic_private(&p, b"secret").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"secret");
+        let mode = fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         fs::remove_dir_all(d).unwrap();
     }
 

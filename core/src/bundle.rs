@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 use crate::audit::is_sha256_hex;
 use crate::preprocess::PreprocessSpec;
 
-pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+/// Format 2 added `bundle_version`, `not_after`, `threshold_floor` and `detector_sha256`;
+/// format-1 manifests still load (as bundle version 0, no expiry, no floor, no pins).
+pub const BUNDLE_FORMAT_VERSION: u32 = 2;
 /// The manifest's name inside the tar.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The signature's name inside the tar (not listed in `files`).
@@ -151,6 +153,22 @@ pub struct BundleManifest {
     pub quantization: Quantization,
     pub metrics: Vec<MetricEntry>,
     pub thresholds: Vec<Threshold>,
+    /// The publisher's release number, ≥ 1 from format 2 on: a door refuses a bundle older
+    /// than the newest it has run (anti-rollback). Format-1 bundles read as 0.
+    #[serde(default)]
+    pub bundle_version: u64,
+    /// Unix time (seconds) after which a door refuses the bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<u64>,
+    /// The most permissive `p_live` threshold the publisher allows a door to use (e.g. the
+    /// one reaching APCER 1 % on its validation data): a calibration or a config threshold
+    /// below it is refused. Absent: the lowest of `thresholds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_floor: Option<f64>,
+    /// sha256 of every face-detector model a door may load from outside the bundle (a
+    /// detector shipped inside as `detector.onnx` is bound by `files`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detector_sha256: Vec<String>,
     /// e.g. `"fas-quantize 0.1.0"`.
     pub created_by: String,
 }
@@ -234,11 +252,7 @@ impl BundleManifest {
     /// object keys sorted by byte order at every level, numbers in shortest round-trip form,
     /// no trailing newline. Deterministic whatever serde_json features are enabled.
     pub fn to_canonical_json(&self) -> Vec<u8> {
-        let text = serde_json::to_string(self).expect("a manifest always serialises");
-        let value: serde_json::Value = serde_json::from_str(&text).expect("own output parses");
-        let mut out = String::with_capacity(text.len());
-        write_canonical(&value, &mut out);
-        out.into_bytes()
+        canonical_json(self)
     }
 
     /// Check a file from the bundle against its recorded sha256.
@@ -489,13 +503,94 @@ impl BundleManifest {
                 ));
             }
         }
-        Ok(())
+        self.validate_trust()
     }
 
     /// Threshold by name.
     pub fn threshold(&self, name: &str) -> Option<&Threshold> {
         self.thresholds.iter().find(|t| t.name == name)
     }
+
+    /// The lowest threshold a door may use: `threshold_floor`, or else the lowest of the
+    /// publisher's `thresholds` (a valid manifest has at least one).
+    pub fn effective_floor(&self) -> f64 {
+        self.threshold_floor.unwrap_or_else(|| {
+            self.thresholds
+                .iter()
+                .map(|t| t.value)
+                .fold(f64::INFINITY, f64::min)
+                .min(1.0)
+        })
+    }
+
+    /// The format-2 fields: anti-rollback version, expiry, floor, detector pins.
+    fn validate_trust(&self) -> Result<(), BundleError> {
+        let fix_version =
+            "set it with `fas-quantize bundle --bundle-version N` (N above every release before)";
+        if self.format_version >= 2 && self.bundle_version == 0 {
+            return Err(field_err(
+                "bundle_version",
+                "is 0 (releases count from 1)",
+                fix_version,
+            ));
+        }
+        if self.format_version < 2
+            && (self.bundle_version != 0
+                || self.not_after.is_some()
+                || self.threshold_floor.is_some()
+                || !self.detector_sha256.is_empty())
+        {
+            return Err(field_err(
+                "format_version",
+                "1 cannot carry bundle_version, not_after, threshold_floor or detector_sha256",
+                "write format_version 2",
+            ));
+        }
+        if let Some(f) = self.threshold_floor {
+            if !(f.is_finite() && (0.0..=1.0).contains(&f)) {
+                return Err(field_err(
+                    "threshold_floor",
+                    format!("{f} is outside [0,1]"),
+                    "choose the floor on validation data (e.g. the threshold at APCER 1 %)",
+                ));
+            }
+            if let Some((i, t)) = self
+                .thresholds
+                .iter()
+                .enumerate()
+                .find(|(_, t)| t.value < f)
+            {
+                return Err(field_err(
+                    format!("thresholds[{i}].value"),
+                    format!("{} is below threshold_floor {f}", t.value),
+                    "every recommended threshold must respect the floor; lower the floor or raise the threshold",
+                ));
+            }
+        }
+        for (i, h) in self.detector_sha256.iter().enumerate() {
+            if !is_sha256_hex(h) {
+                return Err(field_err(
+                    format!("detector_sha256[{i}]"),
+                    format!("{h:?} is not a sha256 (64 lowercase hex digits)"),
+                    "pin the detector with `fas-quantize bundle --pin-detector FILE`",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The canonical bytes of any record that is signed (a manifest, a door's calibration, a
+/// downgrade permit): compact JSON, object keys sorted by byte order at every level,
+/// numbers in shortest round-trip form, no trailing newline.
+pub fn canonical_json<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    // Through text, not `to_value`: an f32 is written in its own shortest form (0.485),
+    // which `to_value` would widen to f64 digits.
+    let text = serde_json::to_string(v).expect("signed records always serialise");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("own output parses");
+    let mut out = String::with_capacity(text.len());
+    write_canonical(&value, &mut out);
+    out.into_bytes()
 }
 
 fn write_canonical(v: &serde_json::Value, out: &mut String) {
@@ -593,6 +688,10 @@ mod tests {
                     chosen_on: "OULU-NPU P1 dev".into(),
                 },
             ],
+            bundle_version: 3,
+            not_after: None,
+            threshold_floor: Some(0.5),
+            detector_sha256: vec![],
             created_by: "fas-quantize 0.1.0".into(),
         }
     }
@@ -736,6 +835,42 @@ mod tests {
         assert!(matches!(e, BundleError::UnlistedFile { .. }));
     }
 
+    #[test]
+    fn trust_fields_are_checked_and_format_1_still_loads() {
+        let m = example();
+        assert_eq!(m.effective_floor(), 0.5);
+        let mut no_floor = example();
+        no_floor.threshold_floor = None;
+        // Absent floor: the lowest recommended threshold.
+        assert_eq!(no_floor.effective_floor(), 0.62);
+        let field = |m: BundleManifest| m.validate().unwrap_err().field().map(str::to_string);
+        let mut above = example();
+        above.threshold_floor = Some(0.7);
+        assert_eq!(field(above).as_deref(), Some("thresholds[0].value"));
+        let mut nan = example();
+        nan.threshold_floor = Some(f64::NAN);
+        assert_eq!(field(nan).as_deref(), Some("threshold_floor"));
+        let mut unversioned = example();
+        unversioned.bundle_version = 0;
+        assert_eq!(field(unversioned).as_deref(), Some("bundle_version"));
+        let mut pin = example();
+        pin.detector_sha256 = vec!["AB".into()];
+        assert_eq!(field(pin).as_deref(), Some("detector_sha256[0]"));
+        // A format-1 manifest (no trust fields) loads as bundle version 0 …
+        let mut v: serde_json::Value = serde_json::from_slice(&m.to_canonical_json()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.insert("format_version".into(), 1.into());
+        for k in ["bundle_version", "threshold_floor"] {
+            o.remove(k);
+        }
+        let old = BundleManifest::from_json(v.to_string().as_bytes()).unwrap();
+        assert_eq!((old.bundle_version, old.threshold_floor), (0, None));
+        // … and cannot claim format-2 fields.
+        v["threshold_floor"] = 0.5.into();
+        let e = BundleManifest::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.field(), Some("format_version"), "{e}");
+    }
+
     proptest! {
         #[test]
         fn canonical_round_trip(
@@ -745,6 +880,7 @@ mod tests {
             demo in any::<bool>(),
         ) {
             let mut m = example();
+            m.threshold_floor = None;
             m.model.demo = demo;
             m.model.name = format!("m{name}");
             m.metrics[0].value = metric;

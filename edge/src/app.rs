@@ -12,7 +12,7 @@ use fas_core::audit::AuditWriter;
 use fas_core::decision::{Decision, Reason};
 use fas_infer::detect::retinaface::{RetinaFace, RetinaFaceConfig};
 use fas_infer::detect::{FaceDetector, Mtcnn, MtcnnConfig};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::actuator::ActuatorConfig;
 use crate::camera::{
@@ -27,6 +27,9 @@ use crate::model::{LoadedModel, ModelSource};
 use crate::policy::{Mode, Policy};
 use crate::status::{CameraState, Counts, Event, EventFormat, Status, StatusFile};
 use crate::track::Tracker;
+use crate::trust::calibration::{self, check_range, Calibration};
+use crate::trust::revocation::Revocations;
+use crate::trust::{self, device_key, state};
 
 /// Options shared by `run` and `calibrate` (command line over config file).
 #[derive(Debug, Clone, Default)]
@@ -48,6 +51,8 @@ pub struct Common {
     pub status: Option<PathBuf>,
     /// JSON events on stdout instead of text lines.
     pub json: bool,
+    /// The device's key and state directory (overrides device.key and device.state).
+    pub device_dir: Option<PathBuf>,
 }
 
 /// The first of `$FAS_ASSETS` and `/usr/share/fas` (where boards install the detectors)
@@ -91,6 +96,9 @@ pub fn load_config(c: &Common) -> Result<EdgeConfig> {
     }
     if let Some(p) = &c.calibration {
         cfg.model.calibration = p.clone();
+    }
+    if let Some(d) = &c.device_dir {
+        cfg.device = crate::config::DeviceSection::in_dir(d);
     }
     if let Some(dir) = &c.snapshots {
         cfg.display = DisplaySection::Png(crate::display::png::SnapshotConfig {
@@ -192,29 +200,41 @@ pub fn cameras() -> Result<()> {
     Ok(())
 }
 
-/// Threshold: config file > calibration file (for this model) > bundle threshold.
+/// Threshold: config file > calibration file (signed by this device, for this bundle) >
+/// bundle threshold; whichever it is, never below the bundle's signed floor.
 fn resolve_threshold(cfg: &EdgeConfig, model: &LoadedModel) -> Result<(f32, String)> {
-    if let Some(t) = cfg.fixed_threshold() {
+    let floor = model.floor;
+    if let Some(t) = cfg
+        .fixed_threshold()
+        .map_err(|e| anyhow::anyhow!("policy.{e}"))?
+    {
+        check_range(t, floor).map_err(|p| {
+            anyhow::anyhow!(
+                "policy.threshold in the config file: {p} — raise it, or remove it to use the calibration or the bundle's threshold"
+            )
+        })?;
         return Ok((t as f32, "policy.threshold in the config file".into()));
     }
     let cal_path = &cfg.model.calibration;
     if cal_path.exists() {
-        let cal = Calibration::load(cal_path)?;
-        if cal.model_sha256 != model.sha256 {
-            bail!(
-                "{}: calibrated for model {} but the loaded model is {} — run `fas-edge calibrate` again for this model (or remove the file to use the bundle's threshold)",
-                cal_path.display(),
-                &cal.model_sha256[..12.min(cal.model_sha256.len())],
-                &model.sha256[..12]
-            );
-        }
+        let expect = calibration::Expect {
+            bundle_sha256: &model.bundle_sha256,
+            floor,
+            key_path: &cfg.device.key,
+        };
+        let cal = calibration::load_verified(cal_path, &expect)?;
         return Ok((
             cal.threshold as f32,
             format!("calibration {}", cal_path.display()),
         ));
     }
     match model.threshold(&cfg.model.threshold) {
-        Some(t) => Ok((t as f32, format!("bundle threshold \"{}\"", cfg.model.threshold))),
+        Some(t) => {
+            check_range(t, floor).map_err(|p| {
+                anyhow::anyhow!("{}: threshold \"{}\": {p}", model.origin, cfg.model.threshold)
+            })?;
+            Ok((t as f32, format!("bundle threshold \"{}\"", cfg.model.threshold)))
+        }
         None => bail!(
             "no threshold: {} has no threshold \"{}\" and {} does not exist — run `fas-edge calibrate`, or set policy.threshold",
             model.origin,
@@ -222,6 +242,38 @@ fn resolve_threshold(cfg: &EdgeConfig, model: &LoadedModel) -> Result<(f32, Stri
             cal_path.display()
         ),
     }
+}
+
+/// A detector file loaded from outside a signed bundle must be one the bundle pins; on the
+/// development paths nothing is signed, so nothing is pinned.
+fn check_pinned(model: &LoadedModel, path: &Path, bytes: &[u8]) -> Result<()> {
+    if model.signer.is_none() {
+        return Ok(());
+    }
+    let sha = fas_core::bundle::sha256_hex(bytes);
+    if model.detector_pins.contains(&sha) {
+        return Ok(());
+    }
+    if model.detector_pins.is_empty() {
+        bail!(
+            "{}: the signed bundle {} pins no face detector, so this one cannot be trusted — ship it in the bundle (`fas-quantize bundle --detector`) or pin it (`fas-quantize bundle --pin-detector`)",
+            path.display(),
+            model.origin
+        );
+    }
+    bail!(
+        "{}: sha256 {} is not a detector the signed bundle {} allows — a detector cannot be swapped; install the one the bundle pins, or rebuild the bundle with `--pin-detector`",
+        path.display(),
+        trust::short(&sha),
+        model.origin
+    )
+}
+
+fn read_pinned(model: &LoadedModel, path: &Path) -> Result<Vec<u8>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading face detector {}", path.display()))?;
+    check_pinned(model, path, &bytes)?;
+    Ok(bytes)
 }
 
 /// The configured face detector.
@@ -238,6 +290,11 @@ fn detector(cfg: &EdgeConfig, model: &LoadedModel) -> Result<Box<dyn FaceDetecto
                     fas_core::MTCNN_FILES.join(", ")
                 )
             })?;
+        // Checked, then loaded by path: swapping a file in between needs write access to
+        // the (root-owned) detector directory.
+        for f in fas_core::MTCNN_FILES {
+            read_pinned(model, &dir.join(f))?;
+        }
         let mc = MtcnnConfig {
             min_face_size: cfg.detector.min_face_size,
             ..MtcnnConfig::default()
@@ -249,8 +306,16 @@ fn detector(cfg: &EdgeConfig, model: &LoadedModel) -> Result<Box<dyn FaceDetecto
         score_threshold: cfg.detector.score_threshold,
         ..RetinaFaceConfig::default()
     };
+    let external = |p: &Path| -> Result<Box<dyn FaceDetector + Send>> {
+        let bytes = read_pinned(model, p)?;
+        Ok(Box::new(RetinaFace::from_onnx_bytes(
+            p,
+            &bytes,
+            rc.clone(),
+        )?))
+    };
     if let Some(p) = &cfg.detector.model {
-        return Ok(Box::new(RetinaFace::load(p, rc)?));
+        return external(p);
     }
     if let Some(bytes) = &model.detector_onnx {
         return Ok(Box::new(RetinaFace::from_onnx_bytes(
@@ -260,38 +325,137 @@ fn detector(cfg: &EdgeConfig, model: &LoadedModel) -> Result<Box<dyn FaceDetecto
         )?));
     }
     match default_detector() {
-        Some(p) => Ok(Box::new(RetinaFace::load(p, rc)?)),
+        Some(p) => external(&p),
         None => bail!(
             "no face detector: set detector.model, ship detector.onnx in the bundle, or install /usr/share/fas/retinaface_mnet025.onnx"
         ),
     }
 }
 
-/// Builds the whole door from the config.
-pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<Box<dyn FaceDetector + Send>>> {
-    let model = LoadedModel::load(&model_source(c, cfg)?, cfg.model.allow_demo)?;
-    let (threshold, from) = resolve_threshold(cfg, &model)?;
-    let mut policy_cfg = cfg
+/// Revocation and anti-rollback for the bundle about to run (reads only).
+fn check_bundle(
+    cfg: &EdgeConfig,
+    src: &ModelSource,
+    model: &LoadedModel,
+) -> Result<Option<state::Verdict>> {
+    Revocations::load(&cfg.model.revoked)?
+        .check(&model.bundle_sha256, model.signer.as_deref())
+        .with_context(|| format!("{}: refused", model.origin))?;
+    let ModelSource::Bundle { keys, .. } = src else {
+        return Ok(None);
+    };
+    let keys = fas_infer::bundle::TrustedKeys::load(keys)
+        .with_context(|| format!("trusted keys {}", keys.display()))?;
+    let bundle = state::Candidate {
+        version: model.bundle_version,
+        manifest_sha256: &model.bundle_sha256,
+    };
+    state::check(
+        &cfg.device.state,
+        bundle,
+        cfg.model.downgrade.as_deref(),
+        &keys,
+    )
+    .with_context(|| format!("{}: refused", model.origin))
+    .map(Some)
+}
+
+/// Everything start-up loads and checks — model, signature, expiry, revocation,
+/// rollback, threshold (calibration), detector, policy — with nothing written and no
+/// device opened. `check-config` runs exactly this.
+pub struct Prepared {
+    pub model: LoadedModel,
+    pub threshold: f32,
+    /// Where the threshold came from, for the log.
+    pub threshold_from: String,
+    pub detector: Box<dyn FaceDetector + Send>,
+    pub policy: crate::policy::PolicyConfig,
+    /// The anti-rollback verdict to record once the door runs (signed bundles only).
+    rollback: Option<state::Verdict>,
+}
+
+pub fn prepare(c: &Common, cfg: &EdgeConfig) -> Result<Prepared> {
+    let src = model_source(c, cfg)?;
+    let model = LoadedModel::load(&src, cfg.model.allow_demo)?;
+    let rollback = check_bundle(cfg, &src, &model)?;
+    let (threshold, threshold_from) = resolve_threshold(cfg, &model)?;
+    let mut policy = cfg
         .policy_config(threshold)
         .map_err(|e| anyhow::anyhow!("policy: {e}"))?;
     // The trigger section decides how sessions start.
-    policy_cfg.mode = match cfg.trigger {
+    policy.mode = match cfg.trigger {
         TriggerSection::Continuous => Mode::Continuous,
         _ => Mode::Triggered,
     };
-    eprintln!(
-        "fas-edge: model {} ({}), threshold {threshold:.4} from {from}, signer {}",
-        model.name,
-        &model.sha256[..12],
-        model.signer.as_deref().unwrap_or("NONE (development)")
-    );
-    let tracker = Tracker::new(detector(cfg, &model)?, cfg.track_config())?;
-    let policy = Policy::new(policy_cfg)?;
+    let detector = detector(cfg, &model)?;
+    Ok(Prepared {
+        model,
+        threshold,
+        threshold_from,
+        detector,
+        policy,
+        rollback,
+    })
+}
+
+/// `fas-edge check-config`: what start-up checks, without opening the door.
+pub fn check_config(c: &Common) -> Result<Prepared> {
+    let cfg = load_config(c)?;
+    let p = prepare(c, &cfg)?;
+    if let Some(a) = &cfg.actuator {
+        a.validate()?;
+    }
+    Ok(p)
+}
+
+/// `fas-edge lock`: drive the configured actuator to locked and exit (the unit's
+/// `ExecStopPost=`, so the door locks after a crash, `kill -9` or `systemctl stop`).
+pub fn lock(c: &Common) -> Result<&'static str> {
+    let cfg = load_config(c)?;
+    let mut a = cfg
+        .actuator
+        .clone()
+        .unwrap_or(ActuatorConfig::None)
+        .build()
+        .context("locking the door")?;
+    a.lock().context("locking the door")?;
+    Ok(a.name())
+}
+
+/// Builds the whole door from the config. The actuator is built (and the door locked)
+/// before anything else is loaded, so a slow or failing start never leaves it open.
+pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<Box<dyn FaceDetector + Send>>> {
     let actuator = cfg
         .actuator
         .clone()
         .unwrap_or(ActuatorConfig::None)
         .build()?;
+    let p = prepare(c, cfg)?;
+    let model = p.model;
+    eprintln!(
+        "fas-edge: model {} ({}, bundle version {}), threshold {:.4} from {}, signer {}",
+        model.name,
+        trust::short(&model.sha256),
+        model.bundle_version,
+        p.threshold,
+        p.threshold_from,
+        model.signer.as_deref().unwrap_or("NONE (development)")
+    );
+    if let Some(v) = &p.rollback {
+        if let state::Verdict::Downgrade { highest, signer } = v {
+            eprintln!(
+                "fas-edge: WARNING: running bundle version {} although version {highest} ran before, by the downgrade permit of key {signer}",
+                model.bundle_version
+            );
+        }
+        let bundle = state::Candidate {
+            version: model.bundle_version,
+            manifest_sha256: &model.bundle_sha256,
+        };
+        state::record(&cfg.device.state, bundle, v)?;
+    }
+    let tracker = Tracker::new(p.detector, cfg.track_config())?;
+    let policy = Policy::new(p.policy)?;
     if let Some(dir) = cfg
         .audit
         .path
@@ -452,42 +616,6 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
     Ok(summary)
 }
 
-/// `calibration.json`, written by `fas-edge calibrate`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Calibration {
-    pub threshold: f64,
-    pub target_bpcer: f64,
-    /// BPCER / APCER measured on the calibration sessions at `threshold`.
-    pub bpcer: f64,
-    pub apcer: Option<f64>,
-    pub bona_fide: Vec<f64>,
-    pub attacks: Vec<f64>,
-    pub model_sha256: String,
-    pub time_ms: u64,
-}
-
-impl Calibration {
-    pub fn load(path: &Path) -> Result<Calibration> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading calibration {}", path.display()))?;
-        let c: Calibration = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{}: not a fas-edge calibration file — run `fas-edge calibrate` again",
-                path.display()
-            )
-        })?;
-        if !(0.0..=1.0).contains(&c.threshold) || !c.threshold.is_finite() {
-            bail!(
-                "{}: field \"threshold\": {} is not in [0, 1] — run `fas-edge calibrate` again",
-                path.display(),
-                c.threshold
-            );
-        }
-        Ok(c)
-    }
-}
-
 /// The highest threshold that keeps BPCER (bona fide sessions scored below it) at or under
 /// `target` on the calibration sessions.
 pub fn fit_threshold(bona_fide: &[f64], target: f64) -> Option<f64> {
@@ -534,6 +662,8 @@ pub fn calibrate(c: &Common, o: &CalibrateOpts) -> Result<Calibration> {
     }
     let model = LoadedModel::load(&model_source(c, &cfg)?, cfg.model.allow_demo)?;
     let sha = model.sha256.clone();
+    let bundle_sha256 = model.bundle_sha256.clone();
+    let floor = model.floor;
     let policy_cfg = cfg
         .policy_config(0.5)
         .map_err(|e| anyhow::anyhow!("policy: {e}"))?;
@@ -609,20 +739,35 @@ pub fn calibrate(c: &Common, o: &CalibrateOpts) -> Result<Calibration> {
             o.attacks,
         )?);
     }
-    let threshold = fit_threshold(&bona, o.target_bpcer).context(
+    let fitted = fit_threshold(&bona, o.target_bpcer).context(
         "no bona fide session produced enough good frames — check lighting and distance",
     )?;
+    // The publisher's floor bounds what a device may calibrate to: below it, the fitted
+    // threshold is raised to it (more bona fide rejections, never more attacks let in).
+    let threshold = match floor {
+        Some(f) if fitted < f => {
+            println!(
+                "calibrate: the fitted threshold {fitted:.4} is below the bundle's signed floor {f:.4}; using the floor (BPCER rises, the bar does not drop)"
+            );
+            f
+        }
+        _ => fitted,
+    };
     let bpcer = bona.iter().filter(|&&s| s < threshold).count() as f64 / bona.len() as f64;
     let apcer = (!attacks.is_empty())
         .then(|| attacks.iter().filter(|&&s| s >= threshold).count() as f64 / attacks.len() as f64);
     let cal = Calibration {
+        format_version: calibration::CALIBRATION_FORMAT,
         threshold,
+        fitted_threshold: fitted,
+        floor,
         target_bpcer: o.target_bpcer,
         bpcer,
         apcer,
         bona_fide: bona,
         attacks,
         model_sha256: sha,
+        bundle_sha256,
         time_ms: crate::camera::wall_ms_now(),
     };
     println!(
@@ -637,7 +782,9 @@ pub fn calibrate(c: &Common, o: &CalibrateOpts) -> Result<Calibration> {
         .out
         .clone()
         .unwrap_or_else(|| cfg.model.calibration.clone());
-    fas_core::atomic::write_atomic(&out, serde_json::to_string_pretty(&cal)?.as_bytes())
+    let key = device_key::load_or_create(&cfg.device.key)?;
+    let signed = cal.clone().sign(&key);
+    fas_core::atomic::write_atomic_private(&out, serde_json::to_string_pretty(&signed)?.as_bytes())
         .with_context(|| format!("writing {}", out.display()))?;
     println!("calibrate: wrote {}", out.display());
     if let Some(png) = &o.report_png {

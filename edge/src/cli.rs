@@ -29,8 +29,13 @@ pub enum Command {
     /// Audit-log tools.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Load and check a config file (and the model it names) without opening the door.
+    /// Check everything start-up checks — config, bundle signature, expiry, revocation,
+    /// rollback, calibration signature and range, detector pin, actuator settings —
+    /// without opening the door, the camera or the audit log.
     CheckConfig(CommonArgs),
+    /// Drive the configured relay (or command) to locked and exit: the unit runs it as
+    /// `ExecStopPost=`, so the door locks after a crash, `kill -9` or `systemctl stop`.
+    Lock(CommonArgs),
     /// List the cameras this build can open: V4L2 nodes (`--camera /dev/videoN`) and, in
     /// builds with the `nokhwa` feature, desktop cameras (`--camera nokhwa:N`).
     Cameras,
@@ -96,6 +101,10 @@ pub struct CommonArgs {
     /// on stdout, for machines.
     #[arg(long)]
     pub json: bool,
+    /// Directory of the device's key (device.key) and anti-rollback state (state.json)
+    /// (overrides device.key and device.state).
+    #[arg(long, value_name = "DIR")]
+    pub device_dir: Option<PathBuf>,
 }
 
 impl CommonArgs {
@@ -116,6 +125,7 @@ impl CommonArgs {
             fps: self.fps,
             status: self.status.clone(),
             json: self.json,
+            device_dir: self.device_dir.clone(),
         }
     }
 }

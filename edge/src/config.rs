@@ -52,6 +52,13 @@ pub struct ModelSection {
     /// Accept a bundle marked `demo` (trained on SynthFAS only). Never at a real door.
     #[serde(default)]
     pub allow_demo: bool,
+    /// Revoked signing keys and bundles (a missing file revokes nothing).
+    #[serde(default = "defaults::revoked")]
+    pub revoked: PathBuf,
+    /// An operator-signed permit to run this bundle although the device has run a newer
+    /// version (`fas-quantize permit-downgrade`).
+    #[serde(default)]
+    pub downgrade: Option<PathBuf>,
 }
 
 impl Default for ModelSection {
@@ -62,6 +69,36 @@ impl Default for ModelSection {
             threshold: defaults::threshold_name(),
             calibration: defaults::calibration(),
             allow_demo: false,
+            revoked: defaults::revoked(),
+            downgrade: None,
+        }
+    }
+}
+
+/// The device's own files: its signing key (signs calibrations) and its anti-rollback
+/// state. Both live in the service's state directory by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceSection {
+    /// ed25519 secret key, mode 0600 (`device.pub` beside it); made by the first
+    /// `fas-edge calibrate`.
+    pub key: PathBuf,
+    /// The newest bundle version this device has run.
+    pub state: PathBuf,
+}
+
+impl Default for DeviceSection {
+    fn default() -> Self {
+        DeviceSection::in_dir(Path::new("/var/lib/fas"))
+    }
+}
+
+impl DeviceSection {
+    /// `DIR/device.key` and `DIR/state.json`.
+    pub fn in_dir(dir: &Path) -> DeviceSection {
+        DeviceSection {
+            key: dir.join("device.key"),
+            state: dir.join("state.json"),
         }
     }
 }
@@ -320,6 +357,7 @@ pub struct EdgeConfig {
     pub display: DisplaySection,
     pub audit: AuditSection,
     pub status: StatusSection,
+    pub device: DeviceSection,
 }
 
 mod defaults {
@@ -332,6 +370,9 @@ mod defaults {
     }
     pub fn calibration() -> PathBuf {
         PathBuf::from("/var/lib/fas/calibration.json")
+    }
+    pub fn revoked() -> PathBuf {
+        PathBuf::from("/etc/fas/revoked")
     }
 }
 
@@ -437,6 +478,9 @@ impl EdgeConfig {
     /// The policy with `threshold` unless the file sets one.
     pub fn policy_config(&self, threshold: f32) -> Result<PolicyConfig, String> {
         let mut t = self.policy.clone();
+        if let Some(fixed) = self.fixed_threshold()? {
+            t.insert("threshold".into(), toml::Value::Float(fixed));
+        }
         t.entry("threshold")
             .or_insert(toml::Value::Float(threshold as f64));
         let p: PolicyConfig = toml::Value::Table(t)
@@ -446,9 +490,17 @@ impl EdgeConfig {
         Ok(p)
     }
 
-    /// Whether the file fixes the threshold itself (overrides calibration and bundle).
-    pub fn fixed_threshold(&self) -> Option<f64> {
-        self.policy.get("threshold").and_then(|v| v.as_float())
+    /// The threshold the file fixes itself (overrides calibration and bundle, never below
+    /// the bundle's floor): `threshold = 0.8` or `threshold = 1` alike.
+    pub fn fixed_threshold(&self) -> Result<Option<f64>, String> {
+        match self.policy.get("threshold") {
+            None => Ok(None),
+            Some(toml::Value::Float(f)) => Ok(Some(*f)),
+            Some(toml::Value::Integer(i)) => Ok(Some(*i as f64)),
+            Some(other) => Err(format!(
+                "threshold: {other} is not a number (p_live in [0, 1], e.g. 0.8)"
+            )),
+        }
     }
 
     pub fn v4l2(&self) -> Result<V4l2Config, String> {
@@ -512,7 +564,7 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c, EdgeConfig::default());
         assert_eq!(c.camera.device, "/dev/video0");
-        assert!(c.fixed_threshold().is_none());
+        assert!(c.fixed_threshold().unwrap().is_none());
         assert_eq!(c.policy_config(0.7).unwrap().threshold, 0.7);
     }
 
@@ -568,11 +620,24 @@ mod tests {
         );
         assert_eq!(c.model.threshold, "strict");
         assert_eq!(c.v4l2().unwrap().formats.len(), 2);
-        assert_eq!(c.fixed_threshold(), Some(0.8));
+        assert_eq!(c.fixed_threshold(), Ok(Some(0.8)));
         let p = c.policy_config(0.1).unwrap();
         assert_eq!((p.frames, p.threshold), (7, 0.8));
         assert!(matches!(c.trigger, TriggerSection::Socket { .. }));
         assert!(matches!(c.actuator, Some(ActuatorConfig::Gpio(_))));
+    }
+
+    #[test]
+    fn an_integer_threshold_is_a_threshold() {
+        // `threshold = 1` used to be ignored (not a TOML float): the door then used the
+        // calibration's or the bundle's lower threshold instead of the one written here.
+        let c = parse("[policy]\nthreshold = 1\nhysteresis = 0\n").unwrap();
+        assert_eq!(c.fixed_threshold(), Ok(Some(1.0)));
+        assert_eq!(c.policy_config(0.3).unwrap().threshold, 1.0);
+        let e = parse("[policy]\nthreshold = \"high\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("policy") && e.contains("not a number"), "{e}");
     }
 
     #[test]

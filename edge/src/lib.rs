@@ -16,3 +16,4 @@ pub mod signals;
 pub mod status;
 pub mod track;
 pub mod trigger;
+pub mod trust;

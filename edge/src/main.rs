@@ -22,8 +22,18 @@ fn main() -> ExitCode {
         Some(Command::Calibrate(a)) => app::calibrate(&a.common.common(), &a.opts()).map(|_| ()),
         Some(Command::Audit(AuditCommand::Verify { path })) => app::audit_verify(path),
         Some(Command::Cameras) => app::cameras(),
-        Some(Command::CheckConfig(a)) => app::load_config(&a.common()).map(|_| {
-            println!("config OK");
+        Some(Command::CheckConfig(a)) => app::check_config(&a.common()).map(|p| {
+            println!(
+                "config OK: model {} (bundle version {}, signer {}), threshold {:.4} from {}",
+                p.model.name,
+                p.model.bundle_version,
+                p.model.signer.as_deref().unwrap_or("NONE (development)"),
+                p.threshold,
+                p.threshold_from
+            );
+        }),
+        Some(Command::Lock(a)) => app::lock(&a.common()).map(|name| {
+            println!("door locked ({name} actuator)");
         }),
     };
     match r {

@@ -37,6 +37,15 @@ pub struct LoadedModel {
     /// Signing key id; `None` for development models.
     pub signer: Option<String>,
     pub origin: String,
+    /// What identifies what the door runs (calibrations are bound to it): the sha256 of the
+    /// bundle's `manifest.json`, or of the ONNX file on the development path.
+    pub bundle_sha256: String,
+    /// The bundle's release number (0: format 1, or the development ONNX path).
+    pub bundle_version: u64,
+    /// The lowest threshold the publisher allows (`None` on the development ONNX path).
+    pub floor: Option<f64>,
+    /// sha256 of the detector models the bundle allows from outside it.
+    pub detector_pins: Vec<String>,
 }
 
 impl LoadedModel {
@@ -83,6 +92,14 @@ impl LoadedModel {
 
 fn from_bundle(b: Bundle, path: &Path) -> Result<LoadedModel> {
     let origin = path.display().to_string();
+    if let Some(t) = b.manifest.not_after {
+        let now = crate::trust::unix_now();
+        if now > t {
+            bail!(
+                "{origin}: the bundle expired (not_after {t}, now {now}, Unix seconds) — install a current bundle from its publisher"
+            );
+        }
+    }
     let onnx = b
         .files
         .get(LIVENESS_FILE)
@@ -98,6 +115,10 @@ fn from_bundle(b: Bundle, path: &Path) -> Result<LoadedModel> {
         name: b.manifest.model.name.clone(),
         signer: b.signer.clone(),
         origin,
+        floor: Some(b.manifest.effective_floor()),
+        bundle_version: b.manifest.bundle_version,
+        detector_pins: b.manifest.detector_sha256.clone(),
+        bundle_sha256: b.manifest_sha256,
     })
 }
 
@@ -125,6 +146,10 @@ fn from_onnx(path: &Path) -> Result<LoadedModel> {
     Ok(LoadedModel {
         model,
         preprocess,
+        bundle_sha256: sha256_hex(&bytes),
+        bundle_version: 0,
+        floor: None,
+        detector_pins: vec![],
         sha256: sha256_hex(&bytes),
         thresholds: vec![],
         detector_onnx: None,

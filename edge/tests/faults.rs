@@ -26,6 +26,17 @@ use fas_edge::track::{TrackConfig, Tracker};
 use fas_infer::detect::{DetectError, Detection, FaceDetector, RetinaFace, RetinaFaceConfig};
 use fas_quantize::bundle::fixture::{write_tiny_bundle, TinyModel};
 
+mod trust;
+
+/// `m`, pinning the detector assets `files` (a signed bundle trusts no other detector).
+fn pinning(mut m: TinyModel, files: &[&str]) -> TinyModel {
+    m.detector_sha256 = files
+        .iter()
+        .map(|f| fas_core::bundle::sha256_hex(&std::fs::read(asset(f)).unwrap()))
+        .collect();
+    m
+}
+
 fn asset(name: &str) -> PathBuf {
     let dir = std::env::var_os("FAS_ASSETS")
         .map(PathBuf::from)
@@ -258,7 +269,14 @@ fn a_model_breaking_the_score_contract_never_grants() {
 fn start_up_faults_stop_the_door_before_it_runs() {
     use fas_edge::app::{run, Common, RunLimits};
     let dir = tempfile::tempdir().unwrap();
-    let tiny = write_tiny_bundle(dir.path(), &TinyModel::constant("start", 9.0)).unwrap();
+    let tiny = write_tiny_bundle(
+        dir.path(),
+        &pinning(
+            TinyModel::constant("start", 9.0),
+            &["retinaface_mnet025.onnx"],
+        ),
+    )
+    .unwrap();
     let common = Common {
         camera: Some("synthetic:3".into()),
         bundle: Some(tiny.bundle.clone()),
@@ -266,6 +284,7 @@ fn start_up_faults_stop_the_door_before_it_runs() {
         detector: Some(asset("retinaface_mnet025.onnx")),
         audit: Some(dir.path().join("audit.jsonl")),
         calibration: Some(dir.path().join("none.json")),
+        device_dir: Some(dir.path().join("device")),
         ..Common::default()
     };
     let limits = RunLimits {
@@ -349,7 +368,14 @@ fn frames_captured_before_a_trigger_do_not_spoil_its_session() {
 fn the_door_runs_on_mtcnn() {
     use fas_edge::app::{run, Common, RunLimits};
     let dir = tempfile::tempdir().unwrap();
-    let tiny = write_tiny_bundle(dir.path(), &TinyModel::constant("mtcnn-door", 9.0)).unwrap();
+    let tiny = write_tiny_bundle(
+        dir.path(),
+        &pinning(
+            TinyModel::constant("mtcnn-door", 9.0),
+            &fas_core::MTCNN_FILES,
+        ),
+    )
+    .unwrap();
     let assets = asset("mtcnn_pnet.onnx").parent().unwrap().to_path_buf();
     let config = dir.path().join("edge.toml");
     std::fs::write(
@@ -368,6 +394,7 @@ fn the_door_runs_on_mtcnn() {
             keys: Some(tiny.keys),
             audit: Some(dir.path().join("audit.jsonl")),
             calibration: Some(dir.path().join("none.json")),
+            device_dir: Some(dir.path().join("device")),
             ..Common::default()
         },
         &RunLimits {

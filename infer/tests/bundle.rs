@@ -88,6 +88,10 @@ fn manifest(liveness: &[u8], detector: Option<&[u8]>) -> BundleManifest {
             operating_point: "EER".into(),
             chosen_on: "SynthFAS dev".into(),
         }],
+        bundle_version: 1,
+        not_after: None,
+        threshold_floor: None,
+        detector_sha256: vec![],
         created_by: "fas-infer tests".into(),
     }
 }

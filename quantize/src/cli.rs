@@ -38,6 +38,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show what a bundle holds (no keys needed; says whether it is signed).
     Inspect(InspectArgs),
+    /// Sign a permit for a door to run this (older) bundle although it has run a newer
+    /// version (anti-rollback); the door reads it from model.downgrade.
+    PermitDowngrade(PermitArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -49,7 +52,44 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sign(a) => sign(a),
         Command::Verify(a) => verify(a),
         Command::Inspect(a) => inspect(a),
+        Command::PermitDowngrade(a) => permit_downgrade(a),
     }
+}
+
+#[derive(Debug, Args)]
+pub struct PermitArgs {
+    /// The bundle the door may run.
+    #[arg(long, value_name = "X.fasb")]
+    pub bundle: PathBuf,
+    /// A key the door trusts for bundles.
+    #[arg(long, value_name = "K.key")]
+    pub key: PathBuf,
+    /// Where to write the permit (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+fn permit_downgrade(a: PermitArgs) -> Result<()> {
+    let key = load_secret(&a.key)?;
+    let b = Bundle::open(&a.bundle, &TrustedKeys::single(key.public())).with_context(|| {
+        format!(
+            "{}: a permit is signed only for a bundle this key signed",
+            a.bundle.display()
+        )
+    })?;
+    let permit =
+        fas_infer::bundle::permit::Permit::downgrade(&b.manifest_sha256, b.manifest.bundle_version)
+            .sign(&key);
+    let bytes = serde_json::to_vec_pretty(&permit)?;
+    fas_core::atomic::write_atomic(&a.out, &bytes)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {}: a door may run bundle {} (version {}) once it has run newer ones; set model.downgrade to it",
+        a.out.display(),
+        b.manifest_sha256,
+        b.manifest.bundle_version
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -271,12 +311,91 @@ pub struct BundleArgs {
     /// The bundle to write (replaced atomically).
     #[arg(long, value_name = "X.fasb")]
     pub out: PathBuf,
+    /// Release number (≥ 1, above every release before it): a door refuses a bundle older
+    /// than the newest it has run. Writes a format-2 manifest.
+    #[arg(long, value_name = "N")]
+    pub bundle_version: Option<u64>,
+    /// The bundle expires at the start of this UTC day (YYYY-MM-DD) or at this Unix time
+    /// (seconds): a door refuses it afterwards.
+    #[arg(long, value_name = "DATE")]
+    pub not_after: Option<String>,
+    /// The most permissive p_live threshold a door may calibrate down to (e.g. the
+    /// threshold at APCER 1 % on validation data). Default: the lowest recommended threshold.
+    #[arg(long, value_name = "T")]
+    pub threshold_floor: Option<f64>,
+    /// Pin a face detector the door loads from outside the bundle (its sha256 goes into the
+    /// signed manifest; a door refuses any other detector). Repeat for MTCNN's three nets.
+    #[arg(long, value_name = "det.onnx")]
+    pub pin_detector: Vec<PathBuf>,
+}
+
+/// Unix seconds of `YYYY-MM-DD` (00:00 UTC) or of a plain integer.
+pub fn parse_not_after(text: &str) -> Result<u64> {
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(secs);
+    }
+    let bad = || anyhow::anyhow!("--not-after {text:?}: not a date (YYYY-MM-DD) or Unix seconds");
+    let parts: Vec<&str> = text.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    // Days from the civil date (proleptic Gregorian), with March as the first month.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days as u64 * 86_400)
+}
+
+/// The trust fields the `bundle` flags set on a draft.
+fn apply_trust_flags(draft: &mut BundleManifest, a: &BundleArgs) -> Result<()> {
+    let format2 = a.bundle_version.is_some()
+        || a.not_after.is_some()
+        || a.threshold_floor.is_some()
+        || !a.pin_detector.is_empty();
+    if format2 {
+        draft.format_version = fas_core::bundle::BUNDLE_FORMAT_VERSION;
+        draft.bundle_version = draft.bundle_version.max(1);
+    }
+    if let Some(v) = a.bundle_version {
+        draft.bundle_version = v;
+    }
+    if let Some(t) = &a.not_after {
+        draft.not_after = Some(parse_not_after(t)?);
+    }
+    if let Some(f) = a.threshold_floor {
+        draft.threshold_floor = Some(f);
+    }
+    for p in &a.pin_detector {
+        let hash = fas_core::bundle::sha256_hex(&read(p, "detector to pin")?);
+        if !draft.detector_sha256.contains(&hash) {
+            draft.detector_sha256.push(hash);
+        }
+    }
+    Ok(())
 }
 
 fn bundle(a: BundleArgs) -> Result<()> {
     let draft_bytes = read(&a.manifest, "draft manifest")?;
-    let draft = bundle::parse_draft(&draft_bytes)
+    let mut draft = bundle::parse_draft(&draft_bytes)
         .with_context(|| format!("draft manifest {}", a.manifest.display()))?;
+    apply_trust_flags(&mut draft, &a)?;
+    if a.detector.is_none() && draft.detector_sha256.is_empty() && a.key.is_some() {
+        eprintln!(
+            "fas-quantize: WARNING: the bundle neither carries a detector (--detector) nor pins one (--pin-detector): a door refuses to run it with any face detector"
+        );
+    }
     let liveness = read(&a.model, "liveness model")?;
     let detector = a
         .detector
@@ -486,6 +605,33 @@ fn summary(path: &Path, size: u64, b: &Bundle, claimed_key: Option<&str>) -> Str
             if i == 0 { "files" } else { "" },
             format!("{name}  {} bytes  sha256 {}", data.len(), m.files[name]),
         );
+    }
+    line(
+        "version",
+        match m.bundle_version {
+            0 => "none (format 1: no rollback protection)".into(),
+            v => v.to_string(),
+        },
+    );
+    line(
+        "expires",
+        m.not_after
+            .map_or("never".into(), |t| format!("after Unix time {t}")),
+    );
+    line(
+        "floor",
+        format!(
+            "{}{}",
+            m.effective_floor(),
+            if m.threshold_floor.is_none() {
+                " (the lowest threshold; no threshold_floor set)"
+            } else {
+                ""
+            }
+        ),
+    );
+    for (i, h) in m.detector_sha256.iter().enumerate() {
+        line(if i == 0 { "detectors" } else { "" }, format!("sha256 {h}"));
     }
     line("created by", m.created_by.clone());
     s

@@ -260,6 +260,10 @@ pub fn export_run(run: &RunDir) -> Result<Exported, RunDirError> {
         },
         metrics: run.metrics.clone(),
         thresholds: run.thresholds.clone(),
+        bundle_version: 1,
+        not_after: None,
+        threshold_floor: None,
+        detector_sha256: vec![],
         created_by: format!("fas-quantize {}", env!("CARGO_PKG_VERSION")),
     };
     Ok(Exported {

@@ -305,3 +305,134 @@ fn unsigned_bundles_and_argument_errors() {
     }
     std::fs::remove_dir_all(d).unwrap();
 }
+
+/// The trust fields a door enforces: `bundle --bundle-version --not-after
+/// --threshold-floor --pin-detector` write them into the signed manifest (format 2), and
+/// `permit-downgrade` signs a permit that names exactly that bundle.
+#[test]
+fn trust_fields_and_a_downgrade_permit() {
+    use fas_infer::bundle::permit::SignedPermit;
+    use fas_infer::bundle::{Bundle, TrustedKeys};
+    let d = tempdir("trust");
+    let draft = d.join("draft.json");
+    write_draft(&draft);
+    let fasb = d.join("door.fasb");
+    let detector = asset("retinaface_mnet025.onnx");
+    ok(&[&"keygen", &"--out", &d.join("keys/release")]);
+    let key = d.join("keys/release.key");
+    let out = fas_quantize(&[
+        &"bundle",
+        &"--manifest",
+        &draft,
+        &"--model",
+        &asset("mtcnn_pnet.onnx"),
+        &"--key",
+        &key,
+        &"--out",
+        &fasb,
+        &"--bundle-version",
+        &"7",
+        &"--not-after",
+        &"2030-01-01",
+        &"--threshold-floor",
+        &"0.5",
+        &"--pin-detector",
+        &detector,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Pinned: no warning that the door would refuse every detector.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("WARNING"));
+    let keys = TrustedKeys::load(&d.join("keys")).unwrap();
+    let b = Bundle::open(&fasb, &keys).unwrap();
+    let m = &b.manifest;
+    assert_eq!((m.format_version, m.bundle_version), (2, 7));
+    // 2030-01-01T00:00:00Z.
+    assert_eq!(m.not_after, Some(1_893_456_000));
+    assert_eq!(m.threshold_floor, Some(0.5));
+    assert_eq!(
+        m.detector_sha256,
+        vec![sha256_hex(&std::fs::read(&detector).unwrap())]
+    );
+    let text = ok(&[&"inspect", &"--bundle", &fasb]);
+    assert!(
+        text.contains("version     7") && text.contains("floor       0.5"),
+        "{text}"
+    );
+
+    // A floor above a recommended threshold is refused, naming the field.
+    let e = fails(&[
+        &"bundle",
+        &"--manifest",
+        &draft,
+        &"--model",
+        &asset("mtcnn_pnet.onnx"),
+        &"--key",
+        &key,
+        &"--out",
+        &d.join("x.fasb"),
+        &"--threshold-floor",
+        &"0.7",
+    ]);
+    assert!(e.contains("thresholds[0].value"), "{e}");
+    let e = fails(&[
+        &"bundle",
+        &"--manifest",
+        &draft,
+        &"--model",
+        &asset("mtcnn_pnet.onnx"),
+        &"--key",
+        &key,
+        &"--out",
+        &d.join("x.fasb"),
+        &"--not-after",
+        &"next week",
+    ]);
+    assert!(e.contains("--not-after"), "{e}");
+    // Neither packed nor pinned: written, with the warning.
+    let out = fas_quantize(&[
+        &"bundle",
+        &"--manifest",
+        &draft,
+        &"--model",
+        &asset("mtcnn_pnet.onnx"),
+        &"--key",
+        &key,
+        &"--out",
+        &d.join("unpinned.fasb"),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pins one"));
+
+    let permit = d.join("permit.json");
+    ok(&[
+        &"permit-downgrade",
+        &"--bundle",
+        &fasb,
+        &"--key",
+        &key,
+        &"--out",
+        &permit,
+    ]);
+    let (p, signer) = SignedPermit::verify(&std::fs::read(&permit).unwrap(), &keys).unwrap();
+    assert_eq!(
+        (p.bundle_sha256.as_str(), p.bundle_version),
+        (b.manifest_sha256.as_str(), 7)
+    );
+    assert_eq!(signer, keys.ids().next().unwrap());
+    // A key that did not sign the bundle cannot permit it.
+    ok(&[&"keygen", &"--out", &d.join("other/k")]);
+    let e = fails(&[
+        &"permit-downgrade",
+        &"--bundle",
+        &fasb,
+        &"--key",
+        &d.join("other/k.key"),
+        &"--out",
+        &d.join("p2.json"),
+    ]);
+    assert!(e.contains("only for a bundle this key signed"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}

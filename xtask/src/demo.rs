@@ -53,6 +53,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             &p("audit.jsonl"),
             "--calibration",
             &p("calibration.json"),
+            "--device-dir",
+            &p("device"),
             "--snapshots",
             &p("snapshots"),
             "--max-frames",
@@ -133,6 +135,8 @@ pub fn pipeline(tenv: &crate::env::TestEnv, out: &Path, scale: Scale) -> Result<
     let steps = scale.steps.to_string();
     let val_every = (scale.steps / 4).max(1).to_string();
     let p = |name: &str| out.join(name).display().to_string();
+    let assets = crate::env::workspace_root()?.join("assets");
+    let asset = |name: &str| assets.join(name).display().to_string();
     // Build exactly what `cargo xtask test` builds (same packages, so the same feature
     // unification): after a test run this is a no-op, and no dependency is built twice.
     println!("demo: building the workspace (shared with `cargo xtask test`)");
@@ -293,6 +297,17 @@ pub fn pipeline(tenv: &crate::env::TestEnv, out: &Path, scale: Scale) -> Result<
             &p("keys/demo.key"),
             "--out",
             &p("demo.fasb"),
+            "--bundle-version",
+            "1",
+            // The detectors a door may load beside it (the packaged assets).
+            "--pin-detector",
+            &asset("retinaface_mnet025.onnx"),
+            "--pin-detector",
+            &asset("mtcnn_pnet.onnx"),
+            "--pin-detector",
+            &asset("mtcnn_rnet.onnx"),
+            "--pin-detector",
+            &asset("mtcnn_onet.onnx"),
         ],
     )?;
     cargo_run(

@@ -90,6 +90,15 @@ pub enum ActuatorConfig {
 }
 
 impl ActuatorConfig {
+    /// The checks `build` makes before touching any device.
+    pub fn validate(&self) -> Result<(), ActuatorError> {
+        match self {
+            ActuatorConfig::None => Ok(()),
+            ActuatorConfig::Gpio(c) => c.validate(),
+            ActuatorConfig::Command(c) => c.validate(),
+        }
+    }
+
     /// Validates and builds the actuator; the door is locked when this returns `Ok`.
     pub fn build(&self) -> Result<Box<dyn Actuator + Send>, ActuatorError> {
         Ok(match self {

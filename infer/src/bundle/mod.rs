@@ -32,6 +32,8 @@
 pub mod archive;
 pub mod error;
 pub mod keys;
+pub mod permit;
+pub mod secret;
 pub mod signature;
 
 use std::collections::BTreeMap;
@@ -45,6 +47,7 @@ use fas_core::bundle::{
 
 pub use error::{BundleLoadError, LoadErrorKind};
 pub use keys::{KeyError, PublicKey, TrustedKeys};
+pub use secret::SecretKey;
 pub use signature::ManifestSignature;
 
 /// The most content (sum of entry sizes) a bundle may carry: 512 MiB.

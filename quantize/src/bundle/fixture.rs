@@ -33,6 +33,12 @@ pub struct TinyModel {
     pub demo: bool,
     /// The bundle's recommended threshold.
     pub threshold: f64,
+    /// The manifest's trust fields (format 2).
+    pub bundle_version: u64,
+    pub not_after: Option<u64>,
+    pub threshold_floor: Option<f64>,
+    /// sha256 of the detector models the bundle allows from outside it.
+    pub detector_sha256: Vec<String>,
 }
 
 impl TinyModel {
@@ -45,6 +51,10 @@ impl TinyModel {
             sigmoid: true,
             demo: false,
             threshold: 0.5,
+            bundle_version: 1,
+            not_after: None,
+            threshold_floor: None,
+            detector_sha256: vec![],
         }
     }
 
@@ -69,7 +79,17 @@ pub struct TinyBundle {
     pub onnx: Vec<u8>,
 }
 
-/// Writes `<dir>/<name>.fasb`, signed with a key derived from the name, and its public key
+/// The key [`write_tiny_bundle`] signs a model called `name` with (derived from the name:
+/// a test can sign other records, e.g. a downgrade permit, as the same publisher).
+pub fn fixture_key(name: &str) -> SecretKey {
+    let mut seed = [7u8; 32];
+    for (s, c) in seed.iter_mut().zip(name.bytes()) {
+        *s ^= c;
+    }
+    SecretKey::from_seed(seed)
+}
+
+/// Writes `<dir>/<name>.fasb`, signed with [`fixture_key`]`(name)`, and its public key
 /// under `<dir>/keys/`.
 pub fn write_tiny_bundle(dir: &Path, m: &TinyModel) -> anyhow::Result<TinyBundle> {
     const SIDE: usize = 64;
@@ -148,13 +168,13 @@ pub fn write_tiny_bundle(dir: &Path, m: &TinyModel) -> anyhow::Result<TinyBundle
             operating_point: "fixed".into(),
             chosen_on: "fixture".into(),
         }],
+        bundle_version: m.bundle_version,
+        not_after: m.not_after,
+        threshold_floor: m.threshold_floor,
+        detector_sha256: m.detector_sha256.clone(),
         created_by: "fas_quantize::bundle::fixture".into(),
     };
-    let mut seed = [7u8; 32];
-    for (s, c) in seed.iter_mut().zip(m.name.bytes()) {
-        *s ^= c;
-    }
-    let key = SecretKey::from_seed(seed);
+    let key = fixture_key(&m.name);
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys)?;
     std::fs::write(keys.join(format!("{}.pub", m.name)), key.public().to_text())?;

@@ -12,7 +12,7 @@ use fas_infer::bundle::{
     Bundle, BundleLoadError, ManifestSignature, TrustedKeys, MAX_BUNDLE_BYTES,
 };
 
-use super::keys::SecretKey;
+use super::SecretKey;
 
 /// How a bundle is signed.
 #[derive(Debug, Clone, Copy)]
@@ -275,6 +275,10 @@ mod tests {
                 operating_point: "EER".into(),
                 chosen_on: "SynthFAS dev".into(),
             }],
+            bundle_version: 1,
+            not_after: None,
+            threshold_floor: None,
+            detector_sha256: vec![],
             created_by: "fas-quantize test".into(),
         }
     }

@@ -1,14 +1,16 @@
 //! Signing keys: generating a key pair (`NAME.key` + `NAME.pub`), loading a `.key` file
-//! and signing a manifest. The file formats are documented in `fas_infer::bundle`.
+//! and signing. The file formats are documented in [`crate::bundle`]. Publishers sign
+//! bundles with them (`fas-quantize keygen`); a door signs its own calibration with its
+//! device key.
 
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signer, SigningKey};
-use fas_infer::bundle::keys::{key_id, parse_key_text, read_key_file, PUBLIC_KEY_EXT};
-use fas_infer::bundle::{KeyError, ManifestSignature, PublicKey};
-use rand::TryRngCore;
+
+use super::keys::{key_id, parse_key_text, read_key_file, KeyError, PublicKey, PUBLIC_KEY_EXT};
+use super::signature::ManifestSignature;
 
 /// First line of a `.key` file.
 pub const SECRET_KEY_HEADER: &str = "fas-bundle-secret-key ed25519 v1";
@@ -46,9 +48,7 @@ impl SecretKey {
     /// A fresh key from the operating system's random number generator.
     pub fn generate() -> Result<SecretKey, KeygenError> {
         let mut seed = [0u8; 32];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut seed)
-            .map_err(|e| KeygenError::Rng(e.to_string()))?;
+        getrandom::fill(&mut seed).map_err(|e| KeygenError::Rng(e.to_string()))?;
         Ok(SecretKey::from_seed(seed))
     }
 
@@ -109,7 +109,12 @@ impl SecretKey {
 
     /// `manifest.sig` for these exact `manifest.json` bytes.
     pub fn sign_manifest(&self, manifest_json: &[u8]) -> ManifestSignature {
-        ManifestSignature::new(&self.id(), &self.key.sign(manifest_json).to_bytes())
+        ManifestSignature::new(&self.id(), &self.sign(manifest_json))
+    }
+
+    /// The raw ed25519 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
     }
 }
 
