@@ -22,6 +22,14 @@
 //! digits. A device trusts one `.pub` file or every `*.pub` in a directory
 //! ([`TrustedKeys`]).
 //!
+//! # Trust fields (manifest format 2)
+//! `bundle_version` (anti-rollback), `not_after` (expiry, Unix seconds),
+//! `threshold_floor` (the lowest threshold a device may calibrate to) and
+//! `detector_sha256` (the detectors a device may load from outside the bundle) are signed
+//! with the rest of the manifest; a device enforces them (`fas-edge`'s `trust` module).
+//! [`permit`] is the operator-signed downgrade permit; [`secret`] owns the `.key` files
+//! (publishers' keys and a device's own key, which signs its calibration).
+//!
 //! # Loading
 //! [`Bundle::open`] accepts a bundle only when its tar is well formed, its signature
 //! verifies with a trusted key, its manifest is valid for this format version and every
