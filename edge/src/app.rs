@@ -338,7 +338,8 @@ fn check_bundle(
     src: &ModelSource,
     model: &LoadedModel,
 ) -> Result<Option<state::Verdict>> {
-    Revocations::load(&cfg.model.revoked)?
+    let revoked = Revocations::load(&cfg.model.revoked)?;
+    revoked
         .check(&model.bundle_sha256, model.signer.as_deref())
         .with_context(|| format!("{}: refused", model.origin))?;
     let ModelSource::Bundle { keys, .. } = src else {
@@ -350,14 +351,10 @@ fn check_bundle(
         version: model.bundle_version,
         manifest_sha256: &model.bundle_sha256,
     };
-    state::check(
-        &cfg.device.state,
-        bundle,
-        cfg.model.downgrade.as_deref(),
-        &keys,
-    )
-    .with_context(|| format!("{}: refused", model.origin))
-    .map(Some)
+    let permit = cfg.model.downgrade.as_deref();
+    state::check(&cfg.device.state, bundle, permit, &keys, &revoked)
+        .with_context(|| format!("{}: refused", model.origin))
+        .map(Some)
 }
 
 /// Everything start-up loads and checks — model, signature, expiry, revocation,
@@ -411,10 +408,13 @@ pub fn check_config(c: &Common) -> Result<Prepared> {
 /// `fas-edge lock`: drive the configured actuator to locked and exit (the unit's
 /// `ExecStopPost=`, so the door locks after a crash, `kill -9` or `systemctl stop`).
 pub fn lock(c: &Common) -> Result<&'static str> {
-    let cfg = load_config(c)?;
-    let mut a = cfg
-        .actuator
-        .clone()
+    // Only the [actuator] section: a config broken elsewhere must not keep the door from
+    // locking after a crash.
+    let actuator = match &c.config {
+        Some(p) => crate::config::actuator_only(p)?,
+        None => None,
+    };
+    let mut a = actuator
         .unwrap_or(ActuatorConfig::None)
         .build()
         .context("locking the door")?;

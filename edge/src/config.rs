@@ -360,6 +360,24 @@ pub struct EdgeConfig {
     pub device: DeviceSection,
 }
 
+/// Only the `[actuator]` section of the config at `path` (for `fas-edge lock`, which must
+/// work whatever else in the file is wrong).
+pub fn actuator_only(path: &Path) -> Result<Option<ActuatorConfig>, ConfigError> {
+    #[derive(Deserialize)]
+    struct Only {
+        actuator: Option<ActuatorConfig>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let only: Only = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        file: path.to_path_buf(),
+        msg: e.to_string().trim_end().to_string(),
+    })?;
+    Ok(only.actuator)
+}
+
 mod defaults {
     use std::path::PathBuf;
     pub fn keys() -> PathBuf {

@@ -344,7 +344,25 @@ pub fn parse_not_after(text: &str) -> Result<u64> {
         m.parse().map_err(|_| bad())?,
         d.parse().map_err(|_| bad())?,
     );
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=month_days[m as usize - 1]).contains(&d)
+    {
         return Err(bad());
     }
     // Days from the civil date (proleptic Gregorian), with March as the first month.
@@ -372,7 +390,14 @@ fn apply_trust_flags(draft: &mut BundleManifest, a: &BundleArgs) -> Result<()> {
         draft.bundle_version = v;
     }
     if let Some(t) = &a.not_after {
-        draft.not_after = Some(parse_not_after(t)?);
+        let secs = parse_not_after(t)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if secs <= now {
+            bail!("--not-after {t:?}: Unix time {secs} is already past — a door would refuse the bundle at once");
+        }
+        draft.not_after = Some(secs);
     }
     if let Some(f) = a.threshold_floor {
         draft.threshold_floor = Some(f);
@@ -391,6 +416,12 @@ fn bundle(a: BundleArgs) -> Result<()> {
     let mut draft = bundle::parse_draft(&draft_bytes)
         .with_context(|| format!("draft manifest {}", a.manifest.display()))?;
     apply_trust_flags(&mut draft, &a)?;
+    if a.bundle_version.is_none() && a.key.is_some() {
+        eprintln!(
+            "fas-quantize: WARNING: no --bundle-version: the bundle is version {}; a door refuses only bundles older than one it ran, so give every release a higher number",
+            draft.bundle_version
+        );
+    }
     if a.detector.is_none() && draft.detector_sha256.is_empty() && a.key.is_some() {
         eprintln!(
             "fas-quantize: WARNING: the bundle neither carries a detector (--detector) nor pins one (--pin-detector): a door refuses to run it with any face detector"

@@ -320,32 +320,41 @@ fn trust_fields_and_a_downgrade_permit() {
     let detector = asset("retinaface_mnet025.onnx");
     ok(&[&"keygen", &"--out", &d.join("keys/release")]);
     let key = d.join("keys/release.key");
-    let out = fas_quantize(&[
-        &"bundle",
-        &"--manifest",
-        &draft,
-        &"--model",
-        &asset("mtcnn_pnet.onnx"),
-        &"--key",
-        &key,
-        &"--out",
+    let model = asset("mtcnn_pnet.onnx");
+    // `fas-quantize bundle` of the draft, signed, to `out`, with `extra` flags.
+    let bundle = |out: &Path, extra: &[&str]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"bundle",
+            &"--manifest",
+            &draft,
+            &"--model",
+            &model,
+            &"--key",
+            &key,
+            &"--out",
+        ];
+        args.push(&out);
+        args.extend(extra.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+        fas_quantize(&args)
+    };
+    let det = detector.to_str().unwrap();
+    let out = bundle(
         &fasb,
-        &"--bundle-version",
-        &"7",
-        &"--not-after",
-        &"2030-01-01",
-        &"--threshold-floor",
-        &"0.5",
-        &"--pin-detector",
-        &detector,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &[
+            "--bundle-version",
+            "7",
+            "--not-after",
+            "2030-01-01",
+            "--threshold-floor",
+            "0.5",
+            "--pin-detector",
+            det,
+        ],
     );
-    // Pinned: no warning that the door would refuse every detector.
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("WARNING"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    // Versioned and pinned: no warning.
+    assert!(!stderr.contains("WARNING"), "{stderr}");
     let keys = TrustedKeys::load(&d.join("keys")).unwrap();
     let b = Bundle::open(&fasb, &keys).unwrap();
     let m = &b.manifest;
@@ -363,47 +372,21 @@ fn trust_fields_and_a_downgrade_permit() {
         "{text}"
     );
 
-    // A floor above a recommended threshold is refused, naming the field.
-    let e = fails(&[
-        &"bundle",
-        &"--manifest",
-        &draft,
-        &"--model",
-        &asset("mtcnn_pnet.onnx"),
-        &"--key",
-        &key,
-        &"--out",
-        &d.join("x.fasb"),
-        &"--threshold-floor",
-        &"0.7",
-    ]);
-    assert!(e.contains("thresholds[0].value"), "{e}");
-    let e = fails(&[
-        &"bundle",
-        &"--manifest",
-        &draft,
-        &"--model",
-        &asset("mtcnn_pnet.onnx"),
-        &"--key",
-        &key,
-        &"--out",
-        &d.join("x.fasb"),
-        &"--not-after",
-        &"next week",
-    ]);
-    assert!(e.contains("--not-after"), "{e}");
+    // A floor above a recommended threshold, or a date that is not one: refused.
+    let x = d.join("x.fasb");
+    for (flags, says) in [
+        (["--threshold-floor", "0.7"], "thresholds[0].value"),
+        (["--not-after", "next week"], "--not-after"),
+        (["--not-after", "2031-02-29"], "--not-after"),
+        (["--not-after", "20271231"], "already past"),
+    ] {
+        let out = bundle(&x, &flags);
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && e.contains(says), "{flags:?}: {e}");
+    }
     // Neither packed nor pinned: written, with the warning.
-    let out = fas_quantize(&[
-        &"bundle",
-        &"--manifest",
-        &draft,
-        &"--model",
-        &asset("mtcnn_pnet.onnx"),
-        &"--key",
-        &key,
-        &"--out",
-        &d.join("unpinned.fasb"),
-    ]);
+    let out = bundle(&d.join("unpinned.fasb"), &[]);
+    assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pins one"));
 
     let permit = d.join("permit.json");

@@ -15,6 +15,7 @@ use fas_infer::bundle::permit::SignedPermit;
 use fas_infer::bundle::TrustedKeys;
 use serde::{Deserialize, Serialize};
 
+use super::revocation::Revocations;
 use super::short;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +74,7 @@ pub fn check(
     bundle: Candidate,
     permit: Option<&Path>,
     keys: &TrustedKeys,
+    revoked: &Revocations,
 ) -> Result<Verdict> {
     let highest = read(path)?.map_or(0, |s| s.highest_bundle_version);
     if bundle.version >= highest {
@@ -89,6 +91,12 @@ pub fn check(
         .with_context(|| format!("reading downgrade permit {}", permit_path.display()))?;
     let (p, signer) = SignedPermit::verify(&bytes, keys)
         .map_err(|e| anyhow::anyhow!("downgrade permit {}: {e}", permit_path.display()))?;
+    if revoked.keys.contains(&signer) {
+        bail!(
+            "downgrade permit {}: signed by key {signer}, which the revocation list revokes — have a current key sign the permit",
+            permit_path.display()
+        );
+    }
     if p.bundle_sha256 != bundle.manifest_sha256 || p.bundle_version != bundle.version {
         bail!(
             "downgrade permit {}: allows bundle {} (version {}), not this one ({}, version {}) — sign a permit for this bundle",
@@ -102,13 +110,15 @@ pub fn check(
     Ok(Verdict::Downgrade { highest, signer })
 }
 
-/// Remember `bundle` as the newest run (after a permitted downgrade: as the new highest).
-/// Writes only when the version changes.
+/// Remember `bundle` as the newest run. Writes only when the version rises: after a
+/// permitted downgrade the highest stays where it was, so the permit allows exactly its
+/// bundle and nothing between it and the highest.
 pub fn record(path: &Path, bundle: Candidate, verdict: &Verdict) -> Result<()> {
-    if let Verdict::Current { highest } = verdict {
-        if bundle.version <= *highest {
-            return Ok(());
-        }
+    let highest = match verdict {
+        Verdict::Current { highest } | Verdict::Downgrade { highest, .. } => *highest,
+    };
+    if bundle.version <= highest {
+        return Ok(());
     }
     let s = DeviceState {
         format_version: 1,
@@ -141,18 +151,22 @@ mod tests {
         let state = d.path().join("state.json");
         let key = SecretKey::from_seed([8; 32]);
         let keys = TrustedKeys::single(key.public());
+        let none = Revocations::default();
         let (v1, v3) = ("11".repeat(32), "33".repeat(32));
         let c = |version, sha| Candidate {
             version,
             manifest_sha256: sha,
         };
         // First start: version 3 is recorded.
-        let v = check(&state, c(3, &v3), None, &keys).unwrap();
+        let v = check(&state, c(3, &v3), None, &keys, &none).unwrap();
         assert_eq!(v, Verdict::Current { highest: 0 });
         record(&state, c(3, &v3), &v).unwrap();
         assert_eq!(read(&state).unwrap().unwrap().highest_bundle_version, 3);
         // Version 1 afterwards: refused.
-        let e = format!("{:#}", check(&state, c(1, &v1), None, &keys).unwrap_err());
+        let e = format!(
+            "{:#}",
+            check(&state, c(1, &v1), None, &keys, &none).unwrap_err()
+        );
         assert!(e.contains("older than version 3"), "{e}");
         // A permit for another bundle does not help.
         let permit = d.path().join("permit.json");
@@ -162,22 +176,36 @@ mod tests {
         write(&Permit::downgrade(&"22".repeat(32), 1), &key);
         let e = format!(
             "{:#}",
-            check(&state, c(1, &v1), Some(&permit), &keys).unwrap_err()
+            check(&state, c(1, &v1), Some(&permit), &keys, &none).unwrap_err()
         );
         assert!(e.contains("not this one"), "{e}");
         // Nor one signed by an untrusted key.
         write(&Permit::downgrade(&v1, 1), &SecretKey::from_seed([9; 32]));
         let e = format!(
             "{:#}",
-            check(&state, c(1, &v1), Some(&permit), &keys).unwrap_err()
+            check(&state, c(1, &v1), Some(&permit), &keys, &none).unwrap_err()
         );
         assert!(e.contains("does not trust"), "{e}");
-        // The operator's permit for exactly this bundle: allowed, and it becomes the highest.
+        // The operator's permit for exactly this bundle: allowed; the highest stays 3, so
+        // the permit does not open the way for version 2.
         write(&Permit::downgrade(&v1, 1), &key);
-        let v = check(&state, c(1, &v1), Some(&permit), &keys).unwrap();
+        let v = check(&state, c(1, &v1), Some(&permit), &keys, &none).unwrap();
         assert!(matches!(v, Verdict::Downgrade { highest: 3, .. }), "{v:?}");
         record(&state, c(1, &v1), &v).unwrap();
-        assert_eq!(read(&state).unwrap().unwrap().highest_bundle_version, 1);
+        assert_eq!(read(&state).unwrap().unwrap().highest_bundle_version, 3);
+        let v2 = "22".repeat(32);
+        let e = format!(
+            "{:#}",
+            check(&state, c(2, &v2), Some(&permit), &keys, &none).unwrap_err()
+        );
+        assert!(e.contains("not this one"), "{e}");
+        // A permit signed by a revoked key is refused.
+        let revoked = Revocations::parse(&format!("key {}\n", key.id())).unwrap();
+        let e = format!(
+            "{:#}",
+            check(&state, c(1, &v1), Some(&permit), &keys, &revoked).unwrap_err()
+        );
+        assert!(e.contains("revocation list revokes"), "{e}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -186,7 +214,10 @@ mod tests {
         }
         // A corrupt state file stops the door instead of resetting protection.
         std::fs::write(&state, b"{\"highest").unwrap();
-        let e = format!("{:#}", check(&state, c(3, &v3), None, &keys).unwrap_err());
+        let e = format!(
+            "{:#}",
+            check(&state, c(3, &v3), None, &keys, &none).unwrap_err()
+        );
         assert!(e.contains("corrupt"), "{e}");
     }
 }

@@ -253,8 +253,9 @@ fn an_old_bundle_cannot_be_put_back() {
     };
     check_config(&c).unwrap();
     run(&c, &limits(3)).unwrap();
+    // The highest stays 3: the permit allows its bundle, not everything below 3.
     let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    assert_eq!(st["highest_bundle_version"], 2, "{st}");
+    assert_eq!(st["highest_bundle_version"], 3, "{st}");
 }
 
 /// Expired and revoked bundles are refused.
@@ -324,6 +325,17 @@ fn lock_command() {
         config: Some(ok),
         ..Common::default()
     };
+    assert_eq!(fas_edge::app::lock(&c).unwrap(), "none");
+    // Whatever else in the file is broken, the actuator section still locks.
+    let broken = write_config(
+        d.path(),
+        "[policy]\nframes = 0\n[camera]\nwidht = 1\n[actuator]\nkind = \"none\"\n",
+    );
+    let c = Common {
+        config: Some(broken),
+        ..Common::default()
+    };
+    assert!(check_config(&c).is_err());
     assert_eq!(fas_edge::app::lock(&c).unwrap(), "none");
     let bad = write_config(
         d.path(),
