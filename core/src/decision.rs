@@ -48,11 +48,14 @@ pub enum Reason {
     ConfigError,
     /// Anything not foreseen above → `Deny`.
     InternalError,
+    /// Too many attack denials in a row: the door refuses every session until the lockout
+    /// window ends → `Deny`.
+    LockedOut,
 }
 
 impl Reason {
     /// Every reason, for exhaustive tests and documentation.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::AboveThreshold,
         Reason::BelowThreshold,
         Reason::NoFace,
@@ -65,6 +68,7 @@ impl Reason {
         Reason::InferenceError,
         Reason::ConfigError,
         Reason::InternalError,
+        Reason::LockedOut,
     ];
 
     /// The decision this reason leads to. Only `AboveThreshold` grants.
@@ -81,7 +85,8 @@ impl Reason {
             | Reason::BadFrame
             | Reason::InferenceError
             | Reason::ConfigError
-            | Reason::InternalError => Decision::Deny,
+            | Reason::InternalError
+            | Reason::LockedOut => Decision::Deny,
         }
     }
 

@@ -66,6 +66,8 @@ pub struct Door<D: FaceDetector> {
     pub events: EventFormat,
     /// The latest decision, as reported.
     pub last_decision: Option<DecisionInfo>,
+    /// The current lockout's end: (policy clock, wall clock).
+    lockout_wall: Option<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -133,6 +135,7 @@ impl<D: FaceDetector> Door<D> {
             fps: Fps::default(),
             events: EventFormat::default(),
             last_decision: None,
+            lockout_wall: None,
         })
     }
 
@@ -300,6 +303,16 @@ impl<D: FaceDetector> Door<D> {
             }
             _ => None,
         };
+        // The lockout's end on the wall clock, fixed when it starts so that every record
+        // of one lockout names the same end.
+        let lockout_until_ms = out.lockout_until_ms.map(|u| match self.lockout_wall {
+            Some((policy, wall)) if policy == u => wall,
+            _ => {
+                let wall = time_ms + u.saturating_sub(out.ended_ms);
+                self.lockout_wall = Some((u, wall));
+                wall
+            }
+        });
         self.audit
             .append(&AuditEvent {
                 captured_ms,
@@ -310,8 +323,19 @@ impl<D: FaceDetector> Door<D> {
                 threshold: out.threshold_used,
                 frames_used: out.frames_used as u32,
                 model_sha256: self.model.sha256.clone(),
+                lockout_until_ms,
             })
             .context("writing the audit log (the door stays locked)")?;
+        if let Some(u) = out
+            .lockout_until_ms
+            .filter(|_| out.verdict.reason != Reason::LockedOut)
+        {
+            eprintln!(
+                "fas-edge: LOCKOUT: {} denied sessions in a row; every session is refused for {} s",
+                self.policy.config().lockout_after,
+                u.saturating_sub(out.ended_ms) / 1000
+            );
+        }
         match self.actuator.apply(&out) {
             Ok(_) => {}
             Err(e) => {
@@ -335,7 +359,14 @@ impl<D: FaceDetector> Door<D> {
     }
 
     fn render(&mut self, frame: &Frame) -> Result<fas_core::preprocess::RgbImage> {
-        self.overlay.threshold = self.policy.effective_threshold(millis(frame.t));
+        let t = millis(frame.t);
+        if let Some(u) = self.policy.locked_until(t) {
+            self.overlay.status = format!(
+                "LOCKED OUT - too many denied attempts ({} s left)",
+                (u - t).div_ceil(1000)
+            );
+        }
+        self.overlay.threshold = self.policy.effective_threshold(t);
         self.overlay.progress = self.policy.progress();
         let mut fb = FrameBuffer::from_frame(&frame.image).context("overlay frame")?;
         let _ = draw_overlay(&mut fb, &self.overlay);

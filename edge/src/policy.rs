@@ -42,6 +42,17 @@
 //! A session's threshold is fixed when it starts and reported as
 //! [`SessionOutcome::threshold_used`].
 //!
+//! # Lockout
+//!
+//! After `lockout_after` sessions in a row ended `Deny` / `BelowThreshold` (the model said
+//! "not live": someone trying photos or screens), the door locks out for `lockout_ms`: the
+//! outcome that triggers it carries [`SessionOutcome::lockout_until_ms`], and until then
+//! every session request ([`Policy::start`], or in continuous mode a face outside the
+//! cooldown) ends at once as `Deny` / `LockedOut` — audited like any decision, shown on the
+//! overlay, and throttled by the cooldown so a waiting face is not logged every frame. A
+//! `Grant` resets the count; faults and `NoDecision`s neither count nor reset it.
+//! `lockout_after = 0` disables the lockout.
+//!
 //! # Modes
 //!
 //! In [`Mode::Triggered`] a session opens only on [`Policy::start`] (a button, a badge, an
@@ -157,6 +168,12 @@ pub struct PolicyConfig {
     pub cooldown_ms: u64,
     #[serde(default = "defaults::multiple_faces")]
     pub multiple_faces: MultipleFaces,
+    /// Consecutive `BelowThreshold` denials that start a lockout (0: never).
+    #[serde(default = "defaults::lockout_after")]
+    pub lockout_after: u32,
+    /// How long a lockout lasts, in milliseconds.
+    #[serde(default = "defaults::lockout_ms")]
+    pub lockout_ms: u64,
 }
 
 mod defaults {
@@ -185,6 +202,12 @@ mod defaults {
     pub fn multiple_faces() -> MultipleFaces {
         MultipleFaces::Abort
     }
+    pub fn lockout_after() -> u32 {
+        5
+    }
+    pub fn lockout_ms() -> u64 {
+        60_000
+    }
 }
 
 impl PolicyConfig {
@@ -201,6 +224,8 @@ impl PolicyConfig {
             hysteresis_ms: defaults::hysteresis_ms(),
             cooldown_ms: defaults::cooldown_ms(),
             multiple_faces: defaults::multiple_faces(),
+            lockout_after: defaults::lockout_after(),
+            lockout_ms: defaults::lockout_ms(),
         }
     }
 
@@ -242,6 +267,13 @@ impl PolicyConfig {
                 "hysteresis",
                 self.hysteresis.to_string(),
                 "threshold + hysteresis must not exceed 1, or nobody could be granted after a deny",
+            );
+        }
+        if self.lockout_after > 0 && self.lockout_ms == 0 {
+            return err(
+                "lockout_ms",
+                "0".into(),
+                "a lockout needs a duration, e.g. 60000; or set lockout_after = 0 to disable it",
             );
         }
         if let Aggregate::Trimmed { fraction } = self.aggregate {
@@ -337,6 +369,9 @@ pub struct SessionOutcome {
     pub trigger: Trigger,
     pub started_ms: u64,
     pub ended_ms: u64,
+    /// Set when this outcome started a lockout, or was refused by one: sessions are refused
+    /// until this time (policy clock).
+    pub lockout_until_ms: Option<u64>,
 }
 
 impl SessionOutcome {
@@ -367,6 +402,10 @@ pub struct Policy {
     cooldown_until: u64,
     /// Time of the `Deny` that raised the bar, while it is raised.
     raised_at: Option<u64>,
+    /// `BelowThreshold` denials since the last `Grant` or lockout.
+    denials: u32,
+    /// Sessions are refused until this time.
+    locked_until: Option<u64>,
 }
 
 impl Policy {
@@ -379,6 +418,8 @@ impl Policy {
             last_t: None,
             cooldown_until: 0,
             raised_at: None,
+            denials: 0,
+            locked_until: None,
         })
     }
 
@@ -402,6 +443,29 @@ impl Policy {
         t_ms < self.cooldown_until
     }
 
+    /// The end of the lockout, while one is in force at `t_ms`.
+    pub fn locked_until(&self, t_ms: u64) -> Option<u64> {
+        self.locked_until.filter(|&u| t_ms < u)
+    }
+
+    /// A session refused by the lockout (not a session: no cooldown, hysteresis or count
+    /// change).
+    fn refused(&self, t_ms: u64, reason: Reason, trigger: Trigger) -> SessionOutcome {
+        SessionOutcome {
+            verdict: Verdict::from_reason(reason),
+            aggregate: None,
+            scores: Vec::new(),
+            frames_used: 0,
+            frames_rejected: 0,
+            last_rejection: None,
+            threshold_used: self.effective_threshold(t_ms),
+            trigger,
+            started_ms: t_ms,
+            ended_ms: t_ms,
+            lockout_until_ms: self.locked_until(t_ms),
+        }
+    }
+
     /// The bar a session started at `t_ms` would have to clear.
     pub fn effective_threshold(&self, t_ms: u64) -> f32 {
         match self.raised_at {
@@ -423,20 +487,11 @@ impl Policy {
         if self.session.is_some() {
             return None;
         }
+        if self.locked_until(t_ms).is_some() {
+            return Some(self.refused(t_ms, Reason::LockedOut, trigger));
+        }
         if self.in_cooldown(t_ms) {
-            let threshold = self.effective_threshold(t_ms);
-            return Some(SessionOutcome {
-                verdict: Verdict::from_reason(Reason::Cooldown),
-                aggregate: None,
-                scores: Vec::new(),
-                frames_used: 0,
-                frames_rejected: 0,
-                last_rejection: None,
-                threshold_used: threshold,
-                trigger,
-                started_ms: t_ms,
-                ended_ms: t_ms,
-            });
+            return Some(self.refused(t_ms, Reason::Cooldown, trigger));
         }
         self.open(t_ms, trigger);
         None
@@ -457,6 +512,11 @@ impl Policy {
                 && !matches!(obs, Observation::NoFace { .. });
             if !opens {
                 return None;
+            }
+            if self.locked_until(t).is_some() {
+                // Refused, once per cooldown, so a waiting face is not logged every frame.
+                self.cooldown_until = t.saturating_add(self.config.cooldown_ms);
+                return Some(self.refused(t, Reason::LockedOut, Trigger::Auto));
             }
             self.open(t, Trigger::Auto);
         }
@@ -593,7 +653,22 @@ impl Policy {
             Decision::Deny => Some(t),
             Decision::Grant | Decision::NoDecision => None,
         };
+        let mut lockout_until_ms = None;
+        match verdict.reason {
+            Reason::AboveThreshold => self.denials = 0,
+            Reason::BelowThreshold if self.config.lockout_after > 0 => {
+                self.denials += 1;
+                if self.denials >= self.config.lockout_after {
+                    self.denials = 0;
+                    let until = t.saturating_add(self.config.lockout_ms);
+                    self.locked_until = Some(until);
+                    lockout_until_ms = Some(until);
+                }
+            }
+            _ => {}
+        }
         SessionOutcome {
+            lockout_until_ms,
             verdict,
             aggregate,
             frames_used: s.scores.len(),
@@ -623,6 +698,8 @@ mod tests {
             hysteresis_ms: 10_000,
             cooldown_ms: 500,
             multiple_faces: MultipleFaces::Abort,
+            lockout_after: 0,
+            lockout_ms: 60_000,
         }
     }
 
@@ -942,5 +1019,83 @@ mod tests {
         p.start(0, Trigger::External);
         let out = p.abort(5, Reason::AboveThreshold).unwrap();
         assert_eq!(out.verdict, Verdict::from_reason(Reason::InternalError));
+    }
+
+    #[test]
+    fn lockout_after_consecutive_denials() {
+        let mut p = Policy::new(PolicyConfig {
+            lockout_after: 3,
+            lockout_ms: 10_000,
+            hysteresis_ms: 0,
+            ..cfg()
+        })
+        .unwrap();
+        // Two denials, a grant (resets), a fault (does not count), three denials.
+        let mut t = 0;
+        for (score, reason) in [
+            (0.1, Reason::BelowThreshold),
+            (0.1, Reason::BelowThreshold),
+            (0.9, Reason::AboveThreshold),
+            (0.1, Reason::BelowThreshold),
+        ] {
+            let out = run(&mut p, t, score);
+            assert_eq!((out.verdict.reason, out.lockout_until_ms), (reason, None));
+            t = out.ended_ms + 1000;
+        }
+        assert!(p.start(t, Trigger::External).is_none());
+        let out = p.observe(Observation::CameraLost { t_ms: t + 5 }).unwrap();
+        assert_eq!(out.verdict.reason, Reason::CameraLost);
+        t = out.ended_ms + 1000;
+        let out = run(&mut p, t, 0.1);
+        assert_eq!(out.lockout_until_ms, None, "second denial in a row");
+        t = out.ended_ms + 1000;
+        let third = run(&mut p, t, 0.1);
+        let until = third.ended_ms + 10_000;
+        assert_eq!(third.verdict.reason, Reason::BelowThreshold);
+        assert_eq!(third.lockout_until_ms, Some(until));
+        // Locked out: refused (Deny), even a would-be grant, until the window ends.
+        for at in [third.ended_ms + 600, until - 1] {
+            let r = p.start(at, Trigger::External).unwrap();
+            assert_eq!(r.verdict, Verdict::from_reason(Reason::LockedOut));
+            assert_eq!(r.lockout_until_ms, Some(until));
+            assert!(!p.is_running());
+        }
+        assert_eq!(p.locked_until(until - 1), Some(until));
+        assert_eq!(p.locked_until(until), None);
+        assert_eq!(
+            run(&mut p, until, 0.9).verdict.reason,
+            Reason::AboveThreshold
+        );
+    }
+
+    #[test]
+    fn continuous_lockout_refuses_once_per_cooldown() {
+        let mut p = Policy::new(PolicyConfig {
+            mode: Mode::Continuous,
+            lockout_after: 1,
+            lockout_ms: 5_000,
+            ..cfg()
+        })
+        .unwrap();
+        let out = (0..).find_map(|i| p.observe(score(10 * i, 0.1))).unwrap();
+        let until = out.lockout_until_ms.unwrap();
+        let t0 = out.ended_ms + cfg().cooldown_ms;
+        // A face standing there: one refusal, then silence for a cooldown, then another.
+        let refusals: Vec<u64> = (0..200)
+            .map(|i| t0 + 10 * i)
+            .filter(|&t| p.observe(score(t, 0.9)).is_some())
+            .collect();
+        assert_eq!(refusals, vec![t0, t0 + 500, t0 + 1000, t0 + 1500]);
+        assert!(until > t0 + 2000);
+        assert_eq!(
+            Policy::new(PolicyConfig {
+                lockout_ms: 0,
+                lockout_after: 2,
+                ..cfg()
+            })
+            .unwrap_err()
+            .field,
+            "lockout_ms"
+        );
     }
 }

@@ -29,6 +29,7 @@ fn outcome(reason: Reason, aggregate: Option<f32>) -> SessionOutcome {
         trigger: Trigger::External,
         started_ms: 1000,
         ended_ms: 1400,
+        lockout_until_ms: None,
     }
 }
 

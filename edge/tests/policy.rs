@@ -25,14 +25,18 @@ fn config() -> impl Strategy<Value = PolicyConfig> {
         ),
         (0.05f32..1.0, 0.0f32..1.0),
         (0u64..3000, 0u64..600),
-        prop_oneof![Just(MultipleFaces::Abort), Just(MultipleFaces::SkipFrame)],
+        (
+            prop_oneof![Just(MultipleFaces::Abort), Just(MultipleFaces::SkipFrame)],
+            0u32..4,
+            1u64..4000,
+        ),
     )
         .prop_map(
             |(
                 (mode, frames, window_ms, aggregate),
                 (threshold, h),
                 (hysteresis_ms, cooldown_ms),
-                multiple_faces,
+                (multiple_faces, lockout_after, lockout_ms),
             )| {
                 PolicyConfig {
                     mode,
@@ -45,6 +49,8 @@ fn config() -> impl Strategy<Value = PolicyConfig> {
                     hysteresis_ms,
                     cooldown_ms,
                     multiple_faces,
+                    lockout_after,
+                    lockout_ms,
                 }
             },
         )
@@ -218,6 +224,39 @@ proptest! {
                 );
             }
             prop_assert!(out.ended_ms >= out.started_ms);
+        }
+    }
+
+    /// The lockout, against a model of it: it starts exactly at the `lockout_after`-th
+    /// `BelowThreshold` in a row (a `Grant` resets the count; refusals, faults and
+    /// `NoDecision`s leave it), and until it ends every outcome is a `LockedOut` refusal.
+    #[test]
+    fn lockout_follows_consecutive_denials(
+        cfg in config(),
+        steps in prop::collection::vec(step(), 0..120),
+    ) {
+        let mut policy = Policy::new(cfg.clone()).unwrap();
+        let (mut run, mut until) = (0u32, None::<u64>);
+        for (out, _) in drive(&mut policy, &steps) {
+            let reason = out.verdict.reason;
+            if let Some(u) = until.filter(|&u| out.started_ms < u) {
+                prop_assert_eq!(reason, Reason::LockedOut, "{:?}", out);
+                prop_assert_eq!(out.lockout_until_ms, Some(u));
+                continue;
+            }
+            prop_assert_ne!(reason, Reason::LockedOut, "refused outside a lockout: {:?}", out);
+            match reason {
+                Reason::AboveThreshold => run = 0,
+                Reason::BelowThreshold if cfg.lockout_after > 0 => run += 1,
+                _ => {}
+            }
+            if cfg.lockout_after > 0 && run == cfg.lockout_after {
+                run = 0;
+                until = Some(out.ended_ms + cfg.lockout_ms);
+                prop_assert_eq!(out.lockout_until_ms, until, "{:?}", out);
+            } else {
+                prop_assert_eq!(out.lockout_until_ms, None, "{:?}", out);
+            }
         }
     }
 

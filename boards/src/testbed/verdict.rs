@@ -471,6 +471,7 @@ mod tests {
                 frames_used: 3,
                 model_sha256: "ab".repeat(32),
                 captured_ms,
+                lockout_until_ms: None,
             })
             .unwrap();
         }

@@ -49,6 +49,11 @@ pub struct AuditRecord {
     /// session saw no frame, and in records written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captured_ms: Option<[u64; 2]>,
+    /// Wall-clock end (ms since the Unix epoch) of the door's lockout, on the decision that
+    /// started it and on the requests it refused (`reason = "locked_out"`). Absent
+    /// otherwise, and in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockout_until_ms: Option<u64>,
     pub prev_hash: String,
 }
 
@@ -64,6 +69,8 @@ pub struct AuditEvent {
     pub model_sha256: String,
     /// First and last frame's capture time, see [`AuditRecord::captured_ms`].
     pub captured_ms: Option<[u64; 2]>,
+    /// See [`AuditRecord::lockout_until_ms`].
+    pub lockout_until_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -434,6 +441,7 @@ impl AuditWriter {
             frames_used: event.frames_used,
             model_sha256: event.model_sha256.clone(),
             captured_ms: event.captured_ms,
+            lockout_until_ms: event.lockout_until_ms,
             prev_hash: self.head.clone(),
         };
         let mut line = serde_json::to_vec(&rec).expect("an audit record always serialises");
@@ -500,6 +508,7 @@ mod tests {
             captured_ms: i
                 .is_multiple_of(2)
                 .then_some([1_699_999_999_000 + i, 1_699_999_999_500 + i]),
+            lockout_until_ms: None,
         }
     }
 

@@ -223,6 +223,7 @@ mod tests {
             frames_used: 2,
             model_sha256: "ab".repeat(32),
             captured_ms: None,
+            lockout_until_ms: None,
         }
     }
 

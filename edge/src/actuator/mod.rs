@@ -205,6 +205,7 @@ pub(crate) mod tests {
             trigger: Trigger::External,
             started_ms: 100,
             ended_ms: 200,
+            lockout_until_ms: None,
         }
     }
 

@@ -87,6 +87,7 @@ pub fn reason_text(r: Reason) -> &'static str {
         Reason::InferenceError => "inference error",
         Reason::ConfigError => "config error",
         Reason::InternalError => "internal error",
+        Reason::LockedOut => "locked out",
     }
 }
 

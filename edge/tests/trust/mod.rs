@@ -371,3 +371,47 @@ fn release_profile_unwinds() {
         Some("unwind")
     );
 }
+
+/// Someone trying photo after photo: after `lockout_after` denials in a row the door
+/// refuses every session for `lockout_ms` — each refusal audited as `locked_out`, the
+/// denial that started it carrying the lockout's end — and nothing is granted meanwhile.
+#[test]
+fn repeated_attack_denials_lock_the_door_out() {
+    use fas_core::audit::AuditRecord;
+    use fas_core::decision::Reason;
+    let d = tempfile::tempdir().unwrap();
+    // p_live ≈ 0 for every face: every scored session is an attack denial.
+    let b = bundle(d.path(), "attacker", -9.0, |_| {});
+    let cfg = write_config(
+        d.path(),
+        "[policy]\nframes = 2\ncooldown_ms = 300\nlockout_after = 2\nlockout_ms = 600000\n",
+    );
+    let c = Common {
+        config: Some(cfg),
+        ..common(d.path(), &b)
+    };
+    let s = run(&c, &limits(150)).unwrap();
+    assert_eq!(s.grant, 0, "{s:?}");
+    let records: Vec<AuditRecord> = std::fs::read_to_string(d.path().join("audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reasons: Vec<Reason> = records.iter().map(|r| r.reason).collect();
+    assert!(reasons.len() >= 4, "{reasons:?}");
+    assert_eq!(&reasons[..2], &[Reason::BelowThreshold; 2], "{reasons:?}");
+    assert!(
+        reasons[2..].iter().all(|&r| r == Reason::LockedOut),
+        "{reasons:?}"
+    );
+    assert_eq!(records[0].lockout_until_ms, None);
+    let until = records[1]
+        .lockout_until_ms
+        .expect("the second denial starts it");
+    assert!(until >= records[1].time_ms + 599_000, "{until}");
+    for r in &records[2..] {
+        assert_eq!(r.lockout_until_ms, Some(until));
+        assert_eq!(r.frames_used, 0);
+    }
+    fas_core::audit::verify_file(&d.path().join("audit.jsonl")).unwrap();
+}
