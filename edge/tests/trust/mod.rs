@@ -413,5 +413,5 @@ fn repeated_attack_denials_lock_the_door_out() {
         assert_eq!(r.lockout_until_ms, Some(until));
         assert_eq!(r.frames_used, 0);
     }
-    fas_core::audit::verify_file(&d.path().join("audit.jsonl")).unwrap();
+    fas_core::audit::verify_file(d.path().join("audit.jsonl")).unwrap();
 }
