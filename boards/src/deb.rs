@@ -49,6 +49,12 @@ DeviceAllow=/dev/fb0 rw
 # Everything else read-only or gone.
 ProtectSystem=strict
 ReadWritePaths=/var/lib/fas
+# Files it creates (audit log, device state, calibration) are not world-readable.
+UMask=0027
+PrivateMounts=yes
+ProtectProc=invisible
+RemoveIPC=yes
+IPAddressDeny=any
 ProtectHome=yes
 PrivateTmp=yes
 PrivateNetwork=yes
@@ -339,13 +345,33 @@ mod tests {
             "Restart=always",
             "ReadWritePaths=/var/lib/fas",
             "ExecStopPost=/usr/bin/fas-edge lock --config /etc/fas/edge.toml",
+            "UMask=0027",
+            "ProtectProc=invisible",
+            "IPAddressDeny=any",
         ] {
             assert!(u.contains(k), "{k}");
         }
-        // systemd-analyze, when the host has it, finds nothing to complain about.
+        // systemd-analyze, when the host has it, finds nothing to complain about, and
+        // rates the sandbox "SAFE" (0.6 with this unit; 1.1 before UMask, PrivateMounts,
+        // ProtectProc, RemoveIPC and IPAddressDeny).
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("fas-edge.service");
         std::fs::write(&p, &u).unwrap();
+        if let Ok(out) = Command::new("systemd-analyze")
+            .args(["security", "--offline=true"])
+            .arg(&p)
+            .output()
+        {
+            let text = String::from_utf8_lossy(&out.stdout);
+            if let Some(level) = text
+                .lines()
+                .find_map(|l| l.split("fas-edge.service: ").nth(1))
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                assert!(level <= 0.6, "exposure {level}:\n{text}");
+            }
+        }
         if let Ok(out) = Command::new("systemd-analyze")
             .arg("verify")
             .arg(&p)

@@ -267,7 +267,8 @@ fn supervise(profile: &Profile) -> String {
         r#"#!/bin/sh
 # Starts fas-edge with the board's config and restarts it when it stops. fas-edge requests
 # the relay line at the locked level and drives it locked again when it stops; after each
-# stop the line's level is read back through the legacy GPIO sysfs and printed.
+# stop `fas-edge lock` drives it locked once more (a crash or kill -9 skips fas-edge's own
+# lock), and the line's level is read back through the legacy GPIO sysfs and printed.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 relay() {{
   parent=$(readlink -f /sys/bus/gpio/devices/{chip}/.. 2>/dev/null)
@@ -296,6 +297,8 @@ while :; do
   /usr/bin/fas-edge --config /etc/fas/edge.toml
   s=$?
   echo "{EXIT_LINE}$s; restarting in 2 s"
+  # However it stopped (crash, kill -9): drive the relay locked before anything else.
+  /usr/bin/fas-edge lock --config /etc/fas/edge.toml 2>&1 | sed 's/^/fas-init: lock: /'
   relay
   sleep 2
 done

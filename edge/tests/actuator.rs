@@ -46,6 +46,49 @@ fn sh(script: &str, args: &[&str], timeout_ms: u64, every_decision: bool) -> Com
     .unwrap()
 }
 
+/// The program sees none of the door's descriptors (a camera opened without
+/// `O_CLOEXEC`, as the `v4l` crate opens it, used to reach it) and none of its environment.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_program_inherits_no_descriptor_and_no_environment() {
+    use std::ffi::CString;
+    let d = scratch("inherit");
+    let secret = d.join("camera-stand-in");
+    fs::write(&secret, b"frames").unwrap();
+    let c = CString::new(secret.to_str().unwrap()).unwrap();
+    // Opened the way v4l opens /dev/videoN: no O_CLOEXEC.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+    assert!(fd > 2);
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    assert_eq!(
+        flags & libc::FD_CLOEXEC,
+        0,
+        "the stand-in must be inheritable"
+    );
+    let out = d.join("seen");
+    let mut act = sh(
+        "{ [ -e /proc/$$/fd/$2 ] && echo LEAKED-FD; env; } > \"$1\"",
+        &[out.to_str().unwrap(), &fd.to_string()],
+        5000,
+        false,
+    );
+    // The test process's environment has more than PATH (cargo sets CARGO_* at least).
+    assert!(std::env::vars().any(|(k, _)| k.starts_with("CARGO")));
+    act.apply(&outcome(Reason::AboveThreshold, Some(0.9)))
+        .unwrap();
+    let seen = fs::read_to_string(&out).unwrap();
+    unsafe { libc::close(fd) };
+    assert!(!seen.contains("LEAKED-FD"), "{seen}");
+    let vars: Vec<&str> = seen
+        .lines()
+        .filter_map(|l| l.split('=').next())
+        .filter(|k| !matches!(*k, "PWD" | "SHLVL" | "_" | "OLDPWD"))
+        .collect();
+    assert_eq!(vars, ["PATH"], "{seen}");
+    assert!(seen.contains(&format!("PATH={}", fas_edge::actuator::command::CHILD_PATH)));
+    fs::remove_dir_all(d).unwrap();
+}
+
 #[test]
 fn grant_runs_the_program_with_the_decision_on_stdin() {
     let d = scratch("stdin");

@@ -11,6 +11,11 @@
 //!
 //! The program owns the door's timing (pulse, re-lock); this process holds no line, so
 //! [`Actuator::lock`] has nothing to do and dropping the actuator leaves nothing behind.
+//!
+//! The program gets nothing of the door but its JSON line: its environment is cleared
+//! (only `PATH=/usr/sbin:/usr/bin:/sbin:/bin`), and on Linux no descriptor above standard
+//! error survives into it — the camera (which the `v4l` crate opens without
+//! `O_CLOEXEC`), the GPIO line, the framebuffer, the audit log.
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -44,6 +49,30 @@ pub struct CommandConfig {
 
 fn default_timeout_ms() -> u64 {
     5000
+}
+
+/// The program's whole environment.
+pub const CHILD_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Marks every descriptor above standard error close-on-exec (std's own exec-error pipe
+/// already is, so spawn errors are still reported): `close_range(3, ~0,
+/// CLOSE_RANGE_CLOEXEC)` (Linux ≥ 5.11), else `fcntl` on the first 4096.
+#[cfg(target_os = "linux")]
+fn mark_inherited_fds_cloexec() {
+    // SAFETY: plain system calls on descriptor numbers; no memory is touched.
+    unsafe {
+        let r = libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        if r != 0 {
+            for fd in 3..4096 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
 
 /// Longest timeout accepted (the pipeline waits this long at most).
@@ -132,6 +161,8 @@ impl CommandActuator {
 
         let mut cmd = Command::new(program);
         cmd.args(&self.config.args)
+            .env_clear()
+            .env("PATH", CHILD_PATH)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -140,6 +171,18 @@ impl CommandActuator {
             use std::os::unix::process::CommandExt;
             // Its own process group, so a timeout kills whatever it started too.
             cmd.process_group(0);
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the closure runs between fork and exec and makes only
+            // async-signal-safe system calls (close_range, fcntl); it allocates nothing.
+            unsafe {
+                cmd.pre_exec(|| {
+                    mark_inherited_fds_cloexec();
+                    Ok(())
+                });
+            }
         }
         let mut child = cmd.spawn().map_err(|source| ActuatorError::CommandSpawn {
             program: program.clone(),
