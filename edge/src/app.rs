@@ -465,6 +465,12 @@ pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<Box<dyn FaceDetec
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let audit = AuditWriter::open_with(&cfg.audit.path, cfg.audit.fsync, cfg.audit.rotation())?;
+    if let Some(torn) = audit.recovered_tail() {
+        eprintln!(
+            "fas-edge: WARNING: the audit log's last record was cut short (a crash or power cut during a write); its bytes are kept in {} and the log goes on from the last whole record",
+            torn.display()
+        );
+    }
     let display = match &cfg.display {
         DisplaySection::None => Display::None,
         DisplaySection::Framebuffer { device } => Display::Framebuffer(FbWriter::open(device)?),

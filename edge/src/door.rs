@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use fas_core::audit::{AuditEvent, AuditWriter};
-use fas_core::decision::Reason;
+use fas_core::decision::{Reason, Verdict};
 use fas_core::preprocess::Face;
 use fas_infer::detect::{Detection, FaceDetector};
 
@@ -292,7 +292,7 @@ impl<D: FaceDetector> Door<D> {
     }
 
     /// Actuate, audit, show. The audit line is written (and synced) before the door opens.
-    fn finish(&mut self, out: SessionOutcome, frame: Option<&Frame>) -> Result<SessionOutcome> {
+    fn finish(&mut self, mut out: SessionOutcome, frame: Option<&Frame>) -> Result<SessionOutcome> {
         let time_ms = crate::camera::wall_ms_now();
         // When the judged face was in front of the camera (frame clock → wall clock).
         let captured_ms = match self.wall_offset_ms {
@@ -313,19 +313,36 @@ impl<D: FaceDetector> Door<D> {
                 wall
             }
         });
-        self.audit
-            .append(&AuditEvent {
-                captured_ms,
-                time_ms,
-                verdict: out.verdict,
-                scores: out.scores.clone(),
-                aggregate: out.aggregate,
-                threshold: out.threshold_used,
-                frames_used: out.frames_used as u32,
-                model_sha256: self.model.sha256.clone(),
-                lockout_until_ms,
-            })
-            .context("writing the audit log (the door stays locked)")?;
+        let audited = self.audit.append(&AuditEvent {
+            captured_ms,
+            time_ms,
+            verdict: out.verdict,
+            scores: out.scores.clone(),
+            aggregate: out.aggregate,
+            threshold: out.threshold_used,
+            frames_used: out.frames_used as u32,
+            model_sha256: self.model.sha256.clone(),
+            lockout_until_ms,
+        });
+        let audited = match audited {
+            Ok(_) => true,
+            Err(e) => {
+                // No decision opens the door unless it is on record. The door keeps running
+                // (locked) and says so; it opens again once the log can be written.
+                let error = format!("{:#}", anyhow::Error::from(e));
+                eprintln!(
+                    "fas-edge: ALARM: cannot write the audit log ({error}); the door stays locked — every decision is a deny until it can be written"
+                );
+                self.events.emit(&Event::Alarm {
+                    time_ms,
+                    what: "audit_log_unwritable",
+                    error: &error,
+                });
+                out.verdict = Verdict::from_reason(Reason::InternalError);
+                let _ = self.actuator.lock();
+                false
+            }
+        };
         if let Some(u) = out
             .lockout_until_ms
             .filter(|_| out.verdict.reason != Reason::LockedOut)
@@ -336,9 +353,8 @@ impl<D: FaceDetector> Door<D> {
                 u.saturating_sub(out.ended_ms) / 1000
             );
         }
-        match self.actuator.apply(&out) {
-            Ok(_) => {}
-            Err(e) => {
+        if audited {
+            if let Err(e) = self.actuator.apply(&out) {
                 eprintln!("fas-edge: actuator {}: {e}", self.actuator.name());
                 let _ = self.actuator.lock();
             }

@@ -196,6 +196,13 @@ pub enum Event<'a> {
     CameraBack {
         time_ms: u64,
     },
+    /// Something needs a person: the door keeps running, locked (e.g. the audit log
+    /// cannot be written — a full disk).
+    Alarm {
+        time_ms: u64,
+        what: &'a str,
+        error: &'a str,
+    },
     Stopped {
         time_ms: u64,
         frames: u64,

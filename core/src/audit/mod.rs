@@ -319,6 +319,47 @@ pub struct AuditWriter {
     rotation: Option<Rotation>,
     /// Bytes in the current file.
     size: u64,
+    recovered_tail: Option<PathBuf>,
+}
+
+/// A power cut during an append leaves a last line without its newline. Left there, it
+/// would stop every later start (the log no longer verifies) — a door that never comes back
+/// after a power cut. Its bytes are moved to `<log>.torn.<unix ms>` (kept for the
+/// investigator, mode 0600) and the log is cut back to its last whole line; a line that
+/// ends in a newline is never touched (an edited line still fails verification).
+fn recover_torn_tail(path: &Path) -> Result<Option<PathBuf>, AuditError> {
+    let io_err = |action: &'static str| {
+        move |source| AuditError::Io {
+            file: path.display().to_string(),
+            action,
+            source,
+        }
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read")(e)),
+    };
+    if bytes.last().is_none_or(|&b| b == b'\n') {
+        return Ok(None);
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut side = path.as_os_str().to_owned();
+    side.push(format!(".torn.{ms}"));
+    let side = PathBuf::from(side);
+    crate::atomic::write_atomic_private(&side, &bytes[keep..])
+        .map_err(io_err("save the torn last line of"))?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err("open"))?;
+    f.set_len(keep as u64)
+        .map_err(io_err("cut the torn last line from"))?;
+    f.sync_all().map_err(io_err("sync"))?;
+    Ok(Some(side))
 }
 
 impl AuditWriter {
@@ -347,6 +388,7 @@ impl AuditWriter {
                 source,
             }
         };
+        let recovered_tail = recover_torn_tail(&path)?;
         let existed = path.exists();
         let summary = if rotation.is_some() {
             rotate::verify_log(&path)?.summary
@@ -381,7 +423,14 @@ impl AuditWriter {
             next_seq: summary.next_seq,
             rotation,
             size,
+            recovered_tail,
         })
+    }
+
+    /// Where [`AuditWriter::open`] moved a torn last line (a write cut short by a crash or
+    /// a power cut), if it found one: the chain continues from the last whole record.
+    pub fn recovered_tail(&self) -> Option<&Path> {
+        self.recovered_tail.as_deref()
     }
 
     /// Hash of the last written line (genesis if none).
@@ -454,19 +503,24 @@ impl AuditWriter {
             }
         }
         let file = self.path.display().to_string();
-        self.file
+        let written = self
+            .file
             .write_all(&line)
-            .map_err(|source| AuditError::Io {
-                file: file.clone(),
-                action: "append to",
-                source,
-            })?;
-        if self.policy == FsyncPolicy::EveryRecord {
-            self.file.sync_data().map_err(|source| AuditError::Io {
+            .map_err(|source| ("append to", source))
+            .and_then(|()| match self.policy {
+                FsyncPolicy::EveryRecord => self.file.sync_data().map_err(|s| ("fsync", s)),
+                FsyncPolicy::Never => Ok(()),
+            });
+        if let Err((action, source)) = written {
+            // A record that is not whole on disk is not part of the chain: cut back what
+            // was written (a full disk, a file-size limit), so the next append — once
+            // there is room — continues a log that still verifies.
+            let _ = self.file.set_len(self.size);
+            return Err(AuditError::Io {
                 file,
-                action: "fsync",
+                action,
                 source,
-            })?;
+            });
         }
         self.head = hash;
         self.next_seq += 1;
@@ -690,11 +744,36 @@ mod tests {
             verify(&lines),
             Err(AuditError::Truncated { line: 5 })
         ));
-        // The writer refuses to continue a broken log.
+        // The writer recovers a torn last line (a power cut during an append) instead of
+        // refusing to start: its bytes are kept aside, the chain goes on from line 4.
         let d = crate::atomic::tempdir("audit-trunc");
         let p = d.join("audit.jsonl");
-        std::fs::write(&p, lines.concat()).unwrap();
-        assert!(AuditWriter::open(&p, FsyncPolicy::Never).is_err());
+        let mut torn = log5();
+        let half = torn[4].len() / 2;
+        torn[4].truncate(half);
+        std::fs::write(&p, torn.concat()).unwrap();
+        let mut w = AuditWriter::open(&p, FsyncPolicy::Never).unwrap();
+        assert_eq!(w.next_seq(), 4);
+        let side = w.recovered_tail().unwrap().to_path_buf();
+        assert_eq!(std::fs::read(&side).unwrap(), torn[4]);
+        assert!(side
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("audit.jsonl.torn."));
+        w.append(&event(4)).unwrap();
+        drop(w);
+        assert_eq!(verify_file(&p).unwrap().records, 5);
+        // A whole line that was edited is not "torn": still refused.
+        let mut edited = log5();
+        edited[2] = String::from_utf8(edited[2].clone())
+            .unwrap()
+            .replace("\"frames_used\":2", "\"frames_used\":9")
+            .into_bytes();
+        std::fs::write(&p, edited.concat()).unwrap();
+        let e = AuditWriter::open(&p, FsyncPolicy::Never).unwrap_err();
+        assert!(e.to_string().contains("line 4"), "{e}");
         std::fs::remove_dir_all(d).unwrap();
     }
 

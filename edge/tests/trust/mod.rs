@@ -415,3 +415,58 @@ fn repeated_attack_denials_lock_the_door_out() {
     }
     fas_core::audit::verify_file(d.path().join("audit.jsonl")).unwrap();
 }
+
+/// A full disk (here: a 2-block file-size limit on the process, `ulimit -f 2`) must not
+/// stop the door nor let it open unrecorded: once the audit log cannot grow, every
+/// decision is a deny with an `alarm` event, the process keeps running to its frame limit,
+/// and the log it leaves still verifies (a torn write is cut back).
+#[test]
+fn a_full_disk_denies_with_an_alarm_and_keeps_running() {
+    let d = tempfile::tempdir().unwrap();
+    let b = bundle(d.path(), "fulldisk", 9.0, |_| {});
+    let audit = d.path().join("audit.jsonl");
+    let bin = env!("CARGO_BIN_EXE_fas-edge");
+    let cfg = write_config(d.path(), "[policy]\nframes = 2\ncooldown_ms = 100\n");
+    let script = format!(
+        "ulimit -f 2; exec \"{bin}\" --config \"{}\" --camera synthetic:3 --bundle \"{}\" --keys \"{}\" --detector \"{}\" --audit \"{}\" --calibration \"{}\" --device-dir \"{}\" --json --max-frames 120",
+        cfg.display(),
+        b.bundle.display(),
+        b.keys.display(),
+        asset("retinaface_mnet025.onnx").display(),
+        audit.display(),
+        d.path().join("none.json").display(),
+        d.path().join("device").display(),
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let decisions: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "decision").collect();
+    let alarms = events.iter().filter(|e| e["event"] == "alarm").count();
+    let records = fas_core::audit::verify_file(&audit).unwrap().records as usize;
+    assert!(
+        records >= 1 && alarms >= 1,
+        "records {records}, alarms {alarms}\n{stdout}"
+    );
+    assert_eq!(decisions.len(), records + alarms, "{stdout}");
+    // Every decision past the full log was a deny; the last event says the door stopped
+    // at its frame limit, not on the error.
+    for d in &decisions[records..] {
+        assert_eq!(d["decision"], "deny", "{d}");
+        assert_eq!(d["reason"], "internal_error", "{d}");
+    }
+    assert!(
+        stderr.contains("ALARM: cannot write the audit log"),
+        "{stderr}"
+    );
+    assert_eq!(events.last().unwrap()["event"], "stopped", "{stdout}");
+    assert_eq!(events.last().unwrap()["frames"], 120, "{stdout}");
+}
