@@ -152,10 +152,16 @@ pub fn open_source(c: &Common, cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>>
         return Ok(Box::new(r));
     }
     let label = v.device.display().to_string();
+    // Every re-open must find the device the first open accepted (camera::identity).
+    let pin = crate::camera::IdentityPin::default();
     if v.device.exists() {
-        // A camera that is there but will not stream as configured (format, size) is a
-        // misconfigured door: fail at start-up, naming the problem.
-        let r = Reconnect::open(label, move || V4l2Camera::open(&v), cfg.backoff())?;
+        // A camera that is there but will not stream as configured (format, size) or is
+        // not the expected device is a misconfigured door: fail at start-up, naming it.
+        let r = Reconnect::open(
+            label,
+            move || V4l2Camera::open_pinned(&v, &pin),
+            cfg.backoff(),
+        )?;
         return Ok(Box::new(r));
     }
     // Not plugged in yet (a USB camera enumerating after boot, or unplugged): start
@@ -163,7 +169,7 @@ pub fn open_source(c: &Common, cfg: &EdgeConfig) -> Result<Box<dyn FrameSource>>
     eprintln!("fas-edge: camera {label} is not present; the door stays locked until it appears");
     let r = Reconnect::with_clock(
         label,
-        move || V4l2Camera::open(&v),
+        move || V4l2Camera::open_pinned(&v, &pin),
         cfg.backoff(),
         SystemClock::default(),
         false,

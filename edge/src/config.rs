@@ -117,6 +117,14 @@ pub struct CameraSection {
     pub timeout_ms: u64,
     pub reconnect_initial_ms: u64,
     pub reconnect_max_ms: u64,
+    /// The device the door accepts, as `fas-edge cameras` prints it (exact matches);
+    /// a different device on the node is refused.
+    pub expect_driver: Option<String>,
+    pub expect_card: Option<String>,
+    /// Pin the camera to its USB port (e.g. `usb-0000:01:00.0-1.2`).
+    pub expect_bus_info: Option<String>,
+    /// Accept virtual video devices (`v4l2loopback`, `vivid`, …): test rigs only.
+    pub allow_virtual: bool,
 }
 
 impl Default for CameraSection {
@@ -136,6 +144,10 @@ impl Default for CameraSection {
             timeout_ms: v.timeout.as_millis() as u64,
             reconnect_initial_ms: 200,
             reconnect_max_ms: 5000,
+            expect_driver: None,
+            expect_card: None,
+            expect_bus_info: None,
+            allow_virtual: false,
         }
     }
 }
@@ -543,6 +555,12 @@ impl EdgeConfig {
             fps: c.fps,
             buffers: c.buffers,
             timeout: Duration::from_millis(c.timeout_ms),
+            identity: crate::camera::IdentityRule {
+                driver: c.expect_driver.clone(),
+                card: c.expect_card.clone(),
+                bus_info: c.expect_bus_info.clone(),
+                allow_virtual: c.allow_virtual,
+            },
         };
         if !c.device.starts_with("synthetic") {
             v.validate().map_err(|e| e.to_string())?;
@@ -643,6 +661,19 @@ mod tests {
         assert_eq!((p.frames, p.threshold), (7, 0.8));
         assert!(matches!(c.trigger, TriggerSection::Socket { .. }));
         assert!(matches!(c.actuator, Some(ActuatorConfig::Gpio(_))));
+    }
+
+    #[test]
+    fn camera_identity_settings_reach_the_v4l2_config() {
+        let c = parse(
+            "[camera]\nexpect_driver = \"uvcvideo\"\nexpect_bus_info = \"usb-0000:01:00.0-1.2\"\n",
+        )
+        .unwrap();
+        let rule = c.v4l2().unwrap().identity;
+        assert_eq!(rule.driver.as_deref(), Some("uvcvideo"));
+        assert_eq!(rule.bus_info.as_deref(), Some("usb-0000:01:00.0-1.2"));
+        assert!(!rule.allow_virtual && rule.card.is_none());
+        assert!(parse("").unwrap().v4l2().unwrap().identity == Default::default());
     }
 
     #[test]

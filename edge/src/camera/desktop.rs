@@ -73,6 +73,7 @@ impl NokhwaConfig {
             fps: self.fps,
             buffers: V4l2Config::default().buffers,
             timeout: self.timeout,
+            identity: Default::default(),
         }
         .validate()
     }

@@ -14,6 +14,7 @@
 pub mod convert;
 pub mod desktop;
 pub mod files;
+pub mod identity;
 pub mod reconnect;
 pub mod synthetic;
 pub mod v4l2;
@@ -25,6 +26,7 @@ use fas_core::preprocess::RgbImage;
 pub use convert::{ConvertError, Layout, PixelFormat};
 pub use desktop::{NokhwaCamera, NokhwaConfig};
 pub use files::FileSource;
+pub use identity::{CameraIdentity, IdentityPin, IdentityRule};
 pub use reconnect::{Backoff, BackoffConfig, Clock, Reconnect, SystemClock};
 pub use synthetic::{SyntheticSource, Truth};
 pub use v4l2::{V4l2Camera, V4l2Config};

@@ -26,6 +26,8 @@ pub struct V4l2Config {
     pub buffers: u32,
     /// How long `next_frame` waits for a frame before [`CaptureError::Timeout`].
     pub timeout: Duration,
+    /// Which device the door accepts (see [`super::identity`]).
+    pub identity: super::IdentityRule,
 }
 
 impl Default for V4l2Config {
@@ -44,6 +46,7 @@ impl Default for V4l2Config {
             fps: 30,
             buffers: 4,
             timeout: Duration::from_secs(2),
+            identity: super::IdentityRule::default(),
         }
     }
 }
@@ -233,6 +236,13 @@ mod disabled {
 
     impl V4l2Camera {
         pub fn open(cfg: &V4l2Config) -> Result<V4l2Camera, CaptureError> {
+            Self::open_pinned(cfg, &super::super::IdentityPin::default())
+        }
+
+        pub fn open_pinned(
+            cfg: &V4l2Config,
+            _pin: &super::super::IdentityPin,
+        ) -> Result<V4l2Camera, CaptureError> {
             cfg.validate()?;
             Err(CaptureError::Unsupported {
                 backend: "v4l2",
@@ -276,6 +286,7 @@ mod device {
 
     use super::super::convert::{self, Layout, PixelFormat};
     use super::super::FrameCounter;
+    use super::super::{CameraIdentity, IdentityPin};
     use super::*;
 
     fn open_err(device: &str, what: &str, e: io::Error) -> CaptureError {
@@ -348,12 +359,33 @@ mod device {
         /// Opens and configures the device and allocates its buffers; streaming starts with
         /// the first [`FrameSource::next_frame`].
         pub fn open(cfg: &V4l2Config) -> Result<V4l2Camera, CaptureError> {
+            Self::open_pinned(cfg, &IdentityPin::default())
+        }
+
+        /// [`Self::open`], refusing a device other than the one `pin` accepted first.
+        pub fn open_pinned(
+            cfg: &V4l2Config,
+            pin: &IdentityPin,
+        ) -> Result<V4l2Camera, CaptureError> {
             cfg.validate()?;
             let device = cfg.device.display().to_string();
             let dev = Device::with_path(&cfg.device).map_err(|e| open_err(&device, "open", e))?;
             let caps = dev
                 .query_caps()
                 .map_err(|e| open_err(&device, "VIDIOC_QUERYCAP (not a V4L2 device?)", e))?;
+            let seen = CameraIdentity {
+                driver: caps.driver.clone(),
+                card: caps.card.clone(),
+                bus_info: caps.bus.clone(),
+            };
+            cfg.identity
+                .check(&seen)
+                .and_then(|()| pin.admit(&seen))
+                .map_err(|detail| CaptureError::Open {
+                    device: device.clone(),
+                    detail,
+                    os: None,
+                })?;
             if !caps.capabilities.contains(CapFlags::VIDEO_CAPTURE)
                 || !caps.capabilities.contains(CapFlags::STREAMING)
             {
@@ -598,7 +630,10 @@ mod device {
                 });
                 match queried {
                     Ok((caps, formats)) => DeviceEntry {
-                        name: format!("{} ({})", caps.card, caps.driver),
+                        name: format!(
+                            "{} (driver \"{}\", bus \"{}\")",
+                            caps.card, caps.driver, caps.bus
+                        ),
                         capture: caps.capabilities.contains(CapFlags::VIDEO_CAPTURE)
                             && caps.capabilities.contains(CapFlags::STREAMING),
                         formats,
