@@ -431,6 +431,13 @@ pub fn lock(c: &Common) -> Result<&'static str> {
 /// Builds the whole door from the config. The actuator is built (and the door locked)
 /// before anything else is loaded, so a slow or failing start never leaves it open.
 pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<Box<dyn FaceDetector + Send>>> {
+    if let Some(ActuatorConfig::Gpio(g)) = &cfg.actuator {
+        crate::notify::check_pulse_fits(
+            Duration::from_millis(g.pulse_ms),
+            crate::notify::watchdog_from_env(),
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
     let actuator = cfg
         .actuator
         .clone()

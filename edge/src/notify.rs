@@ -6,6 +6,30 @@
 
 use std::time::{Duration, Instant};
 
+/// The watchdog period systemd set (`$WATCHDOG_USEC`), if any.
+pub fn watchdog_from_env() -> Option<Duration> {
+    std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&us| us > 0)
+        .map(Duration::from_micros)
+}
+
+/// A relay pulse blocks the frame loop, which pets the watchdog at half its period: a
+/// pulse that long would get the service killed mid-pulse (by SIGABRT, with no chance to
+/// lock). Refused at start with the two settings to change.
+pub fn check_pulse_fits(pulse: Duration, watchdog: Option<Duration>) -> Result<(), String> {
+    match watchdog {
+        Some(w) if pulse >= w / 2 => Err(format!(
+            "actuator.pulse_ms = {} does not fit the service watchdog ({} ms, WatchdogSec=): the frame loop cannot pet it during a pulse — shorten the pulse below {} ms or raise WatchdogSec",
+            pulse.as_millis(),
+            w.as_millis(),
+            (w / 2).as_millis()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A connection to the service manager, if there is one.
 pub struct Notifier {
     #[cfg(target_os = "linux")]
@@ -20,11 +44,7 @@ pub struct Notifier {
 impl Notifier {
     /// From the environment systemd gives a `Type=notify` service.
     pub fn from_env() -> Notifier {
-        let watchdog = std::env::var("WATCHDOG_USEC")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|&us| us > 0)
-            .map(Duration::from_micros);
+        let watchdog = watchdog_from_env();
         #[cfg(target_os = "linux")]
         {
             let target = std::env::var("NOTIFY_SOCKET")
@@ -103,6 +123,17 @@ impl Notifier {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pulse_must_fit_half_the_watchdog() {
+        let ms = Duration::from_millis;
+        assert!(check_pulse_fits(ms(3000), None).is_ok());
+        assert!(check_pulse_fits(ms(3000), Some(ms(10_000))).is_ok());
+        let e = check_pulse_fits(ms(5000), Some(ms(10_000))).unwrap_err();
+        assert!(e.contains("actuator.pulse_ms = 5000"), "{e}");
+        assert!(e.contains("below 5000 ms"), "{e}");
+        assert!(check_pulse_fits(ms(30_000), Some(ms(10_000))).is_err());
+    }
     use std::os::unix::net::UnixDatagram;
 
     #[test]
