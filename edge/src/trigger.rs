@@ -116,6 +116,39 @@ impl Debounce {
     }
 }
 
+/// The longest trigger line read from stdin or the socket; a longer one ends that input
+/// (a peer cannot make the door buffer without bound).
+pub const MAX_TRIGGER_LINE: usize = 4096;
+
+/// Calls `on_line` for each line of `r` (the last one may lack its newline) until it
+/// returns false or the input ends; a line over [`MAX_TRIGGER_LINE`] bytes is an error
+/// and ends the input without being passed on.
+pub fn read_lines_capped<R: BufRead>(
+    mut r: R,
+    mut on_line: impl FnMut(&[u8]) -> bool,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = (&mut r)
+            .take(MAX_TRIGGER_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if buf.last() != Some(&b'\n') && n > MAX_TRIGGER_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a trigger line longer than {MAX_TRIGGER_LINE} bytes"),
+            ));
+        }
+        if !on_line(&buf) {
+            return Ok(());
+        }
+    }
+}
+
 /// Starts the trigger source of `t`; `None` in continuous mode.
 pub fn spawn(t: &crate::config::TriggerSection) -> Result<Option<mpsc::Receiver<()>>> {
     use crate::config::TriggerSection;
@@ -124,10 +157,9 @@ pub fn spawn(t: &crate::config::TriggerSection) -> Result<Option<mpsc::Receiver<
         TriggerSection::Continuous => return Ok(None),
         TriggerSection::Stdin => {
             std::thread::spawn(move || {
-                for line in std::io::stdin().lock().lines() {
-                    if line.is_err() || tx.send(()).is_err() {
-                        break;
-                    }
+                let r = read_lines_capped(std::io::stdin().lock(), |_| tx.send(()).is_ok());
+                if let Err(e) = r {
+                    eprintln!("fas-edge: trigger stdin: {e}; no more triggers from it");
                 }
             });
         }
@@ -144,10 +176,11 @@ pub fn spawn(t: &crate::config::TriggerSection) -> Result<Option<mpsc::Receiver<
             std::thread::spawn(move || {
                 for conn in listener.incoming() {
                     let Ok(conn) = conn else { continue };
-                    for line in std::io::BufReader::new(conn).lines() {
-                        if line.is_err() || tx.send(()).is_err() {
-                            break;
-                        }
+                    let r = read_lines_capped(std::io::BufReader::new(conn), |_| {
+                        tx.send(()).is_ok()
+                    });
+                    if let Err(e) = r {
+                        eprintln!("fas-edge: trigger socket: {e}; connection dropped");
                     }
                 }
             });
@@ -241,6 +274,36 @@ mod gpio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trigger_lines_are_capped() {
+        let mut seen = Vec::new();
+        read_lines_capped(&b"a\nbb\nlast"[..], |l| {
+            seen.push(l.to_vec());
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, [&b"a\n"[..], b"bb\n", b"last"]);
+        // A flood without a newline: an error, nothing passed on, nothing held beyond the cap.
+        let flood = vec![b'x'; 1 << 20];
+        let mut calls = 0;
+        let e = read_lines_capped(&flood[..], |_| {
+            calls += 1;
+            true
+        })
+        .unwrap_err();
+        assert_eq!((calls, e.kind()), (0, std::io::ErrorKind::InvalidData));
+        // Exactly the cap, with its newline, is still a line.
+        let mut ok = vec![b'y'; MAX_TRIGGER_LINE - 1];
+        ok.push(b'\n');
+        let mut n = 0;
+        read_lines_capped(&ok[..], |_| {
+            n += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(n, 1);
+    }
     use proptest::prelude::*;
 
     #[test]
