@@ -489,7 +489,7 @@ pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<Box<dyn FaceDetec
         DisplaySection::Framebuffer { device } => Display::Framebuffer(FbWriter::open(device)?),
         DisplaySection::Png(s) => Display::Png(Snapshots::new(s.clone())?),
     };
-    Door::new(
+    let mut door = Door::new(
         tracker,
         cfg.quality.to_config(),
         model,
@@ -497,7 +497,14 @@ pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<Box<dyn FaceDetec
         actuator,
         audit,
         display,
-    )
+    )?;
+    if let Some(p) = &cfg.audit.syslog {
+        door.forward = Some(
+            crate::forward::SyslogForwarder::new(p)
+                .with_context(|| format!("audit.syslog {}", p.display()))?,
+        );
+    }
+    Ok(door)
 }
 
 /// Limits for `run` (tests, demos).

@@ -309,6 +309,8 @@ pub struct AuditSection {
     pub rotate_mib: u64,
     /// Rotated files kept (`path.1` … `path.N`); older ones are deleted.
     pub keep: u32,
+    /// Also send every record to this syslog socket (`/dev/log`): a copy off the card.
+    pub syslog: Option<PathBuf>,
 }
 
 impl Default for AuditSection {
@@ -320,6 +322,7 @@ impl Default for AuditSection {
             fsync: fas_core::audit::FsyncPolicy::EveryRecord,
             rotate_mib: 64,
             keep: 8,
+            syslog: None,
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct Door<D: FaceDetector> {
     pub last_decision: Option<DecisionInfo>,
     /// The current lockout's end: (policy clock, wall clock).
     lockout_wall: Option<(u64, u64)>,
+    /// A copy of every audit record to syslog (`audit.syslog`).
+    pub forward: Option<crate::forward::SyslogForwarder>,
 }
 
 #[derive(Default)]
@@ -136,6 +138,7 @@ impl<D: FaceDetector> Door<D> {
             events: EventFormat::default(),
             last_decision: None,
             lockout_wall: None,
+            forward: None,
         })
     }
 
@@ -325,7 +328,12 @@ impl<D: FaceDetector> Door<D> {
             lockout_until_ms,
         });
         let audited = match audited {
-            Ok(_) => true,
+            Ok(rec) => {
+                if let Some(f) = &mut self.forward {
+                    f.send(&serde_json::to_string(&rec).expect("an audit record serialises"));
+                }
+                true
+            }
             Err(e) => {
                 // No decision opens the door unless it is on record. The door keeps running
                 // (locked) and says so; it opens again once the log can be written.

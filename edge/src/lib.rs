@@ -8,6 +8,7 @@ pub mod config;
 pub mod crop;
 pub mod display;
 pub mod door;
+pub mod forward;
 pub mod model;
 pub mod notify;
 pub mod policy;

@@ -470,3 +470,46 @@ fn a_full_disk_denies_with_an_alarm_and_keeps_running() {
     assert_eq!(events.last().unwrap()["event"], "stopped", "{stdout}");
     assert_eq!(events.last().unwrap()["frames"], 120, "{stdout}");
 }
+
+/// `audit.syslog`: every record, byte for byte as in the log, also goes to the syslog
+/// socket — a copy that rewriting the log on the device cannot reach.
+#[cfg(unix)]
+#[test]
+fn every_audit_record_is_copied_to_syslog() {
+    use std::os::unix::net::UnixDatagram;
+    let d = tempfile::tempdir().unwrap();
+    let sock_path = d.path().join("dev-log");
+    let syslog = UnixDatagram::bind(&sock_path).unwrap();
+    syslog.set_nonblocking(true).unwrap();
+    let b = bundle(d.path(), "syslog", 9.0, |_| {});
+    let cfg = write_config(
+        d.path(),
+        &format!(
+            "[policy]\nframes = 2\ncooldown_ms = 200\n[audit]\nsyslog = \"{}\"\n",
+            sock_path.display()
+        ),
+    );
+    let c = Common {
+        config: Some(cfg),
+        ..common(d.path(), &b)
+    };
+    let s = run(&c, &limits(60)).unwrap();
+    assert!(s.grant >= 2, "{s:?}");
+    let log = std::fs::read_to_string(d.path().join("audit.jsonl")).unwrap();
+    let mut copies = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = syslog.recv(&mut buf) {
+        copies.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+    }
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(copies.len(), lines.len(), "{copies:?}");
+    for (copy, line) in copies.iter().zip(&lines) {
+        let prefix = format!("<85>fas-edge[{}]: ", std::process::id());
+        assert_eq!(copy.strip_prefix(&prefix), Some(*line), "{copy}");
+    }
+    // Nobody listening: the door still runs and still writes its own log.
+    drop(syslog);
+    std::fs::remove_file(&sock_path).unwrap();
+    let s = run(&c, &limits(30)).unwrap();
+    assert!(s.grant >= 1, "{s:?}");
+}
