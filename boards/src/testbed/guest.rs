@@ -220,6 +220,9 @@ max_side = 320
 frames = 2
 window_ms = 30000
 cooldown_ms = 2500
+# Each presentation is judged on its own sessions: a lockout after the attacks in a row
+# would refuse the next presentation unseen (the lockout has its own host tests).
+lockout_after = 0
 "#;
 
 fn init_script(insmods: &[String]) -> String {
