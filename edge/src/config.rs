@@ -378,18 +378,24 @@ pub struct EdgeConfig {
 /// Only the `[actuator]` section of the config at `path` (for `fas-edge lock`, which must
 /// work whatever else in the file is wrong).
 pub fn actuator_only(path: &Path) -> Result<Option<ActuatorConfig>, ConfigError> {
-    #[derive(Deserialize)]
-    struct Only {
-        actuator: Option<ActuatorConfig>,
-    }
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         file: path.to_path_buf(),
         source,
     })?;
-    let only: Only = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    actuator_only_from_str(&text).map_err(|msg| ConfigError::Parse {
         file: path.to_path_buf(),
-        msg: e.to_string().trim_end().to_string(),
-    })?;
+        msg,
+    })
+}
+
+/// [`actuator_only`] of a config's text.
+pub fn actuator_only_from_str(text: &str) -> Result<Option<ActuatorConfig>, String> {
+    #[derive(Deserialize)]
+    struct Only {
+        actuator: Option<ActuatorConfig>,
+    }
+    let only: Only =
+        toml::from_str(text).map_err(|e: toml::de::Error| e.to_string().trim_end().to_string())?;
     Ok(only.actuator)
 }
 

@@ -44,9 +44,11 @@ pub enum Verdict {
     Downgrade { highest: u64, signer: String },
 }
 
+const FIX: &str = "restore it from a backup, or (an operator, knowingly) remove it — that resets rollback protection";
+
 /// The state at `path`; `None` when the device has run no versioned bundle yet.
 pub fn read(path: &Path) -> Result<Option<DeviceState>> {
-    let fix = "restore it from a backup, or (an operator, knowingly) remove it — that resets rollback protection";
+    let fix = FIX;
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -56,7 +58,13 @@ pub fn read(path: &Path) -> Result<Option<DeviceState>> {
             })
         }
     };
-    let s: DeviceState = serde_json::from_slice(&bytes)
+    parse(&bytes, path).map(Some)
+}
+
+/// The state file's bytes (`path` only labels errors).
+pub fn parse(bytes: &[u8], path: &Path) -> Result<DeviceState> {
+    let fix = FIX;
+    let s: DeviceState = serde_json::from_slice(bytes)
         .with_context(|| format!("device state {}: corrupt — {fix}", path.display()))?;
     if s.format_version != 1 {
         bail!(
@@ -65,7 +73,7 @@ pub fn read(path: &Path) -> Result<Option<DeviceState>> {
             s.format_version
         );
     }
-    Ok(Some(s))
+    Ok(s)
 }
 
 /// Whether `bundle` may run on this device.
