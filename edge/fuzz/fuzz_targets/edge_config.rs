@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
     };
     match EdgeConfig::parse(text, Path::new("fuzz.toml")) {
         Ok(cfg) => {
-            cfg.validate(Path::new("fuzz.toml")).expect("a parsed config validates");
+            cfg.validate(Path::new("fuzz.toml"))
+                .expect("a parsed config validates");
             let _ = cfg.fixed_threshold();
             let _ = cfg.v4l2();
         }
