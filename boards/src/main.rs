@@ -194,8 +194,9 @@ struct TestbedArgs {
     /// --seconds.
     #[arg(long, default_value_t = 90.0)]
     hold_max: f32,
-    /// Seconds of empty scene between presentations.
-    #[arg(long, default_value_t = 3.0)]
+    /// Seconds of empty scene between presentations (longer than the guest's policy
+    /// window, so that no session spans two presentations).
+    #[arg(long, default_value_t = 10.0)]
     gap: f32,
     /// Do not unplug the camera during the first live session.
     #[arg(long)]

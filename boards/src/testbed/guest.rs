@@ -214,11 +214,14 @@ model = "/usr/share/fas/retinaface_mnet025.onnx"
 max_side = 320
 
 # Under TCG emulation the door sees one good frame every 1 s (fast host) to 10 s (slow
-# host): two frames within 30 seconds make a decision. The window only bounds a session;
-# on a fast host two frames end it long before.
+# host): two frames within 9 seconds make a decision. The window stays shorter than the
+# 10 s of empty scene between presentations (`fas-boards testbed --gap`), as a door's
+# 3 s window is shorter than the time between two people: with 30 s, a session could
+# start on one presentation's last frame and end on the next one's first (a live face
+# and a print averaged into a grant — what the verdict rightly fails).
 [policy]
 frames = 2
-window_ms = 30000
+window_ms = 9000
 cooldown_ms = 2500
 # Each presentation is judged on its own sessions: a lockout after the attacks in a row
 # would refuse the next presentation unseen (the lockout has its own host tests).
