@@ -1,7 +1,9 @@
 //! Door decisions (ARCHITECTURE.md contract 6).
 //!
 //! A decision is `Grant`, `Deny` or `NoDecision`, always together with the [`Reason`] that
-//! produced it. The only way to a `Grant` is [`Reason::AboveThreshold`]: every other path —
+//! produced it. There are two ways to a `Grant`: [`Reason::AboveThreshold`] (liveness alone,
+//! the `presence` access mode) and [`Reason::Verified`] (every factor the access mode asks
+//! for passed: credential, live face, same person). Every other path —
 //! no face, too few frames, timeout, camera loss, inference error, bad frame, bad config,
 //! cooldown — maps to `Deny` or `NoDecision` through [`Reason::decision`], so the door
 //! fails closed. Construct outcomes with [`Verdict::from_reason`] so the pairing cannot be
@@ -51,11 +53,22 @@ pub enum Reason {
     /// Too many attack denials in a row: the door refuses every session until the lockout
     /// window ends → `Deny`.
     LockedOut,
+    /// Every factor the access mode requires passed (an enrolled person, live, the same
+    /// face) → `Grant`.
+    Verified,
+    /// The presented credential names nobody enrolled → `Deny`.
+    CredentialUnknown,
+    /// The credential could not be read (parity, length, noise, malformed line) → `Deny`.
+    CredentialInvalid,
+    /// The live face is not the enrolled person's (or, without a credential, nobody's) → `Deny`.
+    FaceMismatch,
+    /// The tracked face was replaced by another inside the session → `NoDecision`.
+    FaceChanged,
 }
 
 impl Reason {
     /// Every reason, for exhaustive tests and documentation.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 18] = [
         Reason::AboveThreshold,
         Reason::BelowThreshold,
         Reason::NoFace,
@@ -69,24 +82,33 @@ impl Reason {
         Reason::ConfigError,
         Reason::InternalError,
         Reason::LockedOut,
+        Reason::Verified,
+        Reason::CredentialUnknown,
+        Reason::CredentialInvalid,
+        Reason::FaceMismatch,
+        Reason::FaceChanged,
     ];
 
-    /// The decision this reason leads to. Only `AboveThreshold` grants.
+    /// The decision this reason leads to. Only `AboveThreshold` and `Verified` grant.
     pub fn decision(self) -> Decision {
         match self {
-            Reason::AboveThreshold => Decision::Grant,
+            Reason::AboveThreshold | Reason::Verified => Decision::Grant,
             Reason::NoFace
             | Reason::MultipleFaces
             | Reason::NotEnoughFrames
             | Reason::Timeout
-            | Reason::Cooldown => Decision::NoDecision,
+            | Reason::Cooldown
+            | Reason::FaceChanged => Decision::NoDecision,
             Reason::BelowThreshold
             | Reason::CameraLost
             | Reason::BadFrame
             | Reason::InferenceError
             | Reason::ConfigError
             | Reason::InternalError
-            | Reason::LockedOut => Decision::Deny,
+            | Reason::LockedOut
+            | Reason::CredentialUnknown
+            | Reason::CredentialInvalid
+            | Reason::FaceMismatch => Decision::Deny,
         }
     }
 
@@ -143,11 +165,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_above_threshold_grants() {
+    fn only_above_threshold_and_verified_grant() {
         for r in Reason::ALL {
             assert_eq!(
                 r.decision() == Decision::Grant,
-                r == Reason::AboveThreshold,
+                matches!(r, Reason::AboveThreshold | Reason::Verified),
                 "{r:?}"
             );
             if r.is_fault() {

@@ -2,6 +2,7 @@
 //! that cross crate boundaries, presentation-attack-detection metrics and the SynthFAS
 //! generator. No tch, no tract: this crate builds anywhere.
 
+pub mod access;
 pub mod atomic;
 pub mod audit;
 pub mod bundle;

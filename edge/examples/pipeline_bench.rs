@@ -237,7 +237,14 @@ impl Pipeline {
                     lap(3, times);
                     let p_live = self.model.model.score(input)?;
                     lap(4, times);
-                    (Observation::Score { t_ms, p_live }, Some(p_live))
+                    (
+                        Observation::Score {
+                            t_ms,
+                            p_live,
+                            track: 1,
+                        },
+                        Some(p_live),
+                    )
                 }
             }
             [] => (Observation::NoFace { t_ms }, None),

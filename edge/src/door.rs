@@ -261,6 +261,7 @@ impl<D: FaceDetector> Door<D> {
                 Observation::NoFace { t_ms }
             }
             [det] => {
+                let track = faces.ids.first().copied().unwrap_or(0);
                 self.overlay.face = Some(face_of(det));
                 if let Err(r) = quality::assess(&frame.image, det, &self.quality) {
                     self.overlay.status = r.to_string();
@@ -279,7 +280,11 @@ impl<D: FaceDetector> Door<D> {
                 match self.model.model.score(input) {
                     Ok(p_live) => {
                         self.overlay.score = Some(p_live);
-                        Observation::Score { t_ms, p_live }
+                        Observation::Score {
+                            t_ms,
+                            p_live,
+                            track,
+                        }
                     }
                     Err(e) => {
                         eprintln!("fas-edge: liveness model: {e}");
@@ -326,6 +331,7 @@ impl<D: FaceDetector> Door<D> {
             frames_used: out.frames_used as u32,
             model_sha256: self.model.sha256.clone(),
             lockout_until_ms,
+            access: None,
         });
         let audited = match audited {
             Ok(rec) => {

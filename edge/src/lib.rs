@@ -1,5 +1,6 @@
 //! fas-edge: camera → face → liveness → fail-closed door decision.
 
+pub mod access;
 pub mod actuator;
 pub mod app;
 pub mod camera;

@@ -12,6 +12,7 @@
 //! | a `CameraLost` observation | `Deny` / `CameraLost` |
 //! | time runs backwards inside a session | `Deny` / `InternalError` |
 //! | `MultipleFaces` with [`MultipleFaces::Abort`] | `NoDecision` / `MultipleFaces` |
+//! | a score from another track than the session's first score | `NoDecision` / `FaceChanged` |
 //! | window ends, no observation arrived at all | `NoDecision` / `Timeout` |
 //! | window ends, observations arrived but none showed a face | `NoDecision` / `NoFace` |
 //! | window ends, faces were seen but fewer than `frames` good scores | `NoDecision` / `NotEnoughFrames` |
@@ -301,8 +302,9 @@ pub struct PolicyConfigError {
 /// What the pipeline saw in one frame (or instead of one).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
-    /// One face passed the quality gates and was scored.
-    Score { t_ms: u64, p_live: f32 },
+    /// One face passed the quality gates and was scored. `track` is its tracker id
+    /// ([`crate::track::Faces::ids`]): every score of one session must share it.
+    Score { t_ms: u64, p_live: f32, track: u64 },
     /// The frame held no face.
     NoFace { t_ms: u64 },
     /// The frame held more faces than policy allows.
@@ -390,6 +392,8 @@ struct Session {
     faces_seen: bool,
     rejected: usize,
     last_rejection: Option<String>,
+    /// The track every score of this session came from (set by the first score).
+    track: Option<u64>,
 }
 
 /// The policy state machine: at most one session at a time. See the module documentation.
@@ -528,8 +532,13 @@ impl Policy {
         let s = self.session.as_mut()?;
         s.observations += 1;
         match obs {
-            Observation::Score { p_live, .. } => {
+            Observation::Score { p_live, track, .. } => {
                 s.faces_seen = true;
+                if *s.track.get_or_insert(track) != track {
+                    // Another face took the place of the one being judged: its frames
+                    // must not be averaged with the first one's.
+                    return Some(self.end(t, Verdict::from_reason(Reason::FaceChanged), None));
+                }
                 s.scores.push(p_live);
                 if s.scores.len() >= frames {
                     return Some(self.decide(t));
@@ -619,6 +628,7 @@ impl Policy {
             faces_seen: false,
             rejected: 0,
             last_rejection: None,
+            track: None,
         });
     }
 
@@ -647,6 +657,7 @@ impl Policy {
             faces_seen: false,
             rejected: 0,
             last_rejection: None,
+            track: None,
         });
         self.cooldown_until = t.saturating_add(self.config.cooldown_ms);
         self.raised_at = match verdict.decision {
@@ -704,7 +715,11 @@ mod tests {
     }
 
     fn score(t_ms: u64, p_live: f32) -> Observation {
-        Observation::Score { t_ms, p_live }
+        Observation::Score {
+            t_ms,
+            p_live,
+            track: 1,
+        }
     }
 
     /// Opens a session at `t` and feeds `p` every 10 ms until it ends.
@@ -713,6 +728,48 @@ mod tests {
         (1..)
             .find_map(|i| policy.observe(score(t + 10 * i, p)))
             .unwrap()
+    }
+
+    /// The guest's near-miss: a session that began on one face's last frame and would have
+    /// ended on the next face's first. Averaged, 0.99 and 0.0 clear a 0.45 bar; bound to one
+    /// track, the second face ends the session without a decision.
+    #[test]
+    fn a_second_face_ends_the_session_without_mixing_scores() {
+        let mut p = Policy::new(PolicyConfig {
+            mode: Mode::Continuous,
+            frames: 2,
+            threshold: 0.45,
+            ..cfg()
+        })
+        .unwrap();
+        assert!(p
+            .observe(Observation::Score {
+                t_ms: 10,
+                p_live: 0.99,
+                track: 7
+            })
+            .is_none());
+        let out = p
+            .observe(Observation::Score {
+                t_ms: 20,
+                p_live: 0.0,
+                track: 8,
+            })
+            .expect("the session ends");
+        assert_eq!(out.verdict, Verdict::from_reason(Reason::FaceChanged));
+        assert_eq!(out.aggregate, None);
+        assert_eq!(out.scores, vec![0.99]);
+        // The same two scores from one track do decide (and here grant: the mean is 0.495).
+        let mut p = Policy::new(PolicyConfig {
+            mode: Mode::Continuous,
+            frames: 2,
+            threshold: 0.45,
+            ..cfg()
+        })
+        .unwrap();
+        assert!(p.observe(score(10, 0.99)).is_none());
+        let out = p.observe(score(20, 0.0)).unwrap();
+        assert_eq!(out.verdict.reason, Reason::AboveThreshold);
     }
 
     #[test]

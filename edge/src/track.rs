@@ -121,6 +121,12 @@ pub struct Faces {
     /// `true` when the detector ran on this frame, `false` when the faces are predicted
     /// from the last detection.
     pub detected: bool,
+    /// The track id of each face, in the order of `faces`. A face keeps its id while it is
+    /// followed (predicted, or re-detected where the last one stood and looking the same);
+    /// a face that appears after an empty frame, or whose appearance changed enough to
+    /// force a re-detection, gets a new one — so a session can insist that every frame it
+    /// judged showed one and the same face.
+    pub ids: Vec<u64>,
 }
 
 /// Why a fresh detection ran (for logs and tests).
@@ -142,6 +148,8 @@ pub enum DetectReason {
 
 #[derive(Debug, Clone)]
 struct Tracked {
+    /// Track id (see [`Faces::ids`]).
+    id: u64,
     /// As detected.
     det: Detection,
     /// Pixels per second.
@@ -167,6 +175,8 @@ pub struct Tracker<D> {
     idle_frames: u32,
     requested: bool,
     last_reason: Option<DetectReason>,
+    /// The last track id handed out.
+    last_id: u64,
 }
 
 impl<D: FaceDetector> Tracker<D> {
@@ -179,6 +189,7 @@ impl<D: FaceDetector> Tracker<D> {
             idle_frames: 0,
             requested: false,
             last_reason: None,
+            last_id: 0,
         })
     }
 
@@ -233,6 +244,7 @@ impl<D: FaceDetector> Tracker<D> {
             return Ok(Faces {
                 faces: Vec::new(),
                 detected: false,
+                ids: Vec::new(),
             });
         };
         let dt = frame.t.saturating_sub(track.detected_at).as_secs_f32();
@@ -267,6 +279,7 @@ impl<D: FaceDetector> Tracker<D> {
         Ok(Faces {
             faces: predicted,
             detected: false,
+            ids: track.faces.iter().map(|f| f.id).collect(),
         })
     }
 
@@ -286,11 +299,29 @@ impl<D: FaceDetector> Tracker<D> {
             return Ok(Faces {
                 faces: found,
                 detected: true,
+                ids: Vec::new(),
             });
+        }
+        // A face whose look changed under its predicted box is not assumed to be the same.
+        let may_continue = reason != DetectReason::PatchChange;
+        let mut ids = Vec::with_capacity(found.len());
+        for d in &found {
+            let kept = previous
+                .as_ref()
+                .filter(|_| may_continue)
+                .and_then(|p| continued(p, d))
+                .map(|f| f.id)
+                .filter(|id| !ids.contains(id));
+            ids.push(kept.unwrap_or_else(|| {
+                self.last_id += 1;
+                self.last_id
+            }));
         }
         let faces = found
             .iter()
-            .map(|d| Tracked {
+            .zip(&ids)
+            .map(|(d, &id)| Tracked {
+                id,
                 det: *d,
                 velocity: previous
                     .as_ref()
@@ -312,8 +343,24 @@ impl<D: FaceDetector> Tracker<D> {
         Ok(Faces {
             faces: found,
             detected: true,
+            ids,
         })
     }
+}
+
+/// The face of `prev` that `d` continues: the nearest centre, within one box side.
+fn continued<'a>(prev: &'a Track, d: &Detection) -> Option<&'a Tracked> {
+    let c = d.center();
+    let side = d.width().min(d.height());
+    prev.faces
+        .iter()
+        .map(|f| {
+            let pc = f.det.center();
+            ((c[0] - pc[0]).hypot(c[1] - pc[1]), f)
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(dist, _)| *dist <= side)
+        .map(|(_, f)| f)
 }
 
 /// Velocity (px/s) of `d` relative to the face of `prev` it continues (the nearest centre
@@ -324,16 +371,8 @@ fn velocity(prev: &Track, d: &Detection, t: Duration) -> Option<[f32; 2]> {
         return None;
     }
     let c = d.center();
-    let side = d.width().min(d.height());
-    let (dist, p) = prev
-        .faces
-        .iter()
-        .map(|f| {
-            let pc = f.det.center();
-            ((c[0] - pc[0]).hypot(c[1] - pc[1]), pc)
-        })
-        .min_by(|a, b| a.0.total_cmp(&b.0))?;
-    (dist <= side).then(|| [(c[0] - p[0]) / dt, (c[1] - p[1]) / dt])
+    let p = continued(prev, d)?.det.center();
+    Some([(c[0] - p[0]) / dt, (c[1] - p[1]) / dt])
 }
 
 fn shifted(d: &Detection, s: [f32; 2]) -> Detection {
@@ -401,12 +440,14 @@ mod tests {
         let track = Track {
             faces: vec![
                 Tracked {
+                    id: 1,
                     det: det(0.0, 0.0, 50.0),
                     velocity: [0.0; 2],
                     template: vec![],
                     passed_quality: true,
                 },
                 Tracked {
+                    id: 2,
                     det: det(300.0, 0.0, 50.0),
                     velocity: [0.0; 2],
                     template: vec![],

@@ -128,7 +128,11 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn observation(t_ms: u64, k: &Kind) -> Observation {
     match *k {
-        Kind::Score(p_live) => Observation::Score { t_ms, p_live },
+        Kind::Score(p_live) => Observation::Score {
+            t_ms,
+            p_live,
+            track: 1,
+        },
         Kind::NoFace => Observation::NoFace { t_ms },
         Kind::Multiple => Observation::MultipleFaces { t_ms },
         Kind::Rejected => Observation::Rejected {
@@ -142,12 +146,18 @@ fn observation(t_ms: u64, k: &Kind) -> Observation {
             FaultKind::Nan => Observation::Score {
                 t_ms,
                 p_live: f32::NAN,
+                track: 1,
             },
             FaultKind::Inf => Observation::Score {
                 t_ms,
                 p_live: f32::INFINITY,
+                track: 1,
             },
-            FaultKind::OutOfRange(p_live) => Observation::Score { t_ms, p_live },
+            FaultKind::OutOfRange(p_live) => Observation::Score {
+                t_ms,
+                p_live,
+                track: 1,
+            },
         },
     }
 }
@@ -375,6 +385,7 @@ fn door_cycle() {
                 p.observe(Observation::Score {
                     t_ms: t0 + 33 * (i as u64 + 1),
                     p_live: s,
+                    track: 1,
                 })
             })
             .expect("session ends")

@@ -150,20 +150,19 @@ fn a_jump_forces_a_fresh_detection() {
     let img = photo("grace_hopper.jpg");
     let (w, h) = (400, 480);
     let mut t = Tracker::new(retinaface(), TrackConfig::default()).unwrap();
-    assert!(
-        t.update(&frame(crop(&img, 0, 40, w, h), 0))
-            .unwrap()
-            .detected
-    );
-    assert!(
-        !t.update(&frame(crop(&img, 0, 40, w, h), 1))
-            .unwrap()
-            .detected
-    );
+    let first = t.update(&frame(crop(&img, 0, 40, w, h), 0)).unwrap();
+    assert!(first.detected);
+    let second = t.update(&frame(crop(&img, 0, 40, w, h), 1)).unwrap();
+    assert!(!second.detected);
+    assert_eq!(second.ids, first.ids, "a followed face keeps its id");
     let jumped = frame(crop(&img, 90, 40, w, h), 2);
     let faces = t.update(&jumped).unwrap();
     assert!(faces.detected, "a 90 px jump must not be tracked blindly");
     assert_eq!(t.last_detect_reason(), Some(DetectReason::PatchChange));
+    assert_ne!(
+        faces.ids, first.ids,
+        "a face whose look changed under its box is not assumed to be the same one"
+    );
     let fresh = retinaface().detect(&jumped.image.clone().into()).unwrap()[0];
     assert!(centre_error(&faces.faces[0], &fresh) < 0.5);
 }
@@ -172,22 +171,27 @@ fn a_jump_forces_a_fresh_detection() {
 fn a_face_that_leaves_is_dropped_at_once() {
     let img = photo("astronaut.png");
     let mut t = Tracker::new(retinaface(), TrackConfig::default()).unwrap();
-    assert_eq!(
-        t.update(&frame(img.clone().into(), 0)).unwrap().faces.len(),
-        1
-    );
+    let before = t.update(&frame(img.clone().into(), 0)).unwrap();
+    assert_eq!(before.faces.len(), 1);
+    assert_eq!(before.ids.len(), 1);
     let empty = RgbImage::from_fn(img.width(), img.height(), |_, _| [128, 128, 128]);
     let faces = t.update(&frame(empty.clone(), 1)).unwrap();
     assert_eq!(
         faces,
         Faces {
             faces: vec![],
-            detected: true
+            detected: true,
+            ids: vec![],
         }
     );
     // Idle: the detector keeps looking on every frame.
     assert!(t.update(&frame(empty, 2)).unwrap().detected);
     assert_eq!(t.last_detect_reason(), Some(DetectReason::Idle));
+    // The same face, back after an empty frame, is a new track: nothing ties it to the
+    // face that left.
+    let back = t.update(&frame(img.into(), 3)).unwrap();
+    assert_eq!(back.faces.len(), 1);
+    assert_ne!(back.ids, before.ids);
 }
 
 #[test]
@@ -225,11 +229,22 @@ fn every_face_of_a_group_photo_is_reported_and_tracked() {
     assert!(first.faces.len() > 5, "{} faces", first.faces.len());
     assert!(first.faces.windows(2).all(|p| p[0].score >= p[1].score));
     assert!(first.faces.iter().all(|f| f.score >= cfg.min_score));
-    let second = t.update(&frame(img.into(), 1)).unwrap();
+    let mut distinct = first.ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), first.faces.len(), "one id per face");
+    let second = t.update(&frame(img.clone().into(), 1)).unwrap();
     // Faces too small for the quality gates were so when detected: they do not force a
     // detection on every frame.
     assert!(!second.detected, "{:?}", t.last_detect_reason());
     assert_eq!(second.faces.len(), first.faces.len());
+    assert_eq!(second.ids, first.ids);
+    // A re-detection of the same still scene keeps every face's id.
+    t.request_redetect();
+    let third = t.update(&frame(img.into(), 2)).unwrap();
+    assert!(third.detected);
+    assert_eq!(third.faces.len(), first.faces.len());
+    assert_eq!(third.ids, first.ids);
 }
 
 /// SynthFAS frames: the tracked face stays on the true face through a segment.

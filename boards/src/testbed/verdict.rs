@@ -472,6 +472,7 @@ mod tests {
                 model_sha256: "ab".repeat(32),
                 captured_ms,
                 lockout_until_ms: None,
+                access: None,
             })
             .unwrap();
         }

@@ -16,12 +16,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::access::AccessRecord;
 use crate::decision::{Decision, Reason, Verdict};
 
 pub mod rotate;
 pub use rotate::{verify_log, LogSummary, Rotation};
 
-pub const AUDIT_VERSION: u32 = 1;
+/// Version 2 added the access reasons and the `access` field; version 1 records still read.
+pub const AUDIT_VERSION: u32 = 2;
 
 /// `prev_hash` of the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -54,6 +56,10 @@ pub struct AuditRecord {
     /// otherwise, and in records written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lockout_until_ms: Option<u64>,
+    /// The access mode, the person and each factor (format 2). Absent in records written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessRecord>,
     pub prev_hash: String,
 }
 
@@ -71,6 +77,8 @@ pub struct AuditEvent {
     pub captured_ms: Option<[u64; 2]>,
     /// See [`AuditRecord::lockout_until_ms`].
     pub lockout_until_ms: Option<u64>,
+    /// See [`AuditRecord::access`].
+    pub access: Option<AccessRecord>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -491,6 +499,7 @@ impl AuditWriter {
             model_sha256: event.model_sha256.clone(),
             captured_ms: event.captured_ms,
             lockout_until_ms: event.lockout_until_ms,
+            access: event.access.clone(),
             prev_hash: self.head.clone(),
         };
         let mut line = serde_json::to_vec(&rec).expect("an audit record always serialises");
@@ -563,6 +572,16 @@ mod tests {
                 .is_multiple_of(2)
                 .then_some([1_699_999_999_000 + i, 1_699_999_999_500 + i]),
             lockout_until_ms: None,
+            access: i.is_multiple_of(3).then_some(AccessRecord {
+                mode: crate::access::AccessMode::Presence,
+                person: None,
+                factors: crate::access::Factors {
+                    credential: crate::access::FactorState::NotRequired,
+                    live: crate::access::FactorState::Passed,
+                    face: crate::access::FactorState::NotRequired,
+                    face_similarity: None,
+                },
+            }),
         }
     }
 
@@ -606,6 +625,34 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         let first: AuditRecord = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(first, r0);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    /// A log written before format 2 (no `access`, `"v":1`) still verifies, and a writer
+    /// continues its chain with format 2 records.
+    #[test]
+    fn version_1_logs_still_verify_and_continue() {
+        let mut prev = GENESIS_HASH.to_string();
+        let mut text = Vec::new();
+        for i in 0..3u64 {
+            let line = format!(
+                r#"{{"v":1,"seq":{i},"time_ms":{t},"decision":"deny","reason":"below_threshold","scores":[0.1],"aggregate":0.1,"threshold":0.5,"frames_used":1,"model_sha256":"{m}","prev_hash":"{prev}"}}"#,
+                t = 1_000 + i,
+                m = "ab".repeat(32)
+            );
+            prev = line_hash(line.as_bytes());
+            text.extend_from_slice(line.as_bytes());
+            text.push(b'\n');
+        }
+        assert_eq!(verify_chain(&text[..]).unwrap().records, 3);
+        let d = crate::atomic::tempdir("audit-v1");
+        let p = d.join("audit.jsonl");
+        std::fs::write(&p, &text).unwrap();
+        let mut w = AuditWriter::open(&p, FsyncPolicy::Never).unwrap();
+        let r = w.append(&event(0)).unwrap();
+        assert_eq!((r.v, r.seq, r.prev_hash.as_str()), (2, 3, prev.as_str()));
+        assert!(r.access.is_some());
+        assert_eq!(verify_file(&p).unwrap().records, 4);
         std::fs::remove_dir_all(d).unwrap();
     }
 

@@ -224,6 +224,7 @@ mod tests {
             model_sha256: "ab".repeat(32),
             captured_ms: None,
             lockout_until_ms: None,
+            access: None,
         }
     }
 

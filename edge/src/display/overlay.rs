@@ -88,6 +88,11 @@ pub fn reason_text(r: Reason) -> &'static str {
         Reason::ConfigError => "config error",
         Reason::InternalError => "internal error",
         Reason::LockedOut => "locked out",
+        Reason::Verified => "verified",
+        Reason::CredentialUnknown => "unknown card",
+        Reason::CredentialInvalid => "card not read",
+        Reason::FaceMismatch => "face does not match",
+        Reason::FaceChanged => "face changed",
     }
 }
 
