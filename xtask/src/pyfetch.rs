@@ -56,6 +56,70 @@ pub fn pip_download(py: &Path, name: &str, version: &str, dir: &Path) -> Result<
     })
 }
 
+/// Downloads the source distribution of `name==version` (pip's own download, no build).
+pub fn pip_download_sdist(py: &Path, name: &str, version: &str, dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join(format!("{}-{version}.tar.gz", name.replace('-', "_")));
+    if file.is_file() {
+        return Ok(file);
+    }
+    println!("xtask: downloading {name}=={version} (sdist) from PyPI");
+    let status = Command::new(py)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "-q",
+            "--no-deps",
+            "--no-binary=:all:",
+        ])
+        .arg("-d")
+        .arg(dir)
+        .arg(format!("{name}=={version}"))
+        .status()
+        .context("could not run pip")?;
+    if !status.success() {
+        bail!(
+            "PyPI source distribution {name}=={version} could not be downloaded; check access \
+             to PyPI and run `cargo xtask assets` again"
+        );
+    }
+    if !file.is_file() {
+        bail!(
+            "pip reported success but {} is missing; delete {} and run `cargo xtask assets` again",
+            file.display(),
+            dir.display()
+        );
+    }
+    Ok(file)
+}
+
+/// Runs the converter script `xtask/<script>` (standard-library Python) as
+/// `script INPUTS[0] OUT INPUTS[1..]`.
+pub fn convert(py: &Path, script: &str, inputs: &[PathBuf], out: &Path) -> Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let (first, rest) = inputs
+        .split_first()
+        .with_context(|| format!("{} needs at least one input", script.display()))?;
+    let output = Command::new(py)
+        .arg(&script)
+        .arg(first)
+        .arg(out)
+        .args(rest)
+        .output()
+        .context("could not run python")?;
+    if !output.status.success() {
+        bail!(
+            "{} could not convert {}: {}",
+            script.display(),
+            first.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 fn find_wheel(dir: &Path, name: &str, version: &str) -> Option<PathBuf> {
     let prefix = format!("{}-{version}-", name.replace('-', "_"));
     std::fs::read_dir(dir)
