@@ -185,7 +185,7 @@ pub const ASSETS: &[Asset] = &[
             ],
         },
         sha256: "f586b445d9bed0af319d6a1ec3cdad918955ed6469907c18aa1310db889d0ada",
-        licence: "MIT (face-api port); dlib model CC0 / public domain",
+        licence: "MIT (face-api port); dlib model released into the public domain by its author",
     },
     Asset {
         file: "obama.jpg",
