@@ -256,6 +256,13 @@ line = {line}
 polarity = "{pol}"
 pulse_ms = {pulse}
 
+[access]
+# A card names an enrolled person and the door opens only for that person's live face.
+# Enrol with `fas-edge enroll add --id ID --credential 26:FACILITY:CARD`; wire the reader
+# to two GPIO inputs under [access.wiegand], or send JSON credential lines to a trigger
+# socket. Other modes: "face" (no reader), "credential" (a card and any live person).
+mode = "credential+face"
+
 [display]
 {display}
 
@@ -291,6 +298,11 @@ mod tests {
             assert_eq!(
                 cfg["actuator"]["line"].as_integer(),
                 Some(i64::from(p.relay.line))
+            );
+            assert_eq!(
+                cfg["access"]["mode"].as_str(),
+                Some("credential+face"),
+                "every board's door asks for a card and the card holder's live face"
             );
         }
         assert_eq!(Profile::load("rpi4").unwrap().cpu, "cortex-a72");

@@ -27,6 +27,7 @@ use crate::model::{LoadedModel, ModelSource};
 use crate::policy::{Mode, Policy};
 use crate::status::{CameraState, Counts, Event, EventFormat, Status, StatusFile};
 use crate::track::Tracker;
+use crate::trigger::TriggerEvent;
 use crate::trust::calibration::{self, check_range, Calibration};
 use crate::trust::revocation::Revocations;
 use crate::trust::{self, device_key, state};
@@ -112,7 +113,7 @@ pub fn load_config(c: &Common) -> Result<EdgeConfig> {
     Ok(cfg)
 }
 
-fn model_source(c: &Common, cfg: &EdgeConfig) -> Result<ModelSource> {
+pub(crate) fn model_source(c: &Common, cfg: &EdgeConfig) -> Result<ModelSource> {
     Ok(match (&c.dev_unsigned_model, &c.dev_unsigned_bundle, &cfg.model.bundle) {
         (Some(p), _, _) => ModelSource::DevOnnx(p.clone()),
         (None, Some(p), _) => ModelSource::DevUnsignedBundle(p.clone()),
@@ -208,7 +209,7 @@ pub fn cameras() -> Result<()> {
 
 /// Threshold: config file > calibration file (signed by this device, for this bundle) >
 /// bundle threshold; whichever it is, never below the bundle's signed floor.
-fn resolve_threshold(cfg: &EdgeConfig, model: &LoadedModel) -> Result<(f32, String)> {
+pub(crate) fn resolve_threshold(cfg: &EdgeConfig, model: &LoadedModel) -> Result<(f32, String)> {
     let floor = model.floor;
     if let Some(t) = cfg
         .fixed_threshold()
@@ -283,7 +284,10 @@ fn read_pinned(model: &LoadedModel, path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The configured face detector.
-fn detector(cfg: &EdgeConfig, model: &LoadedModel) -> Result<Box<dyn FaceDetector + Send>> {
+pub(crate) fn detector(
+    cfg: &EdgeConfig,
+    model: &LoadedModel,
+) -> Result<Box<dyn FaceDetector + Send>> {
     if cfg.detector.kind == DetectorKind::Mtcnn {
         let dir = cfg
             .detector
@@ -387,6 +391,14 @@ pub fn prepare(c: &Common, cfg: &EdgeConfig) -> Result<Prepared> {
         .map_err(|e| anyhow::anyhow!("policy: {e}"))?;
     // The trigger section decides how sessions start.
     policy.mode = match cfg.trigger {
+        // A door that reads credentials opens a session per credential.
+        _ if cfg
+            .access
+            .as_ref()
+            .is_some_and(|a| a.mode.needs_credential()) =>
+        {
+            Mode::Triggered
+        }
         TriggerSection::Continuous => Mode::Continuous,
         _ => Mode::Triggered,
     };
@@ -498,6 +510,11 @@ pub fn build_door(c: &Common, cfg: &EdgeConfig) -> Result<Door<Box<dyn FaceDetec
         audit,
         display,
     )?;
+    door.access = cfg
+        .access
+        .as_ref()
+        .map(crate::access::runtime::gate)
+        .transpose()?;
     if let Some(p) = &cfg.audit.syslog {
         door.forward = Some(
             crate::forward::SyslogForwarder::new(p)
@@ -524,6 +541,14 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    fn count(&mut self, d: Decision) {
+        match d {
+            Decision::Grant => self.grant += 1,
+            Decision::Deny => self.deny += 1,
+            Decision::NoDecision => self.no_decision += 1,
+        }
+    }
+
     pub fn counts(&self) -> Counts {
         Counts {
             grant: self.grant,
@@ -538,7 +563,7 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
     let cfg = load_config(c)?;
     let mut door = build_door(c, &cfg)?;
     let mut source = open_source(c, &cfg)?;
-    let triggers = crate::trigger::spawn(&cfg.trigger)?;
+    let triggers = crate::trigger::spawn(&cfg.trigger, cfg.access.as_ref())?;
     let events = if c.json {
         EventFormat::Json
     } else {
@@ -594,8 +619,14 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
                 break;
             }
             if let Some(rx) = &triggers {
-                while rx.try_recv().is_ok() {
-                    door.trigger()?;
+                while let Ok(ev) = rx.try_recv() {
+                    let out = match ev {
+                        TriggerEvent::Start => door.trigger()?,
+                        TriggerEvent::Credential(read) => door.credential(read)?,
+                    };
+                    if let Some(out) = out {
+                        summary.count(out.verdict.decision);
+                    }
                 }
             }
             let frame = source.next_frame();
@@ -608,11 +639,7 @@ pub fn run(c: &Common, limits: &RunLimits) -> Result<RunSummary> {
             }
             let r = door.step(frame)?;
             if let Some(out) = r.outcome {
-                match out.verdict.decision {
-                    Decision::Grant => summary.grant += 1,
-                    Decision::Deny => summary.deny += 1,
-                    Decision::NoDecision => summary.no_decision += 1,
-                }
+                summary.count(out.verdict.decision);
             }
             let decisions = summary.grant + summary.deny + summary.no_decision;
             if limits.max_frames.is_some_and(|m| summary.frames >= m)

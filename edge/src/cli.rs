@@ -36,6 +36,9 @@ pub enum Command {
     /// Drive the configured relay (or command) to locked and exit: the unit runs it as
     /// `ExecStopPost=`, so the door locks after a crash, `kill -9` or `systemctl stop`.
     Lock(CommonArgs),
+    /// Who may enter: enrol people (face templates and cards), list, remove, move them.
+    #[command(subcommand)]
+    Enroll(EnrollCommand),
     /// List the cameras this build can open: V4L2 nodes (`--camera /dev/videoN`) and, in
     /// builds with the `nokhwa` feature, desktop cameras (`--camera nokhwa:N`).
     Cameras,
@@ -48,6 +51,75 @@ pub enum AuditCommand {
         /// The audit log (JSONL).
         path: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnrollCommand {
+    /// Enrol a person: guided head poses in front of the camera (each live and sharp; only
+    /// embeddings are stored, encrypted) and their credentials.
+    Add(EnrollAddArgs),
+    /// Everyone enrolled: id, name, credentials, templates.
+    List(CommonArgs),
+    /// Remove a person (gone from the store on disk).
+    Remove {
+        /// The person's id.
+        id: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Write everyone to FILE (unencrypted JSON, mode 0600) to move them to another board.
+    Export {
+        file: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Add everyone in an export; refused if it was made with another embedding model.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnrollAddArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The person's id (1–64 of A–Z a–z 0–9 . _ -): what audit records name.
+    #[arg(long)]
+    pub id: String,
+    /// A display name (stored encrypted; never in the audit log).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A card as BITS:FACILITY:CARD, e.g. 26:18:4242 (repeat for several).
+    #[arg(long = "credential", value_name = "BITS:FAC:CARD")]
+    pub credentials: Vec<crate::access::credential::Credential>,
+    /// Enrol the credentials only, no face (for access mode "credential").
+    #[arg(long)]
+    pub no_face: bool,
+    /// How many head poses to take (1–5: straight, left, right, up, down).
+    #[arg(long, default_value_t = 5)]
+    pub poses: usize,
+    /// Do not wait for Enter before each pose.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up a pose after this many frames.
+    #[arg(long, default_value_t = 300)]
+    pub max_frames_per_pose: u64,
+}
+
+impl EnrollAddArgs {
+    pub fn opts(&self) -> crate::access::enroll::AddOpts {
+        crate::access::enroll::AddOpts {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            credentials: self.credentials.clone(),
+            no_face: self.no_face,
+            poses: self.poses,
+            wait_for_enter: !self.no_wait,
+            max_frames_per_pose: self.max_frames_per_pose,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args, Default)]

@@ -373,6 +373,8 @@ pub struct EdgeConfig {
     pub audit: AuditSection,
     pub status: StatusSection,
     pub device: DeviceSection,
+    /// Who may enter ([`crate::access`]). Required when a relay or command opens a door.
+    pub access: Option<crate::access::AccessSection>,
 }
 
 /// Only the `[actuator]` section of the config at `path` (for `fas-edge lock`, which must
@@ -498,6 +500,7 @@ impl EdgeConfig {
                 ),
             ));
         }
+        self.validate_access(origin)?;
         if let Some(r) = self.audit.rotation() {
             r.validate().map_err(|_| {
                 Self::invalid(
@@ -512,6 +515,31 @@ impl EdgeConfig {
             })?;
         }
         Ok(())
+    }
+
+    /// `[access]` is checked, and present wherever a door is driven: a relay or a command
+    /// with no `[access]` would open for any live face — a stranger's too.
+    fn validate_access(&self, origin: &Path) -> Result<(), ConfigError> {
+        if let Some(a) = &self.access {
+            return a
+                .validate()
+                .map_err(|(key, problem)| Self::invalid(origin, key, problem));
+        }
+        let drives = match &self.actuator {
+            Some(ActuatorConfig::Gpio(_)) => Some("gpio"),
+            Some(ActuatorConfig::Command(_)) => Some("command"),
+            Some(ActuatorConfig::None) | None => None,
+        };
+        match drives {
+            Some(kind) => Err(Self::invalid(
+                origin,
+                "access",
+                format!(
+                    "missing: actuator.kind = \"{kind}\" opens a door, so say who may enter — add an [access] section with mode = \"credential+face\" (a card and the card holder's live face), \"face\" (an enrolled live face), \"credential\" (a card and any live person) or \"presence\" (any live face, with allow_any_live_face = true)"
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The policy with `threshold` unless the file sets one.
@@ -649,9 +677,16 @@ mod tests {
             [status]
             path = "/run/fas/status.json"
             every_ms = 500
+            [access]
+            mode = "credential+face"
+            enrollment = "/var/lib/fas/people.fas"
             "#,
         )
         .unwrap();
+        assert_eq!(
+            c.access.as_ref().map(|a| a.enrollment.as_path()),
+            Some(Path::new("/var/lib/fas/people.fas"))
+        );
         assert_eq!(
             (c.status.path.as_deref(), c.status.every_ms),
             (Some(Path::new("/run/fas/status.json")), 500)

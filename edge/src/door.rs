@@ -70,6 +70,9 @@ pub struct Door<D: FaceDetector> {
     lockout_wall: Option<(u64, u64)>,
     /// A copy of every audit record to syslog (`audit.syslog`).
     pub forward: Option<crate::forward::SyslogForwarder>,
+    /// Who may enter (`[access]`); `None`: liveness alone decides (no relay may be driven
+    /// so: the config refuses it).
+    pub access: Option<crate::access::gate::Gate>,
 }
 
 #[derive(Default)]
@@ -139,6 +142,7 @@ impl<D: FaceDetector> Door<D> {
             last_decision: None,
             lockout_wall: None,
             forward: None,
+            access: None,
         })
     }
 
@@ -150,6 +154,41 @@ impl<D: FaceDetector> Door<D> {
             Some(out) => self.finish(out, None).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// A credential from a reader or a JSON line. An enrolled one starts a session for its
+    /// person; an unknown or unreadable one is denied at once (and audited). Ignored, with
+    /// a note, where the access mode reads no credential or a session is already running.
+    pub fn credential(
+        &mut self,
+        read: crate::access::credential::CredentialRead,
+    ) -> Result<Option<SessionOutcome>> {
+        let Some(gate) = self.access.as_mut().filter(|g| g.mode.needs_credential()) else {
+            eprintln!("fas-edge: a credential arrived, but the access mode reads none; ignored");
+            return Ok(None);
+        };
+        if self.policy.is_running() {
+            eprintln!("fas-edge: a credential arrived during a running session; ignored");
+            return Ok(None);
+        }
+        if let Err(why) = &read {
+            eprintln!("fas-edge: credential not read: {why}");
+        }
+        let check = gate.check(&read);
+        let known = matches!(check, crate::access::decide::CredentialCheck::Person(_));
+        gate.hold(check);
+        if known {
+            return self.trigger();
+        }
+        // Refused before any face is looked at: a decision of its own, not a session, but
+        // counted toward the lockout (someone trying card numbers).
+        let t = self.now_ms();
+        let reason = match &read {
+            Err(_) => Reason::CredentialInvalid,
+            Ok(_) => Reason::CredentialUnknown,
+        };
+        let out = self.policy.refuse(t, reason);
+        self.finish(out, None).map(Some)
     }
 
     /// Time for events without a frame: the last frame's time plus wall time since.
@@ -219,6 +258,12 @@ impl<D: FaceDetector> Door<D> {
                 .map_or_else(|| self.now_ms(), Observation::t_ms);
             outcome = self.policy.tick(t);
         }
+        if outcome.is_none() && !self.policy.is_running() {
+            // Faces embedded while no session runs are no session's evidence.
+            if let Some(g) = self.access.as_mut() {
+                g.clear_faces();
+            }
+        }
         let outcome = match outcome {
             Some(out) => Some(self.finish(out, frame.as_ref())?),
             None => None,
@@ -277,7 +322,20 @@ impl<D: FaceDetector> Door<D> {
                         return Observation::BadFrame { t_ms };
                     }
                 };
-                match self.model.model.score(input) {
+                let p_live = self.model.model.score(input);
+                if let (Ok(_), Some(g)) = (&p_live, self.access.as_mut()) {
+                    // Triggered doors look at faces only inside a session; continuous ones
+                    // open a session with this very frame.
+                    let judged = self.policy.is_running()
+                        || self.policy.config().mode == crate::policy::Mode::Continuous;
+                    if g.wants_faces() && judged {
+                        if let Err(e) = g.observe_face(&frame.image, det) {
+                            eprintln!("fas-edge: face embedding: {e:#}");
+                            return Observation::InferenceError { t_ms };
+                        }
+                    }
+                }
+                match p_live {
                     Ok(p_live) => {
                         self.overlay.score = Some(p_live);
                         Observation::Score {
@@ -302,6 +360,12 @@ impl<D: FaceDetector> Door<D> {
     /// Actuate, audit, show. The audit line is written (and synced) before the door opens.
     fn finish(&mut self, mut out: SessionOutcome, frame: Option<&Frame>) -> Result<SessionOutcome> {
         let time_ms = crate::camera::wall_ms_now();
+        // The access decision over the liveness verdict: every factor the mode asks for.
+        let access = self.access.as_mut().map(|g| {
+            let d = g.decide(out.verdict);
+            out.verdict = d.verdict;
+            d.record
+        });
         // When the judged face was in front of the camera (frame clock → wall clock).
         let captured_ms = match self.wall_offset_ms {
             Some(off) if out.frames_used > 0 => {
@@ -331,7 +395,7 @@ impl<D: FaceDetector> Door<D> {
             frames_used: out.frames_used as u32,
             model_sha256: self.model.sha256.clone(),
             lockout_until_ms,
-            access: None,
+            access: access.clone(),
         });
         let audited = match audited {
             Ok(rec) => {
@@ -373,7 +437,8 @@ impl<D: FaceDetector> Door<D> {
                 let _ = self.actuator.lock();
             }
         }
-        let info = DecisionInfo::of(&out, time_ms);
+        let mut info = DecisionInfo::of(&out, time_ms);
+        info.person = access.as_ref().and_then(|a| a.person.clone());
         self.events.emit(&Event::Decision(&info));
         self.last_decision = Some(info);
         self.overlay.verdict = Some(out.verdict);

@@ -1,8 +1,46 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use fas_edge::access::enroll;
 use fas_edge::app;
-use fas_edge::cli::{AuditCommand, Cli, Command};
+use fas_edge::cli::{AuditCommand, Cli, Command, EnrollCommand};
+
+fn run_enroll(e: &EnrollCommand) -> anyhow::Result<()> {
+    match e {
+        EnrollCommand::Add(a) => enroll::add(&a.common.common(), &a.opts()).map(|p| {
+            println!(
+                "enrolled {}: {} face template(s), {} credential(s)",
+                p.id,
+                p.templates.len(),
+                p.credentials.len()
+            );
+        }),
+        EnrollCommand::List(c) => enroll::list(&c.common()).map(|people| {
+            for p in &people {
+                let cards: Vec<String> = p.credentials.iter().map(|c| c.to_string()).collect();
+                println!(
+                    "{}\t{}\t{} template(s)\tcards [{}]\tenrolled {}",
+                    p.id,
+                    p.name.as_deref().unwrap_or("-"),
+                    p.templates.len(),
+                    cards.join(", "),
+                    p.enrolled_ms
+                );
+            }
+            println!("{} enrolled", people.len());
+        }),
+        EnrollCommand::Remove { id, common } => enroll::remove(&common.common(), id)
+            .map(|p| println!("removed {} ({} template(s))", p.id, p.templates.len())),
+        EnrollCommand::Export { file, common } => enroll::export(&common.common(), file).map(|n| {
+            println!(
+                "exported {n} people to {} — it holds their face templates unencrypted: move it, import it, delete it",
+                file.display()
+            )
+        }),
+        EnrollCommand::Import { file, common } => enroll::import(&common.common(), file)
+            .map(|n| println!("imported {n} people from {}", file.display())),
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,6 +70,7 @@ fn main() -> ExitCode {
                 p.threshold_from
             );
         }),
+        Some(Command::Enroll(e)) => run_enroll(e),
         Some(Command::Lock(a)) => app::lock(&a.common()).map(|name| {
             println!("door locked ({name} actuator)");
         }),

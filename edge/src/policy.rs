@@ -566,6 +566,33 @@ impl Policy {
         None
     }
 
+    /// A request refused before any face was judged — an unknown or unreadable credential
+    /// (`reason`, a `Deny`). It counts toward the lockout like a liveness denial (someone
+    /// trying card numbers), and during a lockout it is refused as `LockedOut`. It opens
+    /// no session and starts no cooldown.
+    pub fn refuse(&mut self, t_ms: u64, reason: Reason) -> SessionOutcome {
+        let t = t_ms.max(self.last_t.unwrap_or(0));
+        if self.locked_until(t).is_some() {
+            return self.refused(t, Reason::LockedOut, Trigger::External);
+        }
+        let reason = if reason.decision() == Decision::Deny {
+            reason
+        } else {
+            Reason::InternalError
+        };
+        let mut out = self.refused(t, reason, Trigger::External);
+        if self.config.lockout_after > 0 {
+            self.denials += 1;
+            if self.denials >= self.config.lockout_after {
+                self.denials = 0;
+                let until = t.saturating_add(self.config.lockout_ms);
+                self.locked_until = Some(until);
+                out.lockout_until_ms = Some(until);
+            }
+        }
+        out
+    }
+
     /// Advances the clock without a frame: ends a session whose window has run out.
     pub fn tick(&mut self, t_ms: u64) -> Option<SessionOutcome> {
         if let Some(out) = self.clock(t_ms) {
@@ -770,6 +797,44 @@ mod tests {
         assert!(p.observe(score(10, 0.99)).is_none());
         let out = p.observe(score(20, 0.0)).unwrap();
         assert_eq!(out.verdict.reason, Reason::AboveThreshold);
+    }
+
+    /// Trying card numbers locks the door out like trying photos does.
+    #[test]
+    fn refused_credentials_count_toward_the_lockout() {
+        let mut p = Policy::new(PolicyConfig {
+            lockout_after: 3,
+            lockout_ms: 1000,
+            ..cfg()
+        })
+        .unwrap();
+        for t in [10, 20] {
+            let out = p.refuse(t, Reason::CredentialUnknown);
+            assert_eq!(out.verdict.reason, Reason::CredentialUnknown);
+            assert_eq!(out.lockout_until_ms, None);
+            assert!(!p.is_running());
+        }
+        let third = p.refuse(30, Reason::CredentialInvalid);
+        assert_eq!(third.lockout_until_ms, Some(1030));
+        // Locked out: even a good card's session is refused.
+        assert_eq!(
+            p.refuse(40, Reason::CredentialUnknown).verdict.reason,
+            Reason::LockedOut
+        );
+        assert_eq!(
+            p.start(50, Trigger::External).unwrap().verdict.reason,
+            Reason::LockedOut
+        );
+        // A non-deny reason is a caller's bug: recorded as an internal error.
+        let mut q = Policy::new(cfg()).unwrap();
+        assert_eq!(
+            q.refuse(5, Reason::AboveThreshold).verdict.reason,
+            Reason::InternalError
+        );
+        // Nothing opens the door through `refuse`.
+        for r in Reason::ALL {
+            assert_ne!(q.refuse(6, r).verdict.decision, Decision::Grant);
+        }
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct DecisionInfo {
     pub aggregate: Option<f32>,
     pub threshold: f32,
     pub frames_used: usize,
+    /// The enrolment id the decision concerns (access modes with identity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
 }
 
 impl DecisionInfo {
@@ -56,6 +59,7 @@ impl DecisionInfo {
             aggregate: out.aggregate,
             threshold: out.threshold_used,
             frames_used: out.frames_used,
+            person: None,
         }
     }
 }
@@ -259,6 +263,7 @@ mod tests {
             aggregate,
             threshold: 0.5,
             frames_used: 3,
+            person: None,
         }
     }
 

@@ -149,15 +149,49 @@ pub fn read_lines_capped<R: BufRead>(
     }
 }
 
-/// Starts the trigger source of `t`; `None` in continuous mode.
-pub fn spawn(t: &crate::config::TriggerSection) -> Result<Option<mpsc::Receiver<()>>> {
+/// What a trigger source delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TriggerEvent {
+    /// Start a session (a button, a plain line, a connection).
+    Start,
+    /// A credential from a reader or a JSON credential line (or why it could not be read).
+    Credential(crate::access::credential::CredentialRead),
+}
+
+/// What one line from stdin or the socket means: a JSON credential line, or a plain trigger.
+pub fn line_event(line: &[u8]) -> TriggerEvent {
+    match std::str::from_utf8(line)
+        .ok()
+        .and_then(crate::access::credential::parse_json_line)
+    {
+        Some(read) => TriggerEvent::Credential(read),
+        None if line.trim_ascii_start().starts_with(b"{") => {
+            TriggerEvent::Credential(Err("JSON credential line: not UTF-8".into()))
+        }
+        None => TriggerEvent::Start,
+    }
+}
+
+/// Starts the trigger source of `t` and the credential reader of `access`; `None` when
+/// there is neither (continuous mode without a reader).
+pub fn spawn(
+    t: &crate::config::TriggerSection,
+    access: Option<&crate::access::AccessSection>,
+) -> Result<Option<mpsc::Receiver<TriggerEvent>>> {
     use crate::config::TriggerSection;
     let (tx, rx) = mpsc::channel();
+    let reader = access.and_then(|a| a.wiegand.as_ref());
+    if let Some(w) = reader {
+        crate::access::wiegand_gpio::spawn(w, tx.clone())?;
+    }
     match t {
-        TriggerSection::Continuous => return Ok(None),
+        TriggerSection::Continuous if reader.is_none() => return Ok(None),
+        TriggerSection::Continuous => {}
         TriggerSection::Stdin => {
             std::thread::spawn(move || {
-                let r = read_lines_capped(std::io::stdin().lock(), |_| tx.send(()).is_ok());
+                let r = read_lines_capped(std::io::stdin().lock(), |l| {
+                    tx.send(line_event(l)).is_ok()
+                });
                 if let Err(e) = r {
                     eprintln!("fas-edge: trigger stdin: {e}; no more triggers from it");
                 }
@@ -176,8 +210,8 @@ pub fn spawn(t: &crate::config::TriggerSection) -> Result<Option<mpsc::Receiver<
             std::thread::spawn(move || {
                 for conn in listener.incoming() {
                     let Ok(conn) = conn else { continue };
-                    let r = read_lines_capped(std::io::BufReader::new(conn), |_| {
-                        tx.send(()).is_ok()
+                    let r = read_lines_capped(std::io::BufReader::new(conn), |l| {
+                        tx.send(line_event(l)).is_ok()
                     });
                     if let Err(e) = r {
                         eprintln!("fas-edge: trigger socket: {e}; connection dropped");
@@ -201,7 +235,7 @@ mod gpio {
 
     use super::{Bias, Debounce, Edge, GpioTrigger};
 
-    pub(super) fn spawn(g: &GpioTrigger, tx: Sender<()>) -> Result<()> {
+    pub(super) fn spawn(g: &GpioTrigger, tx: Sender<super::TriggerEvent>) -> Result<()> {
         let mut b = Request::builder();
         b.on_chip(&g.chip)
             .with_consumer("fas-edge trigger")
@@ -238,7 +272,9 @@ mod gpio {
         std::thread::spawn(move || loop {
             match req.read_edge_event() {
                 Ok(ev) => {
-                    if debounce.accept(ev.timestamp_ns) && tx.send(()).is_err() {
+                    if debounce.accept(ev.timestamp_ns)
+                        && tx.send(super::TriggerEvent::Start).is_err()
+                    {
                         break;
                     }
                 }
@@ -262,7 +298,7 @@ mod gpio {
 
     use super::GpioTrigger;
 
-    pub(super) fn spawn(g: &GpioTrigger, _tx: Sender<()>) -> Result<()> {
+    pub(super) fn spawn(g: &GpioTrigger, _tx: Sender<super::TriggerEvent>) -> Result<()> {
         bail!(
             "trigger kind \"gpio\" ({} line {}) needs fas-edge built for Linux with the `gpio` feature; use kind \"stdin\" or \"socket\" here",
             g.chip.display(),
@@ -274,6 +310,25 @@ mod gpio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_triggers_or_credentials() {
+        assert_eq!(line_event(b"\n"), TriggerEvent::Start);
+        assert_eq!(line_event(b"open please\n"), TriggerEvent::Start);
+        let c = line_event(b"{\"credential\":\"26:18:4242\"}\n");
+        assert_eq!(
+            c,
+            TriggerEvent::Credential(Ok("26:18:4242".parse().unwrap()))
+        );
+        assert!(matches!(
+            line_event(b"{\"credential\":\"26:18\"}\n"),
+            TriggerEvent::Credential(Err(_))
+        ));
+        assert!(matches!(
+            line_event(b" {\xff}\n"),
+            TriggerEvent::Credential(Err(_))
+        ));
+    }
 
     #[test]
     fn trigger_lines_are_capped() {

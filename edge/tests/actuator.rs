@@ -127,7 +127,7 @@ fn non_grants_do_not_run_the_program_by_default() {
     let mut act = sh("touch \"$1\"", &[file.to_str().unwrap()], 5000, false);
     for r in Reason::ALL
         .into_iter()
-        .filter(|&r| r != Reason::AboveThreshold)
+        .filter(|&r| r.decision() != fas_core::decision::Decision::Grant)
     {
         let rep = act.apply(&outcome(r, Some(0.2))).unwrap();
         assert!(!rep.unlocked, "{r:?}");

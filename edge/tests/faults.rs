@@ -26,6 +26,7 @@ use fas_edge::track::{TrackConfig, Tracker};
 use fas_infer::detect::{DetectError, Detection, FaceDetector, RetinaFace, RetinaFaceConfig};
 use fas_quantize::bundle::fixture::{write_tiny_bundle, TinyModel};
 
+mod access;
 mod trust;
 
 /// `m`, pinning the detector assets `files` (a signed bundle trusts no other detector).

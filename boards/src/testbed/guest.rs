@@ -152,6 +152,11 @@ line = {RELAY_LINE}
 polarity = "active_high"
 pulse_ms = 1200
 
+# The liveness phase judges presentations, not people: any live face (no enrolment here).
+[access]
+mode = "presence"
+allow_any_live_face = true
+
 [display]
 kind = "framebuffer"
 device = "/dev/fb0"

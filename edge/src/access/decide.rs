@@ -4,6 +4,7 @@
 //!
 //! | mode | credential | liveness | face | verdict |
 //! |---|---|---|---|---|
+//! | any | any | `LockedOut` | — | `Deny` / `LockedOut` (the door refuses everything) |
 //! | any identity mode | invalid | — | — | `Deny` / `CredentialInvalid` |
 //! | any identity mode | unknown | — | — | `Deny` / `CredentialUnknown` |
 //! | `credential*` | none arrived | — | — | `NoDecision` / `Timeout` |
@@ -61,12 +62,12 @@ pub fn decide(
     face: &FaceCheck,
     threshold: f32,
 ) -> AccessDecision {
-    let live = if liveness.reason == Reason::AboveThreshold {
-        FactorState::Passed
-    } else if liveness.decision == Decision::Deny {
-        FactorState::Failed
-    } else {
-        FactorState::Missing
+    // Failed only when the model judged the face and found it not live; faults, refusals
+    // and sessions without enough frames never judged it.
+    let live = match liveness.reason {
+        Reason::AboveThreshold => FactorState::Passed,
+        Reason::BelowThreshold => FactorState::Failed,
+        _ => FactorState::Missing,
     };
     let cred_state = match (mode.needs_credential(), credential) {
         (false, _) => FactorState::NotRequired,
@@ -101,7 +102,9 @@ pub fn decide(
             )
         }
     };
-    let reason = if mode.needs_credential() && *credential == CredentialCheck::Invalid {
+    let reason = if liveness.reason == Reason::LockedOut {
+        Reason::LockedOut
+    } else if mode.needs_credential() && *credential == CredentialCheck::Invalid {
         Reason::CredentialInvalid
     } else if mode.needs_credential() && *credential == CredentialCheck::Unknown {
         Reason::CredentialUnknown
@@ -210,6 +213,10 @@ mod tests {
                                 "{why}"
                             );
                             assert!(mode == AccessMode::Presence || d.record.person.is_some());
+                        }
+                        if live.reason == Reason::LockedOut {
+                            assert_eq!(v.reason, Reason::LockedOut, "{why}");
+                            continue;
                         }
                         // The first failed factor is the reason.
                         if mode.needs_credential() {

@@ -14,8 +14,12 @@ use serde::{Deserialize, Serialize};
 
 pub mod credential;
 pub mod decide;
+pub mod enroll;
+pub mod gate;
+pub mod runtime;
 pub mod store;
 pub mod wiegand;
+pub mod wiegand_gpio;
 
 /// `[access]` in `edge.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +35,9 @@ pub struct AccessSection {
     /// The store's key (keep it off the card that holds the store where you can).
     #[serde(default = "defaults::key")]
     pub enrollment_key: PathBuf,
+    /// The face-embedding network (modes that compare faces).
+    #[serde(default = "defaults::face_model")]
+    pub face_model: PathBuf,
     /// Cosine similarity a face needs to match a template; unset: the embedding model's
     /// recommended value for the mode.
     #[serde(default)]
@@ -84,6 +91,9 @@ mod defaults {
     }
     pub fn key() -> PathBuf {
         PathBuf::from("/var/lib/fas/enrollment.key")
+    }
+    pub fn face_model() -> PathBuf {
+        PathBuf::from("/usr/share/fas/dlib_face_resnet.onnx")
     }
     use super::wiegand::WiegandTiming;
     pub fn min_pulse_us() -> u64 {

@@ -35,6 +35,8 @@ pub const STORE_FORMAT: &str = "fas-enrollment";
 pub const EXPORT_FORMAT: &str = "fas-enrollment-export";
 pub const STORE_VERSION: u32 = 1;
 const KEY_LEN: usize = 32;
+/// The model hash of a store made without an embedding model (credentials only).
+pub const NO_MODEL: &str = "none";
 
 /// One enrolled person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,11 +185,12 @@ impl Store {
     }
 
     /// Reads and decrypts `path`; refuses a store made for another model than
-    /// `expected_model`. A missing file is an empty store.
-    pub fn load(path: &Path, key: &Key, expected_model: &str) -> Result<Store, StoreError> {
+    /// `expected_model` (`None`: a door that compares no faces, any model). A missing file
+    /// is an empty store.
+    pub fn load(path: &Path, key: &Key, expected_model: Option<&str>) -> Result<Store, StoreError> {
         let text = match std::fs::read(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Store::empty(expected_model))
+                return Ok(Store::empty(expected_model.unwrap_or(NO_MODEL)))
             }
             r => r.map_err(io(path, "read the store"))?,
         };
@@ -223,11 +226,11 @@ impl Store {
                 file: path.to_path_buf(),
                 key: PathBuf::from("access.enrollment_key"),
             })?;
-        if env.model_sha256 != expected_model {
+        if let Some(expected) = expected_model.filter(|&m| m != env.model_sha256) {
             return Err(StoreError::ModelMismatch {
                 file: path.to_path_buf(),
                 found: env.model_sha256,
-                expected: expected_model.to_string(),
+                expected: expected.to_string(),
             });
         }
         let people: People = serde_json::from_slice(&plain)
@@ -462,9 +465,9 @@ mod tests {
         }
         let again = load_key(&keyp, true).unwrap();
         assert_eq!(again, key, "an existing key is kept");
-        assert_eq!(Store::load(&store, &key, MODEL).unwrap(), s);
+        assert_eq!(Store::load(&store, &key, Some(MODEL)).unwrap(), s);
         // A missing store is an empty one.
-        let none = Store::load(&d.path().join("none"), &key, MODEL).unwrap();
+        let none = Store::load(&d.path().join("none"), &key, Some(MODEL)).unwrap();
         assert!(none.people.people.is_empty());
     }
 
@@ -478,7 +481,7 @@ mod tests {
         // Another device's key.
         let other = load_key(&d.path().join("other.key"), true).unwrap();
         assert!(matches!(
-            Store::load(&store, &other, MODEL),
+            Store::load(&store, &other, Some(MODEL)),
             Err(StoreError::Decrypt { .. })
         ));
         // A flipped ciphertext byte.
@@ -487,29 +490,29 @@ mod tests {
         let flipped = format!("{}{}", if &ct[..1] == "0" { "1" } else { "0" }, &ct[1..]);
         std::fs::write(&store, text.replace(ct, &flipped)).unwrap();
         assert!(matches!(
-            Store::load(&store, &key, MODEL),
+            Store::load(&store, &key, Some(MODEL)),
             Err(StoreError::Decrypt { .. })
         ));
         // The model hash swapped in the header to make an old store pass: the tag fails.
         std::fs::write(&store, text.replace(MODEL, "bb22")).unwrap();
         assert!(matches!(
-            Store::load(&store, &key, "bb22"),
+            Store::load(&store, &key, Some("bb22")),
             Err(StoreError::Decrypt { .. })
         ));
         // The store read by a door running another model.
         std::fs::write(&store, &text).unwrap();
-        let e = Store::load(&store, &key, "cc33").unwrap_err();
+        let e = Store::load(&store, &key, Some("cc33")).unwrap_err();
         assert!(matches!(e, StoreError::ModelMismatch { .. }));
         assert!(e.to_string().contains("re-enrol"), "{e}");
         // Garbage, a future version, a short key.
         std::fs::write(&store, "{").unwrap();
         assert!(matches!(
-            Store::load(&store, &key, MODEL),
+            Store::load(&store, &key, Some(MODEL)),
             Err(StoreError::Corrupt { .. })
         ));
         std::fs::write(&store, text.replace("\"version\":1", "\"version\":9")).unwrap();
         assert!(matches!(
-            Store::load(&store, &key, MODEL),
+            Store::load(&store, &key, Some(MODEL)),
             Err(StoreError::FutureVersion { found: 9, .. })
         ));
         std::fs::write(d.path().join("short.key"), [0u8; 7]).unwrap();
@@ -562,7 +565,7 @@ mod tests {
         s.save(&store, &key).unwrap();
         s.remove("bob").unwrap();
         s.save(&store, &key).unwrap();
-        let back = Store::load(&store, &key, MODEL).unwrap();
+        let back = Store::load(&store, &key, Some(MODEL)).unwrap();
         assert!(back.get("bob").is_none());
         // No other file in the directory still holds the old store.
         let names: Vec<_> = std::fs::read_dir(d.path())

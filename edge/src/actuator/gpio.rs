@@ -451,7 +451,7 @@ mod tests {
     fn nothing_but_grant_unlocks() {
         for r in Reason::ALL
             .into_iter()
-            .filter(|&r| r != Reason::AboveThreshold)
+            .filter(|&r| r.decision() != fas_core::decision::Decision::Grant)
         {
             let line = FakeLine::requested_at(false);
             let mut relay = Relay::new(line.clone(), &cfg(Polarity::ActiveHigh, 1)).unwrap();

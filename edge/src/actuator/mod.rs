@@ -26,8 +26,8 @@ pub use none::LogOnly;
 ///
 /// # Contract
 ///
-/// - Only a `Grant` ever unlocks, and only one whose reason is `AboveThreshold`
-///   ([`unlocks`]); `Deny`, `NoDecision` and an inconsistent verdict leave the door locked.
+/// - Only a `Grant` ever unlocks, and only one whose reason is `AboveThreshold` (the
+///   `presence` mode) or `Verified` (every access factor passed) ([`unlocks`]); `Deny`, `NoDecision` and an inconsistent verdict leave the door locked.
 /// - An unlock is a pulse: the door is released for the configured `pulse_ms`, then locked
 ///   again before [`apply`](Actuator::apply) returns (so `apply` blocks for the pulse;
 ///   run it off the capture thread).
@@ -57,11 +57,14 @@ impl<A: Actuator + ?Sized> Actuator for Box<A> {
     }
 }
 
-/// The single gate every actuator uses: true only for a consistent `Grant` /
-/// `AboveThreshold` verdict.
+/// The single gate every actuator uses: true only for a consistent `Grant` with a
+/// granting reason (`AboveThreshold` or `Verified`).
 pub fn unlocks(outcome: &SessionOutcome) -> bool {
     outcome.verdict.decision == Decision::Grant
-        && outcome.verdict.reason == Reason::AboveThreshold
+        && matches!(
+            outcome.verdict.reason,
+            Reason::AboveThreshold | Reason::Verified
+        )
         && outcome.verdict.is_consistent()
 }
 
@@ -212,7 +215,11 @@ pub(crate) mod tests {
     #[test]
     fn only_a_consistent_grant_unlocks() {
         for r in Reason::ALL {
-            assert_eq!(unlocks(&outcome(r)), r == Reason::AboveThreshold, "{r:?}");
+            assert_eq!(
+                unlocks(&outcome(r)),
+                matches!(r, Reason::AboveThreshold | Reason::Verified),
+                "{r:?}"
+            );
         }
         let mut forged = outcome(Reason::Timeout);
         forged.verdict.decision = Decision::Grant;
