@@ -420,6 +420,10 @@ pub fn check_config(c: &Common) -> Result<Prepared> {
     if let Some(a) = &cfg.actuator {
         a.validate()?;
     }
+    // The access gate as start builds it: the face model, the store and its key.
+    if let Some(a) = &cfg.access {
+        crate::access::runtime::gate(a)?;
+    }
     Ok(p)
 }
 

@@ -197,7 +197,10 @@ fn capture_templates(
             }
             let frame = match source.next_frame() {
                 Ok(f) => f,
-                Err(CaptureError::EndOfInput { .. }) => bail!("enroll: the input ended"),
+                Err(CaptureError::EndOfInput { .. }) => bail!(
+                    "enroll: the input ended during pose {} ({seen} frames, none usable: {last_problem})",
+                    k + 1
+                ),
                 Err(e) if e.is_lost() => bail!("enroll: camera lost: {e}"),
                 Err(_) => continue,
             };

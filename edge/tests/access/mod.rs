@@ -345,3 +345,215 @@ fn face_mode_names_the_person_and_refuses_a_live_stranger() {
     assert!(out.iter().any(|o| o.verdict.reason == Reason::FaceMismatch));
     assert_eq!(r.actuator_runs(), opened);
 }
+
+// ---- Enrolment: `fas-edge enroll` through its library entry points ----
+
+use fas_edge::access::enroll::{self, AddOpts};
+use fas_edge::app::Common;
+
+/// A door config with `[access]` in `dir`, and a folder of `photo` frames as the camera.
+fn enrol_rig(dir: &std::path::Path, photo_name: &str, mode: &str) -> Common {
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    for i in 0..12 {
+        std::fs::copy(super::asset(photo_name), frames.join(format!("{i:02}.jpg"))).unwrap();
+    }
+    let tiny = fas_quantize::bundle::fixture::write_tiny_bundle(
+        &dir.join("bundle"),
+        &super::pinning(
+            TinyModel::constant("enrol", 9.0),
+            &["retinaface_mnet025.onnx"],
+        ),
+    )
+    .unwrap();
+    let config = dir.join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[access]\nmode = \"{mode}\"\nenrollment = \"{}\"\nenrollment_key = \"{}\"\nface_model = \"{}\"\n",
+            dir.join("state/people.fas").display(),
+            dir.join("keys/people.key").display(),
+            super::asset("dlib_face_resnet.onnx").display()
+        ),
+    )
+    .unwrap();
+    Common {
+        config: Some(config),
+        input: Some(frames),
+        bundle: Some(tiny.bundle),
+        keys: Some(tiny.keys),
+        detector: Some(super::asset("retinaface_mnet025.onnx")),
+        calibration: Some(dir.join("none.json")),
+        device_dir: Some(dir.join("device")),
+        ..Common::default()
+    }
+}
+
+fn add_opts(id: &str, cards: &[&str]) -> AddOpts {
+    AddOpts {
+        id: id.into(),
+        name: Some(format!("{id} the person")),
+        credentials: cards.iter().map(|c| card(c)).collect(),
+        no_face: false,
+        poses: 3,
+        wait_for_enter: false,
+        max_frames_per_pose: 20,
+    }
+}
+
+/// add → the store holds three live poses' embeddings, encrypted, 0600, and the door
+/// verifies another photo of the person against them; list, remove (gone from disk),
+/// export → import on a "new board", and an import under another embedding model refused.
+#[test]
+fn enrol_list_remove_export_import() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let c = enrol_rig(d.path(), "obama2.jpg", "credential+face");
+    let p = enroll::add(&c, &add_opts("p-obama", &["26:5:100"])).unwrap();
+    assert_eq!(p.templates.len(), 3);
+    let store_path = d.path().join("state/people.fas");
+    let mode = std::fs::metadata(&store_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let on_disk = std::fs::read(&store_path).unwrap();
+    assert!(
+        !on_disk.windows(7).any(|w| w == b"p-obama"),
+        "the store is encrypted"
+    );
+    // The same id twice is refused before anyone poses.
+    let e = enroll::add(&c, &add_opts("p-obama", &["26:5:101"])).unwrap_err();
+    assert!(format!("{e:#}").contains("already enrolled"), "{e:#}");
+    // In credential+face mode a card is required.
+    let e = enroll::add(&c, &add_opts("p-nocard", &[])).unwrap_err();
+    assert!(format!("{e:#}").contains("--credential"), "{e:#}");
+
+    // The enrolled templates verify another photo of the same person.
+    let mut e = embedder();
+    let other = template(&mut e, "obama.jpg");
+    let people = enroll::list(&c).unwrap();
+    assert_eq!(people.len(), 1);
+    let store = Store {
+        model_sha256: e.sha256.clone(),
+        people: fas_edge::access::store::People { people },
+    };
+    let sim = store.verify("p-obama", &other).unwrap();
+    assert!(sim >= THRESHOLD_ONE_TO_ONE, "{sim}");
+
+    let site = d.path().join("site.json");
+    assert_eq!(enroll::export(&c, &site).unwrap(), 1);
+    let removed = enroll::remove(&c, "p-obama").unwrap();
+    assert_eq!(removed.id, "p-obama");
+    assert!(enroll::list(&c).unwrap().is_empty());
+    assert!(enroll::remove(&c, "p-obama").is_err());
+
+    // A new board (its own key) imports the site.
+    let d2 = tempfile::tempdir().unwrap();
+    let c2 = enrol_rig(d2.path(), "obama2.jpg", "credential+face");
+    assert_eq!(enroll::import(&c2, &site).unwrap(), 1);
+    assert_eq!(enroll::list(&c2).unwrap()[0].id, "p-obama");
+    // A board whose store was made with another embedding model refuses it, naming both.
+    let mut text = std::fs::read_to_string(&site).unwrap();
+    text = text.replace(&e.sha256, &"0".repeat(64));
+    std::fs::write(&site, text).unwrap();
+    let d3 = tempfile::tempdir().unwrap();
+    let c3 = enrol_rig(d3.path(), "obama2.jpg", "credential+face");
+    let e3 = format!("{:#}", enroll::import(&c3, &site).unwrap_err());
+    assert!(
+        e3.contains(&"0".repeat(64)) && e3.contains(&e.sha256),
+        "{e3}"
+    );
+    // The log names ids and actions, no names.
+    let log = std::fs::read_to_string(d.path().join("state/people.fas.log")).unwrap();
+    let actions: Vec<&str> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| match v["action"].as_str().unwrap() {
+            "add" => "add",
+            "export" => "export",
+            "remove" => "remove",
+            other => panic!("{other}"),
+        })
+        .collect();
+    assert_eq!(actions, ["add", "export", "remove"]);
+    assert!(!log.contains("the person"));
+}
+
+/// A photo of someone who is not live (the liveness model says so) is never enrolled.
+#[test]
+fn enrolment_refuses_a_face_that_is_not_live() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = enrol_rig(d.path(), "obama2.jpg", "credential+face");
+    let tiny = fas_quantize::bundle::fixture::write_tiny_bundle(
+        &d.path().join("spoof"),
+        &super::pinning(
+            TinyModel::constant("not-live", -9.0),
+            &["retinaface_mnet025.onnx"],
+        ),
+    )
+    .unwrap();
+    c.bundle = Some(tiny.bundle);
+    c.keys = Some(tiny.keys);
+    let e = format!(
+        "{:#}",
+        enroll::add(&c, &add_opts("p-photo", &["26:5:1"])).unwrap_err()
+    );
+    assert!(e.contains("not live"), "{e}");
+    assert!(!d.path().join("state/people.fas").exists());
+}
+
+/// The power switch during an enrolment: `fas-edge enroll import` killed at random points
+/// of its write never leaves a store that does not load — it holds the people from before
+/// or after, never a torn file.
+#[test]
+fn a_store_write_killed_midway_is_never_torn() {
+    use std::process::{Command, Stdio};
+    let d = tempfile::tempdir().unwrap();
+    let c = enrol_rig(d.path(), "obama2.jpg", "credential");
+    // A large export: 4000 people with a card each.
+    let mut s = Store::empty(NO_MODEL);
+    for i in 0..4000u64 {
+        s.add(
+            Person {
+                id: format!("p{i}"),
+                name: Some(format!("person {i}")),
+                credentials: vec![card(&format!("34:9:{i}"))],
+                templates: vec![],
+                enrolled_ms: i,
+            },
+            0,
+        )
+        .unwrap();
+    }
+    let site = d.path().join("site.json");
+    s.export(&site).unwrap();
+    let config = c.config.clone().unwrap();
+    let mut outcomes = (0, 0);
+    for attempt in 0..12u64 {
+        // Start from an empty or a full store alternately.
+        if attempt % 2 == 0 {
+            let _ = std::fs::remove_file(d.path().join("state/people.fas"));
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fas-edge"))
+            .args(["enroll", "import"])
+            .arg(&site)
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5 + attempt * 7));
+        let _ = child.kill();
+        let _ = child.wait();
+        let people = enroll::list(&c).expect("the store always loads").len();
+        assert!(people == 0 || people == 4000, "{people}");
+        if people == 0 {
+            outcomes.0 += 1;
+        } else {
+            outcomes.1 += 1;
+        }
+    }
+    println!(
+        "killed imports: {} left the store empty, {} full",
+        outcomes.0, outcomes.1
+    );
+}
