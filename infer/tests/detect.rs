@@ -9,6 +9,10 @@ use fas_infer::detect::nms::iou;
 use fas_infer::detect::{DetectError, Detection, FaceDetector, RetinaFace, RetinaFaceConfig};
 use image::RgbImage;
 
+/// Face embedding (alignment, the network, verification on real photos).
+#[path = "detect/embed.rs"]
+mod embed;
+
 fn assets_dir() -> PathBuf {
     let dir = std::env::var_os("FAS_ASSETS")
         .map(PathBuf::from)

@@ -13,36 +13,9 @@ use fas_infer::embed::{
     align_face, similarity, EmbedError, FaceEmbedder, Similarity, DLIB_TEMPLATE, EMBEDDING_DIM,
     INPUT_SIZE,
 };
-use image::RgbImage;
 use proptest::prelude::*;
 
-fn assets_dir() -> PathBuf {
-    let dir = std::env::var_os("FAS_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets")));
-    assert!(
-        dir.is_dir(),
-        "assets directory {} not found: run `cargo xtask assets` (or set FAS_ASSETS)",
-        dir.display()
-    );
-    dir
-}
-
-fn asset(name: &str) -> PathBuf {
-    let p = assets_dir().join(name);
-    assert!(
-        p.is_file(),
-        "asset {} missing: run `cargo xtask assets`",
-        p.display()
-    );
-    p
-}
-
-fn photo(name: &str) -> RgbImage {
-    image::open(asset(name))
-        .unwrap_or_else(|e| panic!("cannot decode {name}: {e}"))
-        .to_rgb8()
-}
+use super::{asset, photo};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name)
