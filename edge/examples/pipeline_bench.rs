@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p fas-edge --example pipeline_bench -- \
 //!     --bundle DEMO.fasb --keys KEYS/ [--frames 300] [--seed 5] [--max-side 640]
-//!     [--python PY] [--soak N] [--no-pin]
+//!     [--python PY] [--soak N] [--no-pin] [--face-model assets/dlib_face_resnet.onnx]
 //! ```
 //! `cargo xtask bench-edge` runs it on the demo bundle of `cargo xtask guest`.
 //!
@@ -47,12 +47,15 @@ use fas_edge::quality::{self, QualityConfig};
 use fas_edge::track::{TrackConfig, Tracker};
 use fas_infer::bundle::{Bundle, TrustedKeys};
 use fas_infer::detect::{RetinaFace, RetinaFaceConfig};
+use fas_infer::embed::FaceEmbedder;
 
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 480;
 /// Frames run before timing (the detector builds its optimised model for the frame size).
 const WARMUP: usize = 10;
-const STAGES: [&str; 6] = ["convert", "detect", "quality", "crop", "score", "policy"];
+const STAGES: [&str; 7] = [
+    "convert", "detect", "quality", "crop", "score", "policy", "embed",
+];
 
 struct Args {
     bundle: PathBuf,
@@ -66,6 +69,8 @@ struct Args {
     pin: bool,
     /// The detector's `max_side` (the door's `detector.max_side`).
     max_side: u32,
+    /// Face verification on: every scored face is also embedded (`access.face_model`).
+    face_model: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -80,6 +85,7 @@ fn parse_args() -> Result<Args> {
         out: std::env::temp_dir().join("fas-pipeline-bench"),
         pin: true,
         max_side: RetinaFaceConfig::default().max_side,
+        face_model: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -102,6 +108,7 @@ fn parse_args() -> Result<Args> {
             "--soak" => a.soak = num(&value)?,
             "--out" => a.out = value.into(),
             "--max-side" => a.max_side = num(&value)? as u32,
+            "--face-model" => a.face_model = Some(value.into()),
             other => {
                 bail!("unknown option {other} (see the header of edge/examples/pipeline_bench.rs)")
             }
@@ -151,6 +158,10 @@ struct Pipeline {
     cropper: FaceCropper,
     model: LoadedModel,
     policy: Policy,
+    embedder: Option<FaceEmbedder>,
+    /// Faces scored so far, and the policy's frames per session (when to embed).
+    scored: usize,
+    frames: usize,
 }
 
 impl Pipeline {
@@ -183,23 +194,27 @@ impl Pipeline {
             .clamp(0.01, 0.9);
         let mut policy = PolicyConfig::with_threshold(threshold);
         policy.mode = Mode::Continuous;
+        let policy_frames = policy.frames;
         Ok(Pipeline {
             tracker: Tracker::new(detector, track)?,
             quality: QualityConfig::default(),
             cropper: FaceCropper::new(model.preprocess.clone())?,
             policy: Policy::new(policy)?,
             model,
+            embedder: a.face_model.as_ref().map(FaceEmbedder::load).transpose()?,
+            scored: 0,
+            frames: policy_frames,
         })
     }
 
     /// One frame; fills `times` (one per stage, zero for stages not reached) and returns
     /// the score when one face was scored.
-    fn step(&mut self, seq: u64, yuyv: &[u8], times: &mut [Duration; 6]) -> Result<Option<f32>> {
-        *times = [Duration::ZERO; 6];
+    fn step(&mut self, seq: u64, yuyv: &[u8], times: &mut [Duration; 7]) -> Result<Option<f32>> {
+        *times = [Duration::ZERO; 7];
         let t = Duration::from_millis(seq * 1000 / 30);
         let t_ms = t.as_millis() as u64;
         let mut clock = Instant::now();
-        let mut lap = |i: usize, times: &mut [Duration; 6]| {
+        let mut lap = |i: usize, times: &mut [Duration; 7]| {
             let now = Instant::now();
             times[i] = now - clock;
             clock = now;
@@ -237,6 +252,14 @@ impl Pipeline {
                     lap(3, times);
                     let p_live = self.model.model.score(input)?;
                     lap(4, times);
+                    // The door embeds a session's first and deciding frames (2 of `frames`).
+                    let n = self.scored % self.frames;
+                    self.scored += 1;
+                    if let (Some(e), true) = (&self.embedder, n == 0 || n + 1 == self.frames) {
+                        let img: image::RgbImage = frame.image.clone().into();
+                        std::hint::black_box(e.embed_face(&img, det)?);
+                        lap(6, times);
+                    }
                     (
                         Observation::Score {
                             t_ms,
@@ -271,7 +294,7 @@ fn percentile_ms(v: &mut [f64], q: f64) -> f64 {
 /// Per-stage times of one run, in milliseconds, one row per timed frame.
 struct Timings {
     name: String,
-    rows: Vec<[f64; 6]>,
+    rows: Vec<[f64; 7]>,
 }
 
 impl Timings {
@@ -308,7 +331,7 @@ fn run_frames(
     let mut p = Pipeline::new(a, track)?;
     let mut rows = Vec::with_capacity(frames.len());
     let mut scores = Vec::with_capacity(frames.len());
-    let mut times = [Duration::ZERO; 6];
+    let mut times = [Duration::ZERO; 7];
     for (i, f) in frames.iter().enumerate() {
         let s = p.step(i as u64, f, &mut times)?;
         scores.push(s);
@@ -469,7 +492,7 @@ fn python_reference(a: &Args) -> Result<Option<(Timings, Vec<Option<f32>>)>> {
     };
     let (conv, det, crop, score) = (ms("convert")?, ms("detect")?, ms("crop")?, ms("score")?);
     let rows = (0..conv.len())
-        .map(|i| [conv[i], det[i], 0.0, crop[i], score[i], 0.0])
+        .map(|i| [conv[i], det[i], 0.0, crop[i], score[i], 0.0, 0.0])
         .collect();
     let p_live = v["p_live"]
         .as_array()
@@ -510,7 +533,7 @@ fn soak(a: &Args, frames: &[Vec<u8>]) -> Result<()> {
     let mut p = Pipeline::new(a, TrackConfig::default())?;
     let samples = 20usize;
     let every = (a.soak / samples).max(1);
-    let mut times = [Duration::ZERO; 6];
+    let mut times = [Duration::ZERO; 7];
     let mut rss = Vec::new();
     let t0 = Instant::now();
     println!("soak: {} frames, VmRSS every {every}", a.soak);

@@ -324,10 +324,18 @@ impl<D: FaceDetector> Door<D> {
                 };
                 let p_live = self.model.model.score(input);
                 if let (Ok(_), Some(g)) = (&p_live, self.access.as_mut()) {
-                    // Triggered doors look at faces only inside a session; continuous ones
-                    // open a session with this very frame.
-                    let judged = self.policy.is_running()
-                        || self.policy.config().mode == crate::policy::Mode::Continuous;
+                    // A session's face is embedded twice: on its first scored frame and on
+                    // the frame that decides it (every score of a session comes from one
+                    // track, so both ends are the same face). Not outside a session, except
+                    // where this very frame opens one (continuous mode, no cooldown).
+                    let judged = match self.policy.progress() {
+                        Some((n, need)) => n == 0 || n + 1 >= need,
+                        None => {
+                            self.policy.config().mode == crate::policy::Mode::Continuous
+                                && !self.policy.in_cooldown(t_ms)
+                                && self.policy.locked_until(t_ms).is_none()
+                        }
+                    };
                     if g.wants_faces() && judged {
                         if let Err(e) = g.observe_face(&frame.image, det) {
                             eprintln!("fas-edge: face embedding: {e:#}");
