@@ -154,6 +154,10 @@ pub struct DebInputs<'a> {
     pub edge_binary: &'a Path,
     /// RetinaFace ONNX, installed as /usr/share/fas/retinaface_mnet025.onnx.
     pub detector: Option<&'a Path>,
+    /// The face-embedding network (dlib ResNet ONNX), installed as
+    /// /usr/share/fas/dlib_face_resnet.onnx, where `access.face_model` looks by default; the
+    /// board's config (`[access] mode = "credential+face"`) does not start without it.
+    pub face_model: Option<&'a Path>,
     /// Directory holding MTCNN's three ONNX files, installed in /usr/share/fas/.
     pub mtcnn: Option<&'a Path>,
     /// A signed bundle and its trusted keys, when the package should ship a model.
@@ -205,6 +209,13 @@ pub fn build(profile: &Profile, inputs: &DebInputs<'_>, out_dir: &Path) -> Resul
             0o644,
         )?;
     }
+    if let Some(f) = inputs.face_model {
+        stage::copy(
+            f,
+            &root.join("usr/share/fas").join(stage::FACE_MODEL_FILE),
+            0o644,
+        )?;
+    }
     if let Some(d) = inputs.mtcnn {
         for (name, p) in stage::mtcnn_files(d)? {
             stage::copy(&p, &root.join("usr/share/fas").join(name), 0o644)?;
@@ -222,7 +233,7 @@ pub fn build(profile: &Profile, inputs: &DebInputs<'_>, out_dir: &Path) -> Resul
         }
     }
     stage::write(&root.join("usr/share/doc/fas-edge/README.Debian"), format!(
-            "fas-edge for {}\n\nConfig: /etc/fas/edge.toml (check with `fas-edge check-config --config /etc/fas/edge.toml`).\nModel: put a signed bundle at /etc/fas/model.fasb and its signer's key in /etc/fas/keys/.\nCalibrate on the device: `sudo -u fas-edge fas-edge calibrate --config /etc/fas/edge.toml`.\nAudit log: /var/lib/fas/audit.jsonl (`fas-edge audit verify`).\n",
+            "fas-edge for {}\n\nConfig: /etc/fas/edge.toml (check with `fas-edge check-config --config /etc/fas/edge.toml`).\nModel: put a signed bundle at /etc/fas/model.fasb and its signer's key in /etc/fas/keys/.\nFaces: the detector and the face-embedding network are in /usr/share/fas; enrol people with `fas-edge enroll add` (no enrolment store: nobody is let in).\nCalibrate on the device: `sudo -u fas-edge fas-edge calibrate --config /etc/fas/edge.toml`.\nAudit log: /var/lib/fas/audit.jsonl (`fas-edge audit verify`).\n",
             profile.description
         )
         .as_bytes(), 0o644)?;
@@ -272,11 +283,18 @@ mod tests {
         for f in stage::MTCNN_FILES {
             stage::write(&mtcnn.join(f), b"onnx", 0o644).unwrap();
         }
+        // Stand-ins with distinct bytes: what matters here is that each lands where
+        // fas-edge looks for it, unchanged and world-readable.
+        let detector = dir.path().join("det.onnx");
+        std::fs::write(&detector, b"retinaface stand-in").unwrap();
+        let face_model = dir.path().join("face.onnx");
+        std::fs::write(&face_model, b"dlib resnet stand-in, 128 values").unwrap();
         let deb = build(
             &profile,
             &DebInputs {
                 edge_binary: &bin,
-                detector: None,
+                detector: Some(&detector),
+                face_model: Some(&face_model),
                 mtcnn: Some(&mtcnn),
                 bundle: None,
                 keys: None,
@@ -310,10 +328,56 @@ mod tests {
             "./usr/share/fas/mtcnn_pnet.onnx",
             "./usr/share/fas/mtcnn_rnet.onnx",
             "./usr/share/fas/mtcnn_onet.onnx",
+            "./usr/share/fas/retinaface_mnet025.onnx",
+            "./usr/share/fas/dlib_face_resnet.onnx",
         ] {
             assert!(list.contains(f), "{f} missing from\n{list}");
         }
         assert!(list.contains("root/root"), "owned by root: {list}");
+        for model in ["retinaface_mnet025.onnx", "dlib_face_resnet.onnx"] {
+            let line = list
+                .lines()
+                .find(|l| l.ends_with(&format!("./usr/share/fas/{model}")))
+                .unwrap();
+            assert!(line.starts_with("-rw-r--r-- root/root"), "{line}");
+        }
+        // Unpacked, the models are the files given, byte for byte, where the board's
+        // config points: detector.model and access.face_model's default.
+        let unpacked = dir.path().join("unpacked");
+        let x = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&unpacked)
+            .status()
+            .unwrap();
+        assert!(x.success());
+        for (from, installed) in [
+            (&detector, "usr/share/fas/retinaface_mnet025.onnx"),
+            (&face_model, "usr/share/fas/dlib_face_resnet.onnx"),
+        ] {
+            assert_eq!(
+                fas_core::bundle::sha256_hex(&std::fs::read(unpacked.join(installed)).unwrap()),
+                fas_core::bundle::sha256_hex(&std::fs::read(from).unwrap()),
+                "{installed}"
+            );
+        }
+        let cfg: toml::Table = std::fs::read_to_string(unpacked.join("etc/fas/edge.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            cfg["detector"]["model"].as_str(),
+            Some("/usr/share/fas/retinaface_mnet025.onnx")
+        );
+        // access.face_model, set or left at fas-edge's default, is where the package
+        // installs the network.
+        assert_eq!(cfg["access"]["mode"].as_str(), Some("credential+face"));
+        assert_eq!(
+            cfg["access"]
+                .get("face_model")
+                .map_or(Some("/usr/share/fas/dlib_face_resnet.onnx"), |v| v.as_str()),
+            Some("/usr/share/fas/dlib_face_resnet.onnx")
+        );
         let conf = Command::new("dpkg-deb")
             .arg("--field")
             .arg(&deb)

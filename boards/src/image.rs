@@ -4,7 +4,7 @@
 //! loads the root device's modules and switches to the root file system, `config.txt` and
 //! `cmdline.txt`; an ext4 root (`mkfs.ext4 -d`) with busybox, an init that starts fas-edge
 //! with the board's config and restarts it, the static aarch64 musl fas-edge, the bundle,
-//! keys and detector; an MBR (`sfdisk` on the image file); the partitions placed with
+//! keys, detector and face-embedding network; an MBR (`sfdisk` on the image file); the partitions placed with
 //! plain file writes.
 
 use std::ffi::OsStr;
@@ -73,6 +73,10 @@ pub struct EdgeFiles<'a> {
     pub keys: Option<&'a Path>,
     /// RetinaFace ONNX (`/usr/share/fas/retinaface_mnet025.onnx`).
     pub detector: Option<&'a Path>,
+    /// The face-embedding network, dlib ResNet ONNX (`/usr/share/fas/dlib_face_resnet.onnx`,
+    /// `access.face_model`'s default; the overlay's [`crate::jetson::FACE_MODEL`]): the
+    /// boards' `[access] mode = "credential+face"` loads it at start.
+    pub face_model: Option<&'a Path>,
     /// Directory holding MTCNN's three ONNX files ([`stage::MTCNN_FILES`]), installed
     /// beside the RetinaFace model, for `detector.kind = "mtcnn"`.
     pub mtcnn: Option<&'a Path>,
@@ -478,6 +482,13 @@ fn stage_root(
     if let Some(d) = inputs.detector {
         n += stage::copy(d, &dir.join("usr/share/fas/retinaface_mnet025.onnx"), 0o644)?;
     }
+    if let Some(f) = inputs.face_model {
+        n += stage::copy(
+            f,
+            &dir.join("usr/share/fas").join(stage::FACE_MODEL_FILE),
+            0o644,
+        )?;
+    }
     if let Some(d) = inputs.mtcnn {
         for (name, p) in stage::mtcnn_files(d)? {
             n += stage::copy(&p, &dir.join("usr/share/fas").join(name), 0o644)?;
@@ -743,6 +754,61 @@ mod tests {
         // The host's own `sh` is not one (x86_64, or dynamically linked).
         let sh = std::fs::read("/bin/sh").unwrap();
         assert!(check_static_aarch64(&sh).is_err() || cfg!(target_arch = "aarch64"));
+    }
+
+    #[test]
+    fn the_root_holds_the_detector_and_the_face_model_where_the_config_points() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let file = |name: &str, bytes: &[u8]| {
+            let p = d.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let busybox = file("busybox", b"\x7fELF busybox");
+        let edge = file("fas-edge", b"\x7fELF edge");
+        let detector = file("det.onnx", b"retinaface stand-in");
+        let face = file("face.onnx", b"dlib resnet stand-in");
+        let profile = Profile::load("rpi4").unwrap();
+        let root = d.path().join("root");
+        let n = stage_root(
+            &profile,
+            &busybox,
+            &EdgeFiles {
+                edge: &edge,
+                bundle: None,
+                keys: None,
+                detector: Some(&detector),
+                face_model: Some(&face),
+                mtcnn: None,
+            },
+            &root,
+        )
+        .unwrap();
+        let cfg: toml::Table = std::fs::read_to_string(root.join("etc/fas/edge.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let face_at = cfg["access"]
+            .get("face_model")
+            .map_or("/usr/share/fas/dlib_face_resnet.onnx", |v| {
+                v.as_str().unwrap()
+            });
+        for (from, at) in [
+            (&detector, cfg["detector"]["model"].as_str().unwrap()),
+            (&face, face_at),
+        ] {
+            let p = root.join(at.trim_start_matches('/'));
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                std::fs::read(from).unwrap(),
+                "{at}"
+            );
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644, "{at}");
+        }
+        assert_eq!(face_at, "/usr/share/fas/dlib_face_resnet.onnx");
+        assert!(n >= std::fs::metadata(&face).unwrap().len());
     }
 
     #[test]

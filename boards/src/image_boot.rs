@@ -133,6 +133,10 @@ pub struct BootChain {
     pub camera_waiting: bool,
     /// fas-edge's `fas-edge: model …` lines (the bundle verified and loaded).
     pub models: Vec<String>,
+    /// fas-edge's `fas-edge: access mode …` lines: its `[access]` gate is up (the
+    /// face-embedding network loaded, in the modes that compare faces, and the enrolment
+    /// store opened).
+    pub access: Vec<String>,
     /// The relay line as the init read it back after each stop (`gpiochip0 line 0: out 0
     /// (locked)`).
     pub relay: Vec<String>,
@@ -165,6 +169,8 @@ impl BootChain {
                 c.relay.push(rest.to_string());
             } else if line.starts_with("fas-edge: model ") {
                 c.models.push(line.to_string());
+            } else if line.starts_with("fas-edge: access mode ") {
+                c.access.push(line.to_string());
             } else if line.starts_with("fas-edge: ready") {
                 c.ready = true;
             } else if line.starts_with("fas-edge: camera ")
@@ -204,6 +210,29 @@ impl BootChain {
             ));
         }
         f
+    }
+
+    /// A failure unless fas-edge said its access gate came up in `mode` (the first word
+    /// after `access mode`, e.g. `credential+face`: the face-embedding network loaded).
+    pub fn access_missing(&self, mode: &str) -> Option<String> {
+        let up = self.access.iter().any(|l| {
+            l["fas-edge: access mode ".len()..]
+                .split_whitespace()
+                .next()
+                == Some(mode)
+        });
+        (!up).then(|| {
+            let mut errors: Vec<&str> = Vec::new();
+            for e in &self.edge_errors {
+                if !errors.contains(&e.as_str()) {
+                    errors.push(e);
+                }
+            }
+            format!(
+                "fas-edge never said `fas-edge: access mode {mode} …` (its [access] gate with the face-embedding network did not come up): {:?}; errors (each once) {errors:?}",
+                self.access
+            )
+        })
     }
 
     /// [`BootChain::boot_failures`], and fas-edge was stopped fail-closed by a start-up
@@ -275,5 +304,20 @@ mod tests {
         let bad = BootChain::parse(&format!("fas-initramfs: insmod vc4.ko failed\n{log}"));
         assert_eq!(bad.insmod_failures, ["vc4.ko"]);
         assert!(!BootChain::parse("").failures().is_empty());
+
+        let gate = BootChain::parse(
+            "fas-edge: access mode credential+face — 0 enrolled, face threshold 0.500\n\
+             fas-edge: ready — camera /dev/video0\n",
+        );
+        assert!(gate.ready);
+        assert_eq!(gate.access_missing("credential+face"), None);
+        assert!(gate
+            .access_missing("face")
+            .unwrap()
+            .contains("access mode face"));
+        assert!(BootChain::parse(log)
+            .access_missing("credential+face")
+            .unwrap()
+            .contains("model.fasb"));
     }
 }

@@ -1,10 +1,11 @@
 //! Jetson boards keep NVIDIA's L4T system (its kernel, bootloader and CUDA stack are
 //! flashed with NVIDIA's SDK Manager), so fas-boards ships an overlay onto it instead of an
 //! image: a rootfs tarball (`/opt/fas/bin/fas-edge`, `/etc/fas/edge.toml`, the systemd unit
-//! and udev rules of [`crate::deb`], the bundle, keys and detector) and `install.sh`, which
-//! creates the service user, installs, enables the unit, is idempotent, keeps a locally
-//! edited config, and undoes itself with `--uninstall`. `DESTDIR=` installs into a staged
-//! root (no systemctl, no useradd: the user goes into the staged passwd/group files).
+//! and udev rules of [`crate::deb`], the bundle, keys, detector and face-embedding network)
+//! and `install.sh`, which creates the service user, installs, enables the unit, is
+//! idempotent, keeps a locally edited config, and undoes itself with `--uninstall`.
+//! `DESTDIR=` installs into a staged root (no systemctl, no useradd: the user goes into
+//! the staged passwd/group files).
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,8 @@ use crate::stage;
 /// Where the overlay puts fas-edge and its detector.
 pub const BIN: &str = "/opt/fas/bin/fas-edge";
 pub const DETECTOR: &str = "/opt/fas/share/retinaface_mnet025.onnx";
+/// Where the overlay puts the face-embedding network (`access.face_model` in its config).
+pub const FACE_MODEL: &str = "/opt/fas/share/dlib_face_resnet.onnx";
 /// Where the overlay puts MTCNN's networks (`detector.mtcnn_dir` in its config).
 pub const SHARE: &str = "/opt/fas/share";
 
@@ -36,13 +39,61 @@ pub fn systemd_unit() -> String {
     deb::systemd_unit().replace("/usr/bin/fas-edge", BIN)
 }
 
-/// The board's config with the detector at [`DETECTOR`] and MTCNN's networks (used with
-/// `detector.kind = "mtcnn"`) in [`SHARE`].
+/// The board's config with the detector at [`DETECTOR`], MTCNN's networks (used with
+/// `detector.kind = "mtcnn"`) in [`SHARE`] and the face-embedding network at
+/// [`FACE_MODEL`] (`access.face_model`).
 pub fn edge_config(profile: &Profile) -> String {
-    profile.edge_config().replace(
+    let cfg = profile.edge_config().replace(
         "model = \"/usr/share/fas/retinaface_mnet025.onnx\"",
         &format!("model = \"{DETECTOR}\"\nmtcnn_dir = \"{SHARE}\""),
-    )
+    );
+    with_face_model(&cfg, FACE_MODEL)
+}
+
+/// `cfg` with `face_model = "<path>"` in its `[access]` table, after the table's `mode`
+/// line (else right after its header), replacing a `face_model` the table already sets;
+/// unchanged when there is no `[access]` table (fas-edge then loads no face model).
+fn with_face_model(cfg: &str, path: &str) -> String {
+    let line = format!("face_model = \"{path}\"");
+    let mut out: Vec<String> = Vec::new();
+    let mut in_access = false;
+    let mut header_at = None;
+    let mut inserted = false;
+    for l in cfg.lines() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            if in_access && !inserted {
+                out.insert(header_at.expect("inside [access]") + 1, line.clone());
+                inserted = true;
+            }
+            in_access = t == "[access]";
+            if in_access {
+                header_at = Some(out.len());
+            }
+        } else if in_access && key_of(t) == Some("face_model") {
+            continue;
+        }
+        out.push(l.to_string());
+        if in_access && !inserted && key_of(t) == Some("mode") {
+            out.push(line.clone());
+            inserted = true;
+        }
+    }
+    if in_access && !inserted {
+        out.insert(header_at.expect("inside [access]") + 1, line);
+    }
+    let mut s = out.join("\n");
+    if cfg.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+/// The key of a `key = value` line.
+fn key_of(line: &str) -> Option<&str> {
+    let (k, _) = line.split_once('=')?;
+    let k = k.trim();
+    (!k.is_empty() && !k.starts_with('#')).then_some(k)
 }
 
 /// The tarball's file name for a board.
@@ -80,7 +131,7 @@ D=${DESTDIR:-}
 user=@USER@
 files="opt/fas/bin/fas-edge etc/systemd/system/fas-edge.service etc/udev/rules.d/60-fas-edge.rules"
 wants=etc/systemd/system/multi-user.target.wants/fas-edge.service
-share="opt/fas/share/retinaface_mnet025.onnx @MTCNN@"
+share="opt/fas/share/retinaface_mnet025.onnx opt/fas/share/dlib_face_resnet.onnx @MTCNN@"
 live() { [ -z "$D" ]; }
 say() { echo "install.sh: $*"; }
 
@@ -205,6 +256,11 @@ pub fn build_overlay(profile: &Profile, inputs: &EdgeFiles<'_>, out_dir: &Path) 
         stage::copy(d, &root.join(rel), 0o644)?;
         files.push(rel.to_string());
     }
+    if let Some(f) = inputs.face_model {
+        let rel = FACE_MODEL.trim_start_matches('/');
+        stage::copy(f, &root.join(rel), 0o644)?;
+        files.push(rel.to_string());
+    }
     if let Some(d) = inputs.mtcnn {
         for (name, p) in stage::mtcnn_files(d)? {
             let rel = format!("{}/{name}", SHARE.trim_start_matches('/'));
@@ -284,11 +340,12 @@ mod tests {
     #[test]
     fn the_overlay_installs_into_a_staged_root_idempotently_and_uninstalls() {
         let dir = tempfile::tempdir().unwrap();
-        let (bin, keys, bundle, det) = (
+        let (bin, keys, bundle, det, face) = (
             dir.path().join("fas-edge"),
             dir.path().join("keys"),
             dir.path().join("m.fasb"),
             dir.path().join("d.onnx"),
+            dir.path().join("f.onnx"),
         );
         std::fs::write(&bin, b"\x7fELF edge").unwrap();
         std::fs::create_dir(&keys).unwrap();
@@ -296,6 +353,7 @@ mod tests {
         std::fs::write(keys.join("notes.txt"), b"not a key").unwrap();
         std::fs::write(&bundle, b"FASB").unwrap();
         std::fs::write(&det, b"onnx").unwrap();
+        std::fs::write(&face, b"dlib resnet onnx").unwrap();
         let mtcnn = dir.path().join("mtcnn");
         std::fs::create_dir(&mtcnn).unwrap();
         for f in stage::MTCNN_FILES {
@@ -311,6 +369,7 @@ mod tests {
                     bundle: Some(&bundle),
                     keys: Some(&keys),
                     detector: Some(&det),
+                    face_model: Some(&face),
                     mtcnn: Some(&mtcnn),
                 },
                 &out,
@@ -337,6 +396,7 @@ mod tests {
                     "etc/systemd/system/fas-edge.service",
                     "etc/udev/rules.d/60-fas-edge.rules",
                     "opt/fas/bin/fas-edge",
+                    "opt/fas/share/dlib_face_resnet.onnx",
                     "opt/fas/share/mtcnn_onet.onnx",
                     "opt/fas/share/mtcnn_pnet.onnx",
                     "opt/fas/share/mtcnn_rnet.onnx",
@@ -366,6 +426,24 @@ mod tests {
                     && cfg.contains(&format!("mtcnn_dir = \"{SHARE}\""))
                     && cfg.contains(&format!("line = {}", profile.relay.line))
             );
+            // Every model the config names is installed there, as shipped and readable
+            // by the service user.
+            let table: toml::Table = cfg.parse().unwrap();
+            assert_eq!(table["detector"]["model"].as_str(), Some(DETECTOR));
+            assert_eq!(table["access"]["mode"].as_str(), Some("credential+face"));
+            assert_eq!(table["access"]["face_model"].as_str(), Some(FACE_MODEL));
+            assert!(!cfg.contains("/usr/share/fas"), "{cfg}");
+            for (from, at) in [(&det, DETECTOR), (&face, FACE_MODEL)] {
+                let p = root.join(at.trim_start_matches('/'));
+                assert_eq!(
+                    fas_core::bundle::sha256_hex(&std::fs::read(&p).unwrap()),
+                    fas_core::bundle::sha256_hex(&std::fs::read(from).unwrap()),
+                    "{at}"
+                );
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o644, "{at}");
+            }
             let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
             assert_eq!(passwd.matches("fas-edge:").count(), 1);
 
@@ -395,6 +473,8 @@ mod tests {
                 "etc/systemd/system/fas-edge.service",
                 "etc/udev/rules.d/60-fas-edge.rules",
                 "etc/systemd/system/multi-user.target.wants/fas-edge.service",
+                "opt/fas/share/retinaface_mnet025.onnx",
+                "opt/fas/share/dlib_face_resnet.onnx",
             ] {
                 assert!(!after.contains(&gone.to_string()), "{gone} left: {after:?}");
             }
@@ -418,11 +498,46 @@ mod tests {
                 bundle: None,
                 keys: None,
                 detector: None,
+                face_model: None,
                 mtcnn: None,
             },
             dir.path(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("image = \"overlay\""), "{e}");
+    }
+
+    #[test]
+    fn the_face_model_goes_into_the_access_table_and_only_there() {
+        let cfg = "[detector]\nmodel = \"x\"\n\n[access]\n# who\nmode = \"face\"\nface_model = \"/usr/share/fas/old.onnx\"\nface_threshold = 0.6\n\n[access.wiegand]\nchip = \"/dev/gpiochip0\"\nd0 = 5\nd1 = 6\n";
+        let out = with_face_model(cfg, FACE_MODEL);
+        let t: toml::Table = out.parse().unwrap();
+        assert_eq!(t["access"]["face_model"].as_str(), Some(FACE_MODEL));
+        assert_eq!(t["access"]["mode"].as_str(), Some("face"));
+        assert_eq!(t["access"]["face_threshold"].as_float(), Some(0.6));
+        assert!(t["access"]["wiegand"].get("face_model").is_none());
+        assert_eq!(out.matches("face_model").count(), 1, "{out}");
+        assert!(
+            out.contains(&format!("mode = \"face\"\nface_model = \"{FACE_MODEL}\"\n")),
+            "{out}"
+        );
+        // No mode line: right after the header (the last table of the file, too).
+        let out = with_face_model("[a]\nx = 1\n[access]\n", FACE_MODEL);
+        assert_eq!(
+            out,
+            format!("[a]\nx = 1\n[access]\nface_model = \"{FACE_MODEL}\"\n")
+        );
+        // No [access]: no face model is loaded, nothing to point anywhere.
+        assert_eq!(with_face_model("[a]\nx = 1\n", FACE_MODEL), "[a]\nx = 1\n");
+        // Every Jetson profile's config.
+        for board in ["jetson-nano", "jetson-orin-nano"] {
+            let t: toml::Table = edge_config(&Profile::load(board).unwrap()).parse().unwrap();
+            assert_eq!(
+                t["access"]["face_model"].as_str(),
+                Some(FACE_MODEL),
+                "{board}"
+            );
+            assert_eq!(t["detector"]["model"].as_str(), Some(DETECTOR), "{board}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! `fas-boards`: board profiles, cross builds, packages and images for fas-edge, and the
 //! real-device test in a QEMU guest.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use fas_boards::profile::Profile;
 use fas_boards::testbed::{guest, plan, verdict};
-use fas_boards::{cross, deb, flash, image, image_boot, jetson, raspi4b};
+use fas_boards::{cross, deb, flash, image, image_boot, jetson, raspi4b, stage};
 
 #[derive(Parser)]
 #[command(name = "fas-boards", version, about)]
@@ -47,8 +47,8 @@ enum Cmd {
     /// initramfs and device tree (patched for what QEMU's BCM2711 lacks, with /dev/fb0 on
     /// QEMU's framebuffer), and passes only when fas-edge reports ready and waits for the
     /// absent camera with the relay line held locked and never driven open. The image needs
-    /// a signed bundle, its keys and the detector (`fas-boards image --bundle --keys
-    /// --detector`).
+    /// a signed bundle, its keys, the detector and the face-embedding network (`fas-boards
+    /// image --bundle --keys --detector --face-model`).
     CheckRaspi4b(CheckRaspi4bArgs),
     /// Builds the static aarch64 (musl, debug) fas-edge and fas-testbed that the guest
     /// test and the SD image use, and prints their directory (`cargo xtask test` runs it
@@ -76,6 +76,11 @@ struct ImageArgs {
     /// RetinaFace ONNX to install.
     #[arg(long)]
     detector: Option<PathBuf>,
+    /// Face-embedding network (dlib ResNet ONNX, assets/dlib_face_resnet.onnx) to install
+    /// where the board's config looks for it (`access.face_model`): the boards' access
+    /// mode, "credential+face", does not start without it.
+    #[arg(long, value_name = "PATH")]
+    face_model: Option<PathBuf>,
     /// Directory holding mtcnn_pnet.onnx, mtcnn_rnet.onnx and mtcnn_onet.onnx (assets/),
     /// installed beside the detector for `detector.kind = "mtcnn"`.
     #[arg(long, value_name = "DIR")]
@@ -100,7 +105,8 @@ struct CheckImageArgs {
 
 #[derive(clap::Args)]
 struct CheckRaspi4bArgs {
-    /// The SD image (`fas-boards image --board rpi4 --bundle B --keys K --detector D`).
+    /// The SD image (`fas-boards image --board rpi4 --bundle B --keys K --detector D
+    /// --face-model F`).
     #[arg(long)]
     image: PathBuf,
     /// The board profile the image was made for (its relay line is read from the GPIO).
@@ -151,6 +157,11 @@ struct BuildArgs {
     /// Ship this RetinaFace ONNX in the package.
     #[arg(long)]
     detector: Option<PathBuf>,
+    /// Ship this face-embedding network (dlib ResNet ONNX, assets/dlib_face_resnet.onnx) in
+    /// the package, as /usr/share/fas/dlib_face_resnet.onnx (`access.face_model`); the
+    /// boards' access mode, "credential+face", does not start without it.
+    #[arg(long, value_name = "PATH")]
+    face_model: Option<PathBuf>,
     /// Ship MTCNN's three ONNX files from this directory in the package.
     #[arg(long, value_name = "DIR")]
     mtcnn_dir: Option<PathBuf>,
@@ -288,6 +299,10 @@ fn workspace_root() -> Result<PathBuf> {
 
 fn build(a: BuildArgs) -> Result<bool> {
     let profile = Profile::load(&a.board)?;
+    if a.deb {
+        // Before the cross build: a wrong path should not cost one.
+        check_models(a.detector.as_deref(), a.face_model.as_deref())?;
+    }
     let root = workspace_root()?;
     let bin_dir = cross::build(
         &root,
@@ -324,6 +339,7 @@ fn build(a: BuildArgs) -> Result<bool> {
             &deb::DebInputs {
                 edge_binary: &edge,
                 detector: a.detector.as_deref(),
+                face_model: a.face_model.as_deref(),
                 mtcnn: a.mtcnn_dir.as_deref(),
                 bundle: a.bundle.as_deref(),
                 keys: a.keys.as_deref(),
@@ -456,8 +472,47 @@ fn mib(n: u64) -> f64 {
     n as f64 / 1048576.0
 }
 
+/// Checks the detector and face-embedding network given for a package or image, and says
+/// which of the two the board's fas-edge will lack (its config loads both at start).
+fn check_models(detector: Option<&Path>, face_model: Option<&Path>) -> Result<()> {
+    const SETUP: &str = "`cargo xtask setup` puts it in assets/";
+    if let Some(d) = detector {
+        stage::check_model_file(
+            d,
+            "--detector",
+            &format!("pass the RetinaFace ONNX (retinaface_mnet025.onnx; {SETUP})"),
+        )?;
+    }
+    if let Some(f) = face_model {
+        stage::check_model_file(
+            f,
+            "--face-model",
+            &format!(
+                "pass the face-embedding ONNX ({}; {SETUP})",
+                stage::FACE_MODEL_FILE
+            ),
+        )?;
+    }
+    for (given, flag, what) in [
+        (detector.is_some(), "--detector", "the face detector"),
+        (
+            face_model.is_some(),
+            "--face-model",
+            "the face-embedding network",
+        ),
+    ] {
+        if !given {
+            eprintln!(
+                "fas-boards: warning: no {flag}: this fas-edge will not start until {what} is installed where its config points (or pass {flag} PATH)"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn image(a: ImageArgs) -> Result<bool> {
     let profile = Profile::load(&a.board)?;
+    check_models(a.detector.as_deref(), a.face_model.as_deref())?;
     let edge = match a.edge {
         Some(e) => e,
         None => {
@@ -471,6 +526,7 @@ fn image(a: ImageArgs) -> Result<bool> {
         bundle: a.bundle.as_deref(),
         keys: a.keys.as_deref(),
         detector: a.detector.as_deref(),
+        face_model: a.face_model.as_deref(),
         mtcnn: a.mtcnn_dir.as_deref(),
     };
     match profile.image {

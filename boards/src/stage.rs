@@ -54,6 +54,26 @@ pub fn mtcnn_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         .collect()
 }
 
+/// The face-embedding network's file name (dlib's ResNet as ONNX, 128 values a face; see
+/// `fas_infer::embed`): fas-edge loads it from `access.face_model`, by default
+/// `/usr/share/fas/dlib_face_resnet.onnx`, in the access modes that compare faces
+/// (`credential+face`, `face`). `cargo xtask setup` puts it in `assets/`.
+pub const FACE_MODEL_FILE: &str = "dlib_face_resnet.onnx";
+
+/// Checks that `path`, given with the command-line flag `flag`, is a readable, non-empty
+/// file; the error names the flag, the file and where the file comes from (`source`).
+pub fn check_model_file(path: &Path, flag: &str, source: &str) -> Result<()> {
+    let m = std::fs::metadata(path)
+        .with_context(|| format!("{flag} {}: cannot read it; {source}", path.display()))?;
+    if !m.is_file() {
+        anyhow::bail!("{flag} {}: not a file; {source}", path.display());
+    }
+    if m.len() == 0 {
+        anyhow::bail!("{flag} {}: empty file; {source}", path.display());
+    }
+    Ok(())
+}
+
 /// The signer keys (`*.pub`) in a trusted-keys directory, sorted by name, as
 /// `(file name, path)`: what ships to `/etc/fas/keys/`.
 pub fn signer_keys(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
@@ -125,5 +145,30 @@ mod tests {
         assert_eq!(got, ["a.pub", "b.pub"]);
         let e = copy(&d.path().join("missing"), &g, 0o644).unwrap_err();
         assert!(format!("{e:#}").contains("missing"), "{e:#}");
+    }
+
+    #[test]
+    fn a_model_file_flag_must_name_a_non_empty_file() {
+        let d = tempfile::tempdir().unwrap();
+        let src = "it is assets/dlib_face_resnet.onnx (`cargo xtask setup`)";
+        let e = check_model_file(&d.path().join("nope.onnx"), "--face-model", src)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--face-model") && e.contains("nope.onnx") && e.contains("xtask setup"),
+            "{e}"
+        );
+        let e = check_model_file(d.path(), "--face-model", src)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a file"), "{e}");
+        let f = d.path().join("m.onnx");
+        write(&f, b"", 0o644).unwrap();
+        let e = check_model_file(&f, "--face-model", src)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty"), "{e}");
+        write(&f, b"onnx", 0o644).unwrap();
+        check_model_file(&f, "--face-model", src).unwrap();
     }
 }

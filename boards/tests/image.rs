@@ -60,6 +60,52 @@ fn debugfs(fs: &Path, cmd: &str) -> String {
     hosttools::run(DEBUGFS, &["-R".as_ref(), cmd.as_ref(), fs.as_os_str()]).unwrap()
 }
 
+/// The image's root partition copied out into `<dir>/root.ext4`.
+fn root_fs(img: &image::SdImage, dir: &Path) -> PathBuf {
+    use std::io::{Read, Seek, SeekFrom};
+    let root_fs = dir.join("root.ext4");
+    let mut f = std::fs::File::open(&img.path).unwrap();
+    f.seek(SeekFrom::Start(img.root.offset_bytes())).unwrap();
+    let mut out = std::fs::File::create(&root_fs).unwrap();
+    std::io::copy(&mut f.by_ref().take(img.root.len_bytes()), &mut out).unwrap();
+    root_fs
+}
+
+/// Fails unless `installed` on the root file system `fs` is `from`, byte for byte (sha256
+/// of the file read back out with `debugfs dump`), mode 0644.
+fn assert_installed(fs: &Path, installed: &str, from: &Path) {
+    let out = fs.with_file_name(format!(
+        "dumped-{}",
+        Path::new(installed).file_name().unwrap().to_str().unwrap()
+    ));
+    let _ = std::fs::remove_file(&out);
+    debugfs(fs, &format!("dump {installed} {}", out.display()));
+    let got = std::fs::read(&out)
+        .unwrap_or_else(|e| panic!("{installed} is not on the image's root ({e})"));
+    let want = std::fs::read(from).unwrap();
+    assert_eq!(
+        (got.len(), fas_core::bundle::sha256_hex(&got)),
+        (want.len(), fas_core::bundle::sha256_hex(&want)),
+        "{installed} on the image is not {}",
+        from.display()
+    );
+    let stat = debugfs(fs, &format!("stat {installed}"));
+    assert!(stat.contains("Mode:  0644"), "{installed}: {stat}");
+    std::fs::remove_file(&out).unwrap();
+}
+
+/// An asset from `$FAS_ASSETS`; a missing one fails the test, naming the fix.
+fn asset(name: &str) -> PathBuf {
+    let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
+    let p = Path::new(&assets).join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: `cargo xtask setup` fetches it into assets/ (or set FAS_ASSETS)",
+        p.display()
+    );
+    p
+}
+
 #[test]
 fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
     let mut tools = hosttools::SD_IMAGE.to_vec();
@@ -75,6 +121,9 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
     let detector = std::env::var_os("FAS_ASSETS")
         .map(|a| PathBuf::from(a).join("retinaface_mnet025.onnx"))
         .filter(|p| p.exists());
+    let face_model = std::env::var_os("FAS_ASSETS")
+        .map(|a| PathBuf::from(a).join(fas_boards::stage::FACE_MODEL_FILE))
+        .filter(|p| p.exists());
     let mtcnn = std::env::var_os("FAS_ASSETS")
         .map(PathBuf::from)
         .filter(|a| a.join("mtcnn_onet.onnx").exists());
@@ -88,6 +137,7 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
             bundle: None,
             keys: Some(&keys),
             detector: detector.as_deref(),
+            face_model: face_model.as_deref(),
             mtcnn: mtcnn.as_deref(),
         },
         dir.path(),
@@ -159,14 +209,7 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
     );
 
     // The root file system: clean, labelled, with fas-edge and the board's config.
-    let root_fs = dir.path().join("root.ext4");
-    {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(&img.path).unwrap();
-        f.seek(SeekFrom::Start(img.root.offset_bytes())).unwrap();
-        let mut out = std::fs::File::create(&root_fs).unwrap();
-        std::io::copy(&mut f.by_ref().take(img.root.len_bytes()), &mut out).unwrap();
-    }
+    let root_fs = root_fs(&img, dir.path());
     let fsck = Command::new(
         hosttools::find(Tool {
             program: "e2fsck",
@@ -193,6 +236,13 @@ fn rpi4_sd_image_builds_and_boots_its_own_chain_to_fas_edge() {
         )),
         "{stat}"
     );
+    // The detector and the face-embedding network where the config points.
+    if let Some(d) = &detector {
+        assert_installed(&root_fs, "/usr/share/fas/retinaface_mnet025.onnx", d);
+    }
+    if let Some(f) = &face_model {
+        assert_installed(&root_fs, "/usr/share/fas/dlib_face_resnet.onnx", f);
+    }
     if let Some(m) = &mtcnn {
         // MTCNN's networks beside RetinaFace, where fas-edge looks for them.
         for f in fas_boards::stage::MTCNN_FILES {
@@ -278,8 +328,9 @@ fn signed_bundle_missing(chain: &BootChain) -> Option<String> {
 
 /// What the boot tests share: the host tools (else `None`, with the skip printed), the
 /// package-cache lock, and `profile`'s SD image in a scratch directory holding a signed
-/// bundle with a tiny liveness model (it only has to load: no camera reaches it here) and
-/// the detector.
+/// bundle with a tiny liveness model (it only has to load: no camera reaches it here), the
+/// detector and the face-embedding network (the boards' `credential+face` access mode
+/// loads it at start), both checked on the image's root, byte for byte.
 fn signed_image(
     test: &str,
     tools: &[Tool],
@@ -295,9 +346,9 @@ fn signed_image(
         return None;
     }
     let cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    let assets = std::env::var("FAS_ASSETS").expect("FAS_ASSETS (cargo xtask test sets it)");
     let dir = tempfile::tempdir().unwrap();
-    let detector = Path::new(&assets).join("retinaface_mnet025.onnx");
+    let detector = asset("retinaface_mnet025.onnx");
+    let face_model = asset(fas_boards::stage::FACE_MODEL_FILE);
     let model = TinyModel {
         detector_sha256: vec![fas_core::bundle::sha256_hex(
             &std::fs::read(&detector).unwrap(),
@@ -313,11 +364,16 @@ fn signed_image(
             bundle: Some(&tiny.bundle),
             keys: Some(&tiny.keys),
             detector: Some(&detector),
+            face_model: Some(&face_model),
             mtcnn: None,
         },
         dir.path(),
     )
     .unwrap();
+    let root = root_fs(&img, dir.path());
+    assert_installed(&root, "/usr/share/fas/retinaface_mnet025.onnx", &detector);
+    assert_installed(&root, "/usr/share/fas/dlib_face_resnet.onnx", &face_model);
+    std::fs::remove_file(&root).unwrap();
     Some((cache, dir, img))
 }
 
@@ -333,7 +389,7 @@ fn the_image_init_runs_fas_edge_to_ready_waiting_for_the_camera_with_the_door_lo
     profile.display.kind = "none".into();
     profile.display.device = None;
     let mut tools = hosttools::SD_IMAGE.to_vec();
-    tools.push(hosttools::QEMU_AARCH64);
+    tools.extend([hosttools::QEMU_AARCH64, DEBUGFS]);
     let Some((_cache, dir, img)) = signed_image("rpi4 SD image boot test", &tools, &profile) else {
         return;
     };
@@ -353,6 +409,8 @@ fn the_image_init_runs_fas_edge_to_ready_waiting_for_the_camera_with_the_door_lo
         failures.insert(0, "the guest ran past 300 s and was killed".into());
     }
     failures.extend(signed_bundle_missing(&chain));
+    // The board's access gate: the face-embedding network the image ships, loaded.
+    failures.extend(chain.access_missing("credential+face"));
     if !chain.ready {
         failures.push("fas-edge never reported ready".into());
     }
@@ -371,10 +429,11 @@ fn the_image_init_runs_fas_edge_to_ready_waiting_for_the_camera_with_the_door_lo
         boot.serial
     );
     eprintln!(
-        "virt boot: fas-edge first started after {:.1} s, ready and waiting for the camera by {:.1} s\n{}",
+        "virt boot: fas-edge first started after {:.1} s, ready and waiting for the camera by {:.1} s\n{}\n{}",
         boot.first_start_s.unwrap(),
         boot.elapsed.as_secs_f64(),
         chain.models[0],
+        chain.access[0],
     );
 }
 
@@ -390,6 +449,7 @@ fn the_rpi4_image_boots_on_raspi4b_to_ready_with_the_relay_held_locked() {
     let profile = Profile::load("rpi4").unwrap();
     let mut tools = hosttools::SD_IMAGE.to_vec();
     tools.extend_from_slice(hosttools::RASPI4B_CHECK);
+    tools.push(DEBUGFS);
     let Some((_cache, dir, img)) = signed_image("rpi4 image on raspi4b test", &tools, &profile)
     else {
         return;
@@ -421,6 +481,7 @@ fn the_rpi4_image_boots_on_raspi4b_to_ready_with_the_relay_held_locked() {
         ));
     }
     failures.extend(signed_bundle_missing(&chain));
+    failures.extend(chain.access_missing("credential+face"));
     let locked = boot
         .relay
         .iter()
