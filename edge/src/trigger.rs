@@ -184,8 +184,12 @@ pub fn spawn(
     if let Some(w) = reader {
         crate::access::wiegand_gpio::spawn(w, tx.clone())?;
     }
+    let osdp = access.and_then(|a| a.osdp.as_ref());
+    if let Some(o) = osdp {
+        crate::access::osdp::spawn(o, tx.clone())?;
+    }
     match t {
-        TriggerSection::Continuous if reader.is_none() => return Ok(None),
+        TriggerSection::Continuous if reader.is_none() && osdp.is_none() => return Ok(None),
         TriggerSection::Continuous => {}
         TriggerSection::Stdin => {
             std::thread::spawn(move || {

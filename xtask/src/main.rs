@@ -156,6 +156,9 @@ pub(crate) fn setup(root: &std::path::Path) -> Result<()> {
     if venv::ensure_torch(root)? {
         installed.push("torch venv");
     }
+    if venv::ensure_test_packages(root)? {
+        installed.push("test packages (libosdp)");
+    }
     let py = venv::python(root);
     if assets::ensure_all(root, &py)? {
         installed.push("assets");

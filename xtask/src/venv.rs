@@ -143,6 +143,58 @@ pub fn ensure_torch(root: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// PyPI packages the tests run besides torch, pinned: `libosdp` is the OSDP card reader
+/// (peripheral device) that fas-edge's OSDP control panel is tested against
+/// (edge/tests/access/osdp.rs).
+pub const TEST_PACKAGES: &[&str] = &["libosdp==3.2.9"];
+
+/// Installs [`TEST_PACKAGES`] into the venv unless those exact versions are there.
+/// Returns whether anything was installed.
+pub fn ensure_test_packages(root: &Path) -> Result<bool> {
+    let py = bootstrap_python(root)?;
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .copied()
+        .filter(|spec| {
+            let (name, want) = spec.split_once("==").unwrap_or((spec, ""));
+            installed_version(&py, name).as_deref() != Some(want)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    println!(
+        "xtask: installing {} from PyPI into .venv",
+        missing.join(", ")
+    );
+    let status = Command::new(&py)
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+        .args(&missing)
+        .status()
+        .context("could not run pip in .venv")?;
+    if !status.success() {
+        bail!(
+            "pip could not install {} into .venv; check access to PyPI, then run `cargo xtask setup` again",
+            missing.join(", ")
+        );
+    }
+    Ok(true)
+}
+
+fn installed_version(py: &Path, package: &str) -> Option<String> {
+    let out = Command::new(py)
+        .args([
+            "-c",
+            "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))",
+        ])
+        .arg(package)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// `torch/lib` inside the venv (libtorch's shared libraries).
 pub fn torch_lib_dir(root: &Path) -> Result<PathBuf> {
     let lib = root.join(".venv/lib");

@@ -16,6 +16,7 @@ pub mod credential;
 pub mod decide;
 pub mod enroll;
 pub mod gate;
+pub mod osdp;
 pub mod runtime;
 pub mod store;
 pub mod wiegand;
@@ -45,6 +46,9 @@ pub struct AccessSection {
     /// A Wiegand reader on two GPIO input lines.
     #[serde(default)]
     pub wiegand: Option<WiegandSection>,
+    /// An OSDP reader on a serial (RS-485) device.
+    #[serde(default)]
+    pub osdp: Option<osdp::OsdpSection>,
 }
 
 /// `[access.wiegand]`.
@@ -165,6 +169,9 @@ impl AccessSection {
                     ),
                 ));
             }
+        }
+        if let Some(o) = &self.osdp {
+            o.validate(self.mode)?;
         }
         Ok(())
     }

@@ -3,6 +3,8 @@
 //! every face, the `command` actuator and the audit log. Only the access factors can keep
 //! the door locked here, so each test attacks one of them.
 
+mod osdp;
+
 use fas_core::access::{AccessMode, FactorState};
 use fas_core::audit::AuditRecord;
 use fas_core::decision::{Decision, Reason};
