@@ -21,6 +21,7 @@ use crate::camera::CaptureError;
 use crate::config::EdgeConfig;
 use crate::model::LoadedModel;
 use crate::track::Tracker;
+use fas_infer::embed::EMBEDDING_DIM;
 
 /// The poses `add` asks for, in order.
 pub const POSES: [&str; 5] = [
@@ -141,7 +142,6 @@ pub fn add(c: &Common, o: &AddOpts) -> Result<Person> {
     } else {
         Vec::new()
     };
-    let dim = templates.first().map_or(0, Vec::len);
     let person = Person {
         id: o.id.clone(),
         name: o.name.clone(),
@@ -149,7 +149,7 @@ pub fn add(c: &Common, o: &AddOpts) -> Result<Person> {
         templates,
         enrolled_ms: crate::camera::wall_ms_now(),
     };
-    store.add(person.clone(), dim)?;
+    store.add(person.clone(), EMBEDDING_DIM)?;
     save(a, &store, &key)?;
     log(a, "add", &person.id, person.templates.len())?;
     Ok(person)
@@ -268,38 +268,8 @@ pub fn import(c: &Common, file: &Path) -> Result<usize> {
     let a = access(&cfg)?;
     let model = face_model_sha(a)?;
     let (mut store, key) = open_for_write(a, model.as_deref())?;
-    let dim = store
-        .people
-        .people
-        .iter()
-        .flat_map(|p| p.templates.first())
-        .map(Vec::len)
-        .next();
-    let n = import_into(&mut store, file, dim)?;
+    let n = store.import(file, EMBEDDING_DIM)?;
     save(a, &store, &key)?;
     log(a, "import", "*", n)?;
     Ok(n)
-}
-
-/// Imports with the template length of the store, or of the file's first template.
-fn import_into(store: &mut Store, file: &Path, dim: Option<usize>) -> Result<usize> {
-    let dim = match dim {
-        Some(d) => d,
-        None => peek_dim(file)?,
-    };
-    Ok(store.import(file, dim)?)
-}
-
-fn peek_dim(file: &Path) -> Result<usize> {
-    let v: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?,
-    )
-    .with_context(|| format!("{}: not JSON", file.display()))?;
-    Ok(v["people"]["people"]
-        .as_array()
-        .and_then(|ps| {
-            ps.iter()
-                .find_map(|p| p["templates"].as_array()?.first()?.as_array().map(Vec::len))
-        })
-        .unwrap_or(0))
 }

@@ -82,9 +82,7 @@ impl WiegandSection {
 
     /// Every layout this reader accepts (26, 34, then the configured ones).
     pub fn all_layouts(&self) -> Vec<wiegand::Layout> {
-        let mut v = vec![wiegand::Layout::W26, wiegand::Layout::W34];
-        v.extend(self.layouts.iter().copied());
-        v
+        wiegand::with_standard(&self.layouts)
     }
 }
 
@@ -147,19 +145,7 @@ impl AccessSection {
             w.timing()
                 .validate()
                 .map_err(|e| ("access.wiegand".to_string(), e))?;
-            for (i, l) in w.layouts.iter().enumerate() {
-                l.validate()
-                    .map_err(|e| (format!("access.wiegand.layouts[{i}]"), e))?;
-                if [26, 34].contains(&l.bits) {
-                    return Err((
-                        format!("access.wiegand.layouts[{i}].bits"),
-                        format!(
-                            "{} bits is a standard layout already read; remove it",
-                            l.bits
-                        ),
-                    ));
-                }
-            }
+            wiegand::validate_extra("access.wiegand.layouts", &w.layouts)?;
             if !self.mode.needs_credential() {
                 return Err((
                     "access.wiegand".into(),

@@ -50,9 +50,7 @@ fn default_baud() -> u32 {
 impl OsdpSection {
     /// Every layout this reader's cards are decoded with (26, 34, then the configured ones).
     pub fn all_layouts(&self) -> Vec<Layout> {
-        let mut v = vec![Layout::W26, Layout::W34];
-        v.extend(self.layouts.iter().copied());
-        v
+        super::wiegand::with_standard(&self.layouts)
     }
 
     /// Checks the section under `mode`; `Err((key, problem))`.
@@ -81,19 +79,7 @@ impl OsdpSection {
                 "is empty; name the reader's serial device, e.g. \"/dev/ttyUSB0\"".into(),
             ));
         }
-        for (i, l) in self.layouts.iter().enumerate() {
-            l.validate()
-                .map_err(|e| (format!("access.osdp.layouts[{i}]"), e))?;
-            if [26, 34].contains(&l.bits) {
-                return Err((
-                    format!("access.osdp.layouts[{i}].bits"),
-                    format!(
-                        "{} bits is a standard layout already read; remove it",
-                        l.bits
-                    ),
-                ));
-            }
-        }
+        super::wiegand::validate_extra("access.osdp.layouts", &self.layouts)?;
         if !mode.needs_credential() {
             return Err((
                 "access.osdp".into(),

@@ -38,9 +38,11 @@ impl Embedder {
         })?;
         let net = FaceEmbedder::from_onnx_bytes(path, &bytes)
             .with_context(|| format!("access.face_model {}", path.display()))?;
+        // `from_onnx_bytes` loads only the pinned file, so its hash is the pin (no second
+        // pass over 22 MB at start).
         Ok(Embedder {
             net,
-            sha256: fas_core::bundle::sha256_hex(&bytes),
+            sha256: fas_infer::embed::MODEL_SHA256.to_string(),
         })
     }
 }

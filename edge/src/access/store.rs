@@ -93,8 +93,8 @@ pub enum StoreError {
     Corrupt { file: PathBuf, problem: String },
     #[error("{}: field \"version\": {found} is newer than this fas reads ({STORE_VERSION}) — upgrade fas-edge", file.display())]
     FutureVersion { file: PathBuf, found: u32 },
-    #[error("{}: cannot be decrypted with {} — the store was made with another key, or edited; restore the key or re-enrol", file.display(), key.display())]
-    Decrypt { file: PathBuf, key: PathBuf },
+    #[error("{}: cannot be decrypted with this key (access.enrollment_key) — the store was made with another key, or edited; restore the key or re-enrol", file.display())]
+    Decrypt { file: PathBuf },
     #[error("{}: made with embedding model {found}, but this door runs {expected} — re-enrol everyone, or restore the model the store was made with", file.display())]
     ModelMismatch {
         file: PathBuf,
@@ -224,7 +224,6 @@ impl Store {
             )
             .map_err(|_| StoreError::Decrypt {
                 file: path.to_path_buf(),
-                key: PathBuf::from("access.enrollment_key"),
             })?;
         if let Some(expected) = expected_model.filter(|&m| m != env.model_sha256) {
             return Err(StoreError::ModelMismatch {

@@ -129,6 +129,31 @@ impl Layout {
     }
 }
 
+/// The standard 26- and 34-bit layouts followed by `extra` (a reader's configured ones).
+pub fn with_standard(extra: &[Layout]) -> Vec<Layout> {
+    let mut v = vec![Layout::W26, Layout::W34];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Checks a reader's extra layouts, configured under `key` (`access.wiegand.layouts`, …):
+/// each must fit its frame and must not repeat a standard length. `Err((key, problem))`.
+pub fn validate_extra(key: &str, extra: &[Layout]) -> Result<(), (String, String)> {
+    for (i, l) in extra.iter().enumerate() {
+        l.validate().map_err(|e| (format!("{key}[{i}]"), e))?;
+        if [Layout::W26.bits, Layout::W34.bits].contains(&l.bits) {
+            return Err((
+                format!("{key}[{i}].bits"),
+                format!(
+                    "{} bits is a standard layout already read; remove it",
+                    l.bits
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Decodes `frame` with the first layout of its length.
 pub fn decode(layouts: &[Layout], frame: &[bool]) -> Result<Credential, DecodeError> {
     match layouts.iter().find(|l| l.bits as usize == frame.len()) {
