@@ -26,7 +26,8 @@ pub enum Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
-    /// Aggregate `p_live` at or above the threshold → `Grant` (the only granting reason).
+    /// Aggregate `p_live` at or above the threshold → `Grant` in `presence` mode, the one
+    /// mode where liveness alone grants (`Verified` is the other granting reason).
     AboveThreshold,
     /// Aggregate `p_live` below the threshold → `Deny`.
     BelowThreshold,

@@ -19,7 +19,7 @@ use fas_core::preprocess::*;
 use serde_json::Value;
 
 fn fixtures() -> Value {
-    let text = include_str!("fixtures/preprocess.json");
+    let text = include_str!("../fixtures/preprocess.json");
     serde_json::from_str(text).expect("fixture JSON")
 }
 

@@ -2,7 +2,7 @@
 //! identity-structured batches, both encoders, a resume from the checkpoint, an ablation, the
 //! exported U + CWSA + C graph, and the settings DLIF refuses.
 
-mod common;
+use crate::common;
 use common::{json, run};
 
 fn args<'a>(manifest: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {

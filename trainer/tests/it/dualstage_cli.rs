@@ -3,7 +3,7 @@
 //! checkpoint across the stage switch, an ablation, the exported E_S + D_map graph, and the
 //! settings the recipe refuses.
 
-mod common;
+use crate::common;
 use common::{json, run};
 
 fn args<'a>(manifest: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {

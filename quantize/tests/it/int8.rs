@@ -2,7 +2,7 @@
 //! against a Rust reference of the same fake-quantised computation, weight-only and QDQ
 //! EdgeNet models through the drift gate, and refusal of what tract cannot run.
 
-#[path = "../examples/support/synthetic.rs"]
+#[path = "../../examples/support/synthetic.rs"]
 mod synthetic;
 
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //! a short leave-one-domain-out run with the recipe's defaults (RGB+HSV, depth supervision,
 //! per-domain batches), resumed from its checkpoint, and the settings ANRL refuses.
 
-mod common;
+use crate::common;
 use common::{json, run};
 
 fn args<'a>(manifest: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {

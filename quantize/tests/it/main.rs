@@ -1,0 +1,6 @@
+//! Integration tests of fas-quantize: the CLI and int8 quantisation.
+//!
+//! One test binary for the crate (modules below), so a test run links it once.
+
+mod cli;
+mod int8;
