@@ -13,6 +13,7 @@ mod demo;
 mod env;
 mod guest;
 mod pyfetch;
+mod stages;
 mod venv;
 
 use std::process::ExitCode;
@@ -63,76 +64,35 @@ fn run(args: Vec<String>) -> Result<()> {
             assets::ensure_all(&root, &py).map(|_| ())
         }
         "test" => {
-            let mut clippy = true;
-            let mut do_setup = true;
-            let mut do_guest = true;
+            let mut opts = TestOpts {
+                clippy: true,
+                setup: true,
+                guest: true,
+            };
             let mut passthrough = Vec::new();
             let mut it = rest.iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
-                    "--no-clippy" => clippy = false,
-                    "--no-setup" => do_setup = false,
-                    "--no-guest" => do_guest = false,
+                    "--no-clippy" => opts.clippy = false,
+                    "--no-setup" => opts.setup = false,
+                    "--no-guest" => opts.guest = false,
                     "--" => passthrough.extend(it.by_ref().cloned()),
                     other => bail!("unknown option to `test`: {other}\n{USAGE}"),
                 }
             }
-            if do_setup {
-                setup(&root)?;
-            }
-            let mut tenv = env::TestEnv::new(&root)?;
-            // The static aarch64 fas-edge the SD image tests put in their images (and the
-            // guest test boots), built here: tests must not run cargo themselves.
-            tenv.cargo(&[
-                "build",
-                "-p",
-                "fas-boards",
-                "--bin",
-                "fas-boards",
-                "--quiet",
-            ])?;
-            let bins = tenv.bin_output("fas-boards", &["guest-bins"])?;
-            // Its last stdout line is the directory.
-            let dir = bins.lines().last().unwrap_or("").trim().to_string();
-            tenv.set_var("FAS_AARCH64_BIN_DIR", &dir);
-            if clippy {
-                tenv.cargo(&[
-                    "clippy",
-                    "--workspace",
-                    "--all-targets",
-                    "--",
-                    "-D",
-                    "warnings",
-                ])?;
-            }
-            let mut test_args = vec!["test", "--workspace"];
-            test_args.extend(passthrough.iter().map(String::as_str));
-            tenv.cargo(&test_args)?;
-            if passthrough.is_empty() {
-                // The desktop capture backend is a feature; its host tests (and its lints)
-                // run here, its capture from a real driver in the guest's trigger phase.
-                let nokhwa = ["-p", "fas-edge", "--features", "nokhwa", "--lib"];
-                if clippy {
-                    let mut a = vec!["clippy"];
-                    a.extend(nokhwa);
-                    a.extend(["--", "-D", "warnings"]);
-                    tenv.cargo(&a)?;
-                }
-                let mut a = vec!["test"];
-                a.extend(nokhwa);
-                a.push("camera::desktop");
-                tenv.cargo(&a)?;
-            }
-            if do_guest && passthrough.is_empty() {
-                guest::run(&root, &tenv)?;
-            }
-            Ok(())
+            let mut stages = stages::Stages::default();
+            let r = test(&root, &opts, &passthrough, &mut stages);
+            print!("{}", stages.table());
+            r
         }
         "demo" => demo::run(&root, rest),
         "guest" => {
             setup(&root)?;
             let tenv = env::TestEnv::new(&root)?;
-            guest::run(&root, &tenv)
+            let mut stages = stages::Stages::default();
+            let r = guest::run(&root, &tenv, &mut stages);
+            print!("{}", stages.table());
+            r
         }
         "bench-edge" => {
             setup(&root)?;
@@ -145,6 +105,78 @@ fn run(args: Vec<String>) -> Result<()> {
         }
         other => bail!("unknown command `{other}`\n{USAGE}"),
     }
+}
+
+struct TestOpts {
+    clippy: bool,
+    setup: bool,
+    guest: bool,
+}
+
+/// `cargo xtask test`: set-up, the aarch64 guest binaries, clippy, every test, the desktop
+/// capture backend's tests, then the real-device test; each a timed stage.
+fn test(
+    root: &std::path::Path,
+    opts: &TestOpts,
+    passthrough: &[String],
+    stages: &mut stages::Stages,
+) -> Result<()> {
+    if opts.setup {
+        stages.run("set-up (apt, torch venv, assets)", || setup(root))?;
+    }
+    let mut tenv = env::TestEnv::new(root)?;
+    // The static aarch64 fas-edge the SD image tests put in their images (and the guest
+    // test boots), built here: tests must not run cargo themselves.
+    let dir = stages.run("aarch64 guest binaries", || {
+        tenv.cargo(&[
+            "build",
+            "-p",
+            "fas-boards",
+            "--bin",
+            "fas-boards",
+            "--quiet",
+        ])?;
+        let bins = tenv.bin_output("fas-boards", &["guest-bins"])?;
+        // Its last stdout line is the directory.
+        Ok(bins.lines().last().unwrap_or("").trim().to_string())
+    })?;
+    tenv.set_var("FAS_AARCH64_BIN_DIR", &dir);
+    if opts.clippy {
+        stages.run("clippy --workspace", || {
+            tenv.cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])
+        })?;
+    }
+    let mut test_args = vec!["test", "--workspace"];
+    test_args.extend(passthrough.iter().map(String::as_str));
+    stages.run("cargo test --workspace", || tenv.cargo(&test_args))?;
+    if passthrough.is_empty() {
+        // The desktop capture backend is a feature; its host tests (and its lints) run
+        // here, its capture from a real driver in the guest's trigger phase.
+        let nokhwa = ["-p", "fas-edge", "--features", "nokhwa", "--lib"];
+        stages.run("fas-edge --features nokhwa", || {
+            if opts.clippy {
+                let mut a = vec!["clippy"];
+                a.extend(nokhwa);
+                a.extend(["--", "-D", "warnings"]);
+                tenv.cargo(&a)?;
+            }
+            let mut a = vec!["test"];
+            a.extend(nokhwa);
+            a.push("camera::desktop");
+            tenv.cargo(&a)
+        })?;
+    }
+    if opts.guest && passthrough.is_empty() {
+        guest::run(root, &tenv, stages)?;
+    }
+    Ok(())
 }
 
 /// Everything the tests need, each step reporting whether it had to install anything.
