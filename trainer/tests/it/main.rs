@@ -3,8 +3,8 @@
 //! One test binary for the crate (modules below), so a test run links it once.
 
 mod anrl_cli;
-mod common;
 mod cli_smoke;
+mod common;
 mod d2am_cli;
 mod dlif_cli;
 mod dualstage_cli;
