@@ -231,7 +231,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("fas-boards: error: {e:#}");
+            eprintln!("fas-boards: error: {}", fas_core::report::chain(&*e));
             ExitCode::FAILURE
         }
     }

@@ -12,6 +12,7 @@ pub mod ir;
 pub mod metrics;
 pub mod plot;
 pub mod preprocess;
+pub mod report;
 pub mod synthfas;
 
 /// MTCNN's three networks (P-, R-, O-Net): the file names fas-infer loads from a

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fas-edge: error: {e:#}");
+            eprintln!("fas-edge: error: {}", fas_core::report::chain(&*e));
             ExitCode::FAILURE
         }
     }

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fas-train: error: {e:#}");
+            eprintln!("fas-train: error: {}", fas_core::report::chain(&*e));
             ExitCode::FAILURE
         }
     }

@@ -42,7 +42,12 @@ fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xtask: error: {e:#}");
+            // The same layout as fas_core::report::chain (xtask depends on no fas crate):
+            // the message, then each cause on its own line.
+            eprintln!("xtask: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -109,7 +109,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fas-synth: {e}");
+            eprintln!("fas-synth: error: {}", fas_core::report::chain(&*e));
             ExitCode::FAILURE
         }
     }
