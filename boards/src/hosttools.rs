@@ -71,7 +71,7 @@ pub const RASPI4B_CHECK: &[Tool] = &[MCOPY, FDTPUT, APT_GET, DPKG_DEB];
 pub enum ToolError {
     #[error("`{}` is not installed: install Debian's `{}` (sudo apt-get install {}) or run `cargo xtask setup`", .0.program, .0.package, .0.package)]
     Missing(Tool),
-    #[error("could not run {program}: {source}")]
+    #[error("could not run {program} — check that it is installed and on PATH")]
     Spawn {
         program: String,
         #[source]

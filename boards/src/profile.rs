@@ -23,7 +23,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub enum ProfileError {
     #[error("unknown board `{0}`: use one of {known} or the path of a profile .toml", known = names().join(", "))]
     Unknown(String),
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read it — check the path of the profile .toml")]
     Io {
         file: PathBuf,
         #[source]

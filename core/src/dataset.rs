@@ -69,7 +69,7 @@ pub const SAMPLE_FIELDS: [&str; 10] = [
 /// Every message names the file, the 1-based line, the field and how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{file}: cannot {action}: {source} — check the path and its permissions")]
+    #[error("{file}: cannot {action} it — check the path and its permissions")]
     Io {
         file: String,
         action: &'static str,

@@ -26,7 +26,7 @@ pub enum PlotError {
     Font { tried: Vec<String> },
     #[error("plotting {path}: {msg}")]
     Draw { path: PathBuf, msg: String },
-    #[error("writing {path}: {source}")]
+    #[error("{path}: cannot write the plot — check that the directory exists and is writable")]
     Io {
         path: PathBuf,
         source: std::io::Error,

@@ -18,7 +18,7 @@ use crate::track::TrackConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source} — pass --config with the path of fas-edge.toml")]
+    #[error("{file}: cannot read it — pass --config with the path of fas-edge.toml")]
     Io {
         file: PathBuf,
         #[source]

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use fas_core::audit::{AuditEvent, AuditWriter};
 use fas_core::decision::{Reason, Verdict};
 use fas_core::preprocess::Face;
+use fas_core::report::one_line;
 use fas_infer::detect::{Detection, FaceDetector};
 
 use crate::actuator::Actuator;
@@ -441,7 +442,11 @@ impl<D: FaceDetector> Door<D> {
         }
         if audited {
             if let Err(e) = self.actuator.apply(&out) {
-                eprintln!("fas-edge: actuator {}: {e}", self.actuator.name());
+                eprintln!(
+                    "fas-edge: actuator {}: {}",
+                    self.actuator.name(),
+                    one_line(&e)
+                );
                 let _ = self.actuator.lock();
             }
         }
@@ -454,7 +459,7 @@ impl<D: FaceDetector> Door<D> {
             let shown = self.render(f)?;
             if let Display::Png(s) = &mut self.display {
                 if let Err(e) = s.decision(&shown, out.verdict) {
-                    eprintln!("fas-edge: snapshot: {e}");
+                    eprintln!("fas-edge: snapshot: {}", one_line(&e));
                 }
             }
         }
@@ -484,12 +489,12 @@ impl<D: FaceDetector> Door<D> {
                 match &mut self.display {
                     Display::Framebuffer(fb) => {
                         if let Err(e) = fb.show(&img) {
-                            eprintln!("fas-edge: display: {e}");
+                            eprintln!("fas-edge: display: {}", one_line(&e));
                         }
                     }
                     Display::Png(s) => {
                         if let Err(e) = s.frame(&img) {
-                            eprintln!("fas-edge: snapshot: {e}");
+                            eprintln!("fas-edge: snapshot: {}", one_line(&e));
                         }
                     }
                     Display::None => {}
@@ -502,7 +507,10 @@ impl<D: FaceDetector> Door<D> {
     /// Locks the door (shutdown, fatal error).
     pub fn lock(&mut self) {
         if let Err(e) = self.actuator.lock() {
-            eprintln!("fas-edge: could not confirm the door is locked: {e}");
+            eprintln!(
+                "fas-edge: could not confirm the door is locked: {}",
+                one_line(&e)
+            );
         }
     }
 

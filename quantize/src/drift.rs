@@ -108,7 +108,7 @@ pub enum DriftError {
         expected: usize,
         shape: Vec<usize>,
     },
-    #[error("drift: {which} model: {source}")]
+    #[error("drift: {which} model: cannot load it")]
     Model {
         which: &'static str,
         #[source]
@@ -116,9 +116,11 @@ pub enum DriftError {
     },
     #[error("drift: {which} model: not ONNX ({msg})")]
     Decode { which: &'static str, msg: String },
-    #[error("drift: per-layer comparison: {0}")]
+    #[error("drift: the per-layer comparison failed")]
     Probe(#[from] ProbeError),
-    #[error("drift: held-out metrics: {0} — the held-out set needs live and spoof faces")]
+    #[error(
+        "drift: cannot compute the held-out metrics — the held-out set needs live and spoof faces"
+    )]
     Metrics(#[from] MetricsError),
     #[error("drift: int8 model exceeds the bound: {} ({report}); layers drifting most: {} — calibrate with more or more representative faces, another method (percentile, entropy), or ship int8-weight-only", reasons.join("; "), worst(report))]
     Exceeded {

@@ -28,7 +28,7 @@ pub const PARITY_FILE: &str = "parity.safetensors";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
-    #[error("{file}: cannot read: {source} — is {dir} a fas-train run dir (model.json, weights.safetensors, run.json)?")]
+    #[error("{file}: cannot read it — is {dir} a fas-train run dir (model.json, weights.safetensors, run.json)?")]
     Io {
         dir: PathBuf,
         file: PathBuf,

@@ -83,7 +83,7 @@ pub struct AuditEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("{file}: cannot {action}: {source} — check the path, free space and permissions")]
+    #[error("{file}: cannot {action} it — check the path, free space and permissions")]
     Io {
         file: String,
         action: &'static str,

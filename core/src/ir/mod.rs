@@ -50,7 +50,7 @@ pub struct Graph {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IrError {
-    #[error("{file}: cannot {action}: {source} — check the path and its permissions")]
+    #[error("{file}: cannot {action} it — check the path and its permissions")]
     Io {
         file: String,
         action: &'static str,

@@ -41,7 +41,7 @@ pub enum SpecError {
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum PreprocessError {
     #[error("invalid preprocessing spec: {0}")]
-    Spec(#[from] SpecError),
+    Spec(SpecError),
     #[error("frame is empty ({width}x{height}): decode a non-empty frame before preprocessing")]
     EmptyImage { width: u32, height: u32 },
     #[error("frame.data has {got} bytes but {width}x{height} RGB8 needs {expected}: pass tightly packed RGB rows")]
@@ -59,4 +59,12 @@ pub enum PreprocessError {
     DegenerateLandmarks,
     #[error("output buffer has {got} floats but the spec needs {expected}: size it with PreprocessSpec::tensor_len()")]
     OutputLength { expected: usize, got: usize },
+}
+
+// The inner error is this one's own text (a field path and its fix), not a cause: it is
+// part of the message and not a `source()`, so a printed chain says it once.
+impl From<SpecError> for PreprocessError {
+    fn from(e: SpecError) -> Self {
+        PreprocessError::Spec(e)
+    }
 }

@@ -147,14 +147,14 @@ pub enum ImageFormat {
 pub enum SynthError {
     #[error("invalid SynthFAS config: {0}")]
     Config(String),
-    #[error("i/o error at {path}: {source}")]
+    #[error("{path}: cannot read or write it — check the path, free space and permissions")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("image encoding: {0}")]
+    #[error("cannot encode or decode an image")]
     Image(#[from] image::ImageError),
-    #[error("json: {0}")]
+    #[error("cannot write the dataset's JSON")]
     Json(#[from] serde_json::Error),
 }
 

@@ -124,7 +124,7 @@ pub enum ActuatorError {
     },
     #[error("gpio relay unavailable: {why} — build fas-edge for Linux with `--features gpio`, or configure the `command` or `none` actuator")]
     GpioUnavailable { why: &'static str },
-    #[error("gpio {} line {offset}: cannot {action}: {source} — check actuator.chip and actuator.line (`gpioinfo` lists them), that no other process holds the line, and the device permissions", chip.display())]
+    #[error("gpio {} line {offset}: cannot {action} — check actuator.chip and actuator.line (`gpioinfo` lists them), that no other process holds the line, and the device permissions", chip.display())]
     Gpio {
         chip: PathBuf,
         offset: u32,
@@ -138,13 +138,13 @@ pub enum ActuatorError {
         offset: u32,
         expected: bool,
     },
-    #[error("command {}: cannot start it: {source} — check actuator.program exists and is executable", program.display())]
+    #[error("command {}: cannot start it — check actuator.program exists and is executable", program.display())]
     CommandSpawn {
         program: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("command {}: cannot {action}: {source}", program.display())]
+    #[error("command {}: cannot {action}", program.display())]
     CommandIo {
         program: PathBuf,
         action: &'static str,
@@ -160,7 +160,7 @@ pub enum ActuatorError {
         /// The end of its standard error.
         stderr: String,
     },
-    #[error("log actuator: cannot write the decision line: {source}")]
+    #[error("log actuator: cannot write the decision line — check the log's path, free space and permissions")]
     Log {
         #[source]
         source: io::Error,

@@ -258,7 +258,7 @@ pub fn render(frame: &RgbImage, geometry: &FbGeometry, out: &mut [u8]) -> Result
 
 #[derive(Debug, thiserror::Error)]
 pub enum FbError {
-    #[error("{}: cannot {action}: {source} — check the device exists (is the fbdev/DRM driver loaded?) and that this user is in the `video` group", path.display())]
+    #[error("{}: cannot {action} — check the device exists (is the fbdev/DRM driver loaded?) and that this user is in the `video` group", path.display())]
     Io {
         path: PathBuf,
         action: &'static str,

@@ -19,13 +19,13 @@ use crate::status::wire;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("{}: cannot write the PNG snapshot: {source} — check the snapshot directory exists, is writable and has free space", path.display())]
+    #[error("{}: cannot write the PNG snapshot — check the snapshot directory exists, is writable and has free space", path.display())]
     Write {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{}: cannot create the snapshot directory: {source}", path.display())]
+    #[error("{}: cannot create the snapshot directory — check that its parent exists and is writable", path.display())]
     Dir {
         path: PathBuf,
         #[source]

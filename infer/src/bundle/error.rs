@@ -5,13 +5,25 @@ use fas_core::bundle::BundleError;
 
 const REBUILD: &str = "rebuild it with `fas-quantize bundle`";
 
-/// A bundle that cannot be used. Displays as `<bundle file>: <what is wrong> — <fix>`.
-#[derive(Debug, thiserror::Error)]
-#[error("bundle {origin}: {kind}")]
+/// A bundle that cannot be used. Displays as `<bundle file>: <what is wrong> — <fix>`; its
+/// `source()` is the kind's cause (an I/O error), so a printed chain shows it once.
+#[derive(Debug)]
 pub struct BundleLoadError {
     /// The bundle file (or whatever the bytes were read from).
     pub origin: String,
     pub kind: LoadErrorKind,
+}
+
+impl std::fmt::Display for BundleLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bundle {}: {}", self.origin, self.kind)
+    }
+}
+
+impl std::error::Error for BundleLoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.kind)
+    }
 }
 
 impl BundleLoadError {
@@ -26,7 +38,7 @@ impl BundleLoadError {
 /// What is wrong with a bundle; each message ends with the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadErrorKind {
-    #[error("cannot read it ({source}) — check the path and its permissions")]
+    #[error("cannot read it — check the path and its permissions")]
     Io {
         #[source]
         source: std::io::Error,
@@ -60,8 +72,8 @@ pub enum LoadErrorKind {
     BadSignature { key_id: String },
     #[error("manifest.json has format_version {found}, newer than this fas reads (up to {supported}) — upgrade fas here, or rebuild the bundle with a fas-quantize of this version")]
     FutureVersion { found: u64, supported: u32 },
-    #[error("{0}")]
-    ManifestInvalid(#[source] BundleError),
+    #[error(transparent)]
+    ManifestInvalid(BundleError),
     #[error("file \"{name}\" has sha256 {actual}, but manifest.json records {expected} — the file was altered or corrupted; copy the bundle again or {REBUILD}")]
     HashMismatch {
         name: String,

@@ -33,7 +33,7 @@ pub fn is_key_id(s: &str) -> bool {
 /// A key file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("key file {}: cannot read it ({source}) — check the path and its permissions", path.display())]
+    #[error("key file {}: cannot read it — check the path and its permissions", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -22,7 +22,7 @@ pub const SECRET_KEY_EXT: &str = "key";
 pub enum KeygenError {
     #[error("{}: already exists — keygen never overwrites a key; choose another name or move the old key pair away first", path.display())]
     Exists { path: PathBuf },
-    #[error("{}: cannot write it ({source}) — check that the directory is writable", path.display())]
+    #[error("{}: cannot write it — check that the directory is writable", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -96,7 +96,7 @@ impl<D: FaceDetector + ?Sized> FaceDetector for Box<D> {
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     /// The model file could not be read.
-    #[error("cannot read detector model {path}: {source}")]
+    #[error("cannot read detector model {path} — check the path and its permissions")]
     Io {
         path: PathBuf,
         #[source]

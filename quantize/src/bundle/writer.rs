@@ -27,7 +27,7 @@ pub enum Signing<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("draft manifest: {0}")]
-    Draft(#[source] BundleError),
+    Draft(BundleError),
     #[error("draft manifest: field \"files.{name}\": {problem} — {fix}")]
     DraftFiles {
         name: String,
@@ -36,13 +36,13 @@ pub enum WriteError {
     },
     #[error("the bundle's content would be {size} bytes, over the {MAX_BUNDLE_BYTES}-byte limit a device reads — pack only the liveness model and its detector")]
     TooLarge { size: u64 },
-    #[error("{}: cannot write the bundle ({source}) — check that the directory exists and is writable", path.display())]
+    #[error("{}: cannot write the bundle — check that the directory exists and is writable", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the written bundle does not verify: {0}")]
+    #[error("the written bundle does not verify")]
     Verify(#[source] BundleLoadError),
 }
 

@@ -42,11 +42,19 @@ pub enum CalibrationError {
     #[error("calibration: no samples — give at least one preprocessed face crop (a few hundred are typical)")]
     NoSamples,
     #[error("calibration: {0}")]
-    Method(#[from] super::range::UnknownMethod),
-    #[error("calibration: {0}")]
+    Method(super::range::UnknownMethod),
+    #[error("calibration: cannot run the fp32 model on the calibration faces")]
     Probe(#[from] ProbeError),
     #[error("calibration: tensor \"{tensor}\" holds a non-finite value on sample {sample} — the fp32 model overflows on this input; check the preprocessing and the weights")]
     NonFinite { tensor: String, sample: usize },
+}
+
+// The inner error is this one's own text (a field path and its fix), not a cause: it is
+// part of the message and not a `source()`, so a printed chain says it once.
+impl From<super::range::UnknownMethod> for CalibrationError {
+    fn from(e: super::range::UnknownMethod) -> Self {
+        CalibrationError::Method(e)
+    }
 }
 
 /// Ranges of `tensors` (ONNX value names of the fp32 model `bytes`, input `shape`) over

@@ -22,7 +22,9 @@ impl Tensor {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
-    #[error("{file}: cannot read: {source} — check the path (a trainer run dir holds weights.safetensors)")]
+    #[error(
+        "{file}: cannot read it — check the path (a trainer run dir holds weights.safetensors)"
+    )]
     Io {
         file: PathBuf,
         #[source]

@@ -46,7 +46,7 @@ use tch::{Device, Tensor};
 pub enum LoadError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("{path}: cannot read the {what} of sample {index}: {source} — check that the file exists and is readable (re-run `fas-train prepare`, or fix the manifest's path)")]
+    #[error("{path}: cannot read the {what} of sample {index} — check that the file exists and is readable (re-run `fas-train prepare`, or fix the manifest's path)")]
     Read {
         path: PathBuf,
         what: &'static str,
@@ -86,10 +86,10 @@ pub enum LoadError {
         fix: &'static str,
     },
     #[error("loader.{0}")]
-    Augment(#[from] AugmentError),
+    Augment(AugmentError),
     #[error("loader.{0}")]
-    Spec(#[from] SpecError),
-    #[error("{path}: sample {index} cannot be preprocessed: {source}")]
+    Spec(SpecError),
+    #[error("{path}: sample {index} cannot be preprocessed")]
     Preprocess {
         path: PathBuf,
         index: usize,
@@ -102,6 +102,20 @@ pub enum LoadError {
     WorkersGone { batch: usize },
     #[error("cannot start a loader worker thread: {0} — lower loader.workers")]
     Spawn(std::io::Error),
+}
+
+// The inner error is this one's own text (a field path and its fix), not a cause: it is
+// part of the message and not a `source()`, so a printed chain says it once.
+impl From<AugmentError> for LoadError {
+    fn from(e: AugmentError) -> Self {
+        LoadError::Augment(e)
+    }
+}
+
+impl From<SpecError> for LoadError {
+    fn from(e: SpecError) -> Self {
+        LoadError::Spec(e)
+    }
 }
 
 fn first_paths(paths: &[PathBuf]) -> String {

@@ -175,7 +175,7 @@ pub enum ImportError {
         problem: String,
         fix: &'static str,
     },
-    #[error("{path}: cannot {action}: {source} — check the path and its permissions")]
+    #[error("{path}: cannot {action} it — check the path and its permissions")]
     Io {
         path: String,
         action: &'static str,

@@ -60,6 +60,7 @@ use std::time::Instant;
 
 use fas_core::dataset::{Label, Manifest, ManifestError, Sample, DATASET_MANIFEST_VERSION};
 use fas_core::preprocess::{crop_face, crop_inverse_map, CropSpec, Face, MAX_SIDE};
+use fas_core::report::one_line;
 use fas_infer::detect::{DetectError, Detection, FaceDetector, RetinaFace, RetinaFaceConfig};
 use serde::{Deserialize, Serialize};
 
@@ -369,9 +370,9 @@ pub enum PrepareError {
     NoSources,
     #[error(transparent)]
     Detector(#[from] DetectError),
-    #[error("videos need ffmpeg: {0}")]
+    #[error("videos need ffmpeg")]
     Ffmpeg(#[source] DecodeError),
-    #[error("{}: cannot {action}: {source} — check the output directory and its permissions", path.display())]
+    #[error("{}: cannot {action} — check the output directory and its permissions", path.display())]
     Io {
         path: PathBuf,
         action: &'static str,
@@ -757,14 +758,14 @@ fn process_source(job: &Job, det: &mut RetinaFace, sample: &Sample, dir: &str) -
         };
         match kind {
             MediaKind::Image => {
-                let frame = video::decode_image(&path).map_err(|e| e.to_string())?;
+                let frame = video::decode_image(&path).map_err(|e| one_line(&e))?;
                 handle(sample.frame, frame)
             }
             MediaKind::Video => {
                 let mut reader =
                     video::FrameReader::open(&path, job.cfg.stride, job.cfg.max_frames)
-                        .map_err(|e| e.to_string())?;
-                while let Some((index, frame)) = reader.next_frame().map_err(|e| e.to_string())? {
+                        .map_err(|e| one_line(&e))?;
+                while let Some((index, frame)) = reader.next_frame().map_err(|e| one_line(&e))? {
                     handle(index, frame)?;
                 }
                 Ok(())

@@ -74,13 +74,13 @@ const FFMPEG_FIX: &str =
 pub enum DecodeError {
     #[error("{}: unknown media type {ext:?}: expected a video ({}) or an image ({}); fix the importer or convert the file", path.display(), VIDEO_EXTENSIONS.join(", "), IMAGE_EXTENSIONS.join(", "))]
     UnknownKind { path: PathBuf, ext: String },
-    #[error("{}: file not found or unreadable: {source} — check the dataset root and the manifest's path", path.display())]
+    #[error("{}: file not found or unreadable — check the dataset root and the manifest's path", path.display())]
     Missing {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{}: cannot run {tool}: {source} — {FFMPEG_FIX}", path.display())]
+    #[error("{}: cannot run {tool} — {FFMPEG_FIX}", path.display())]
     Spawn {
         path: PathBuf,
         tool: &'static str,
@@ -96,7 +96,7 @@ pub enum DecodeError {
     },
     #[error("{}: ffprobe finds no decodable video stream{detail} — the file is not a video or is corrupt", path.display())]
     NoVideo { path: PathBuf, detail: String },
-    #[error("{}: reading frame {frame} from ffmpeg: {source}", path.display())]
+    #[error("{}: cannot read frame {frame} from ffmpeg", path.display())]
     Read {
         path: PathBuf,
         frame: u32,
