@@ -19,8 +19,10 @@ pub fn cargo_bin() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
-/// Environment for building and testing the whole workspace: libtorch from the venv's
-/// torch wheel (`LIBTORCH_USE_PYTORCH=1`), found at build and at run time.
+/// Environment for building and testing the whole workspace. libtorch is the venv's torch
+/// wheel: torch-sys finds it through `.cargo/config.toml` (`LIBTORCH=.venv/torch`), the
+/// binaries that link it through their rpath; `LD_LIBRARY_PATH` is set as well for
+/// anything else that loads it.
 pub struct TestEnv {
     root: PathBuf,
     vars: Vec<(String, String)>,
@@ -47,7 +49,6 @@ impl TestEnv {
             _ => torch_lib.display().to_string(),
         };
         let vars = vec![
-            ("LIBTORCH_USE_PYTORCH".into(), "1".into()),
             ("VIRTUAL_ENV".into(), venv.display().to_string()),
             ("PATH".into(), path),
             ("LD_LIBRARY_PATH".into(), ld),

@@ -124,6 +124,7 @@ pub fn ensure_torch(root: &Path) -> Result<bool> {
     if let Some(have) = installed_torch(&py) {
         if have.split('+').next() == Some(want.as_str()) {
             println!("xtask: torch {have} already in .venv (tch expects {want})");
+            link_torch(root)?;
             return Ok(false);
         }
         println!("xtask: .venv has torch {have}, tch expects {want}: reinstalling");
@@ -140,7 +141,27 @@ pub fn ensure_torch(root: &Path) -> Result<bool> {
              PyPI and free disk space (~5 GB), then run `cargo xtask setup` again"
         );
     }
+    link_torch(root)?;
     Ok(true)
+}
+
+/// `.venv/torch` → the wheel's package directory (`lib/python3.X/site-packages/torch`): the
+/// fixed path that `.cargo/config.toml` gives torch-sys as `LIBTORCH`, whatever the
+/// Python version.
+fn link_torch(root: &Path) -> Result<()> {
+    let lib = torch_lib_dir(root)?;
+    let pkg = lib
+        .parent()
+        .context("torch's lib directory has no parent")?;
+    let venv = root.join(".venv");
+    let target = pkg.strip_prefix(&venv).unwrap_or(pkg);
+    let link = venv.join("torch");
+    if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(target, &link)
+        .with_context(|| format!("{}: cannot link it to {}", link.display(), target.display()))
 }
 
 /// PyPI packages the tests run besides torch, pinned: `libosdp` is the OSDP card reader

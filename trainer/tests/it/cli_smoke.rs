@@ -241,3 +241,23 @@ fn depth_supervised_rgb_hsv_run() {
     assert_eq!(metrics["training"]["steps"], 4);
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// The binary finds libtorch by its rpath: no `LD_LIBRARY_PATH` (nor any other export)
+/// is needed to run it after `cargo xtask setup`.
+#[test]
+fn fas_train_runs_as_built_without_library_path_exports() {
+    let out = Command::new(bin())
+        .arg("--help")
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LIBTORCH")
+        .env_remove("LIBTORCH_USE_PYTORCH")
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fas-train did not start without LD_LIBRARY_PATH: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("train"));
+}
