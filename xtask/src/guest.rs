@@ -38,8 +38,10 @@ pub fn run(root: &Path, tenv: &crate::env::TestEnv, stages: &mut Stages) -> Resu
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&demo).with_context(|| format!("creating {}", demo.display()))?;
     stages.run("guest: demo model", || model(root, tenv, &target, &demo))?;
+    // The binaries are the ones `cargo test --workspace --no-run` built (in `model`): a
+    // `cargo build --bins` here would unify features differently and rebuild half the
+    // dependency graph (~5 minutes) for the same programs.
     stages.run("guest: QEMU aarch64 device test", || {
-        tenv.cargo(&["build", "--workspace", "--bins", "--quiet"])?;
         println!("guest: 2/2 fas-edge in an aarch64 QEMU guest (real V4L2, GPIO, framebuffer)");
         let s = |p: PathBuf| p.display().to_string();
         tenv.run_bin(

@@ -131,16 +131,24 @@ fn test(
     }
     let mut tenv = env::TestEnv::new(root)?;
     // The static aarch64 fas-edge the SD image tests put in their images (and the guest
-    // test boots), built here: tests must not run cargo themselves.
-    let dir = stages.run("aarch64 guest binaries", || {
-        tenv.cargo(&[
-            "build",
-            "-p",
-            "fas-boards",
-            "--bin",
-            "fas-boards",
-            "--quiet",
-        ])?;
+    // test boots), built here: tests must not run cargo themselves. fas-boards is built
+    // as `cargo test --workspace` builds it (the same features, so the test stage and the
+    // guest reuse every artifact; `-p fas-boards` alone unifies features differently and
+    // would build the dependency graph a second time).
+    let dir = stages.run("workspace build, aarch64 guest binaries", || {
+        if passthrough.is_empty() {
+            tenv.cargo(&["test", "--workspace", "--no-run", "--quiet"])?;
+        } else {
+            let a = [
+                "build",
+                "-p",
+                "fas-boards",
+                "--bin",
+                "fas-boards",
+                "--quiet",
+            ];
+            tenv.cargo(&a)?;
+        }
         let bins = tenv.bin_output("fas-boards", &["guest-bins"])?;
         // Its last stdout line is the directory.
         Ok(bins.lines().last().unwrap_or("").trim().to_string())
