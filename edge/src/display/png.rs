@@ -164,10 +164,12 @@ mod tests {
     use super::*;
     use fas_core::decision::Reason;
 
-    fn scratch(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("fas-edge-png-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+    /// A fresh directory, removed when the returned guard drops.
+    fn scratch(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("fas-edge-png-{tag}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn pngs(dir: &Path) -> Vec<String> {
@@ -181,22 +183,21 @@ mod tests {
 
     #[test]
     fn round_trips_pixels() {
-        let d = scratch("rt");
-        fs::create_dir_all(&d).unwrap();
+        let d_dir = scratch("rt");
+        let d = d_dir.path();
         let img = RgbImage::from_fn(7, 3, |x, y| [x as u8 * 30, y as u8 * 80, 200]);
         let p = d.join("a.png");
         write_png(&p, &img).unwrap();
         let back = image::open(&p).unwrap().to_rgb8();
         assert_eq!(back.dimensions(), (7, 3));
         assert_eq!(back.into_raw(), img.data);
-        assert_eq!(pngs(&d), ["a.png"], "no temporary file left");
-        fs::remove_dir_all(d).unwrap();
+        assert_eq!(pngs(d), ["a.png"], "no temporary file left");
     }
 
     #[test]
     fn refuses_empty_and_torn_frames() {
-        let d = scratch("bad");
-        fs::create_dir_all(&d).unwrap();
+        let d_dir = scratch("bad");
+        let d = d_dir.path();
         let e = write_png(&d.join("z.png"), &RgbImage::black(0, 0)).unwrap_err();
         assert!(matches!(e, SnapshotError::BadFrame { .. }), "{e}");
         let torn = RgbImage {
@@ -205,15 +206,15 @@ mod tests {
             data: vec![0; 10],
         };
         assert!(write_png(&d.join("t.png"), &torn).is_err());
-        assert!(pngs(&d).is_empty());
-        fs::remove_dir_all(d).unwrap();
+        assert!(pngs(d).is_empty());
     }
 
     #[test]
     fn every_nth_frame_and_each_decision_with_retention() {
-        let d = scratch("policy");
+        let d_dir = scratch("policy");
+        let d = d_dir.path();
         let mut s = Snapshots::new(SnapshotConfig {
-            dir: d.clone(),
+            dir: d.to_path_buf(),
             every_n_frames: 3,
             on_decision: true,
             keep: 2,
@@ -231,12 +232,12 @@ mod tests {
             name.starts_with("decision-") && name.ends_with("-000002-deny-camera_lost.png"),
             "{name}"
         );
-        let left = pngs(&d);
+        let left = pngs(d);
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(left.iter().any(|n| n.contains("-000001")) && left.contains(&name));
 
         let mut off = Snapshots::new(SnapshotConfig {
-            dir: d.clone(),
+            dir: d.to_path_buf(),
             every_n_frames: 0,
             on_decision: false,
             keep: 0,
@@ -247,6 +248,5 @@ mod tests {
             .decision(&img, Verdict::from_reason(Reason::AboveThreshold))
             .unwrap()
             .is_none());
-        fs::remove_dir_all(d).unwrap();
     }
 }

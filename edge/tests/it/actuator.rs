@@ -1,7 +1,6 @@
 //! The command actuator against real programs (`sh -c` scripts), and the log-only one.
 
 use std::fs;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fas_core::decision::{Decision, Reason, Verdict};
@@ -10,11 +9,12 @@ use fas_edge::actuator::{
 };
 use fas_edge::policy::{SessionOutcome, Trigger};
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fas-edge-actuator-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory, removed when the returned guard drops.
+fn scratch(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fas-edge-actuator-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn outcome(reason: Reason, aggregate: Option<f32>) -> SessionOutcome {
@@ -52,7 +52,8 @@ fn sh(script: &str, args: &[&str], timeout_ms: u64, every_decision: bool) -> Com
 #[test]
 fn the_program_inherits_no_descriptor_and_no_environment() {
     use std::ffi::CString;
-    let d = scratch("inherit");
+    let d_dir = scratch("inherit");
+    let d = d_dir.path();
     let secret = d.join("camera-stand-in");
     fs::write(&secret, b"frames").unwrap();
     let c = CString::new(secret.to_str().unwrap()).unwrap();
@@ -86,12 +87,12 @@ fn the_program_inherits_no_descriptor_and_no_environment() {
         .collect();
     assert_eq!(vars, ["PATH"], "{seen}");
     assert!(seen.contains(&format!("PATH={}", fas_edge::actuator::command::CHILD_PATH)));
-    fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
 fn grant_runs_the_program_with_the_decision_on_stdin() {
-    let d = scratch("stdin");
+    let d_dir = scratch("stdin");
+    let d = d_dir.path();
     let file = d.join("msg.json");
     let mut act = sh("cat > \"$1\"", &[file.to_str().unwrap()], 5000, false);
     let before = std::time::SystemTime::now()
@@ -117,12 +118,12 @@ fn grant_runs_the_program_with_the_decision_on_stdin() {
     assert!(
         text.contains("\"decision\":\"grant\"") && text.contains("\"reason\":\"above_threshold\"")
     );
-    fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
 fn non_grants_do_not_run_the_program_by_default() {
-    let d = scratch("grant-only");
+    let d_dir = scratch("grant-only");
+    let d = d_dir.path();
     let file = d.join("ran");
     let mut act = sh("touch \"$1\"", &[file.to_str().unwrap()], 5000, false);
     for r in Reason::ALL
@@ -133,12 +134,12 @@ fn non_grants_do_not_run_the_program_by_default() {
         assert!(!rep.unlocked, "{r:?}");
     }
     assert!(!file.exists());
-    fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
 fn every_decision_sends_unlock_false_for_a_deny() {
-    let d = scratch("every");
+    let d_dir = scratch("every");
+    let d = d_dir.path();
     let file = d.join("msg.json");
     let mut act = sh("cat > \"$1\"", &[file.to_str().unwrap()], 5000, true);
     let rep = act.apply(&outcome(Reason::CameraLost, None)).unwrap();
@@ -150,7 +151,6 @@ fn every_decision_sends_unlock_false_for_a_deny() {
         (Decision::Deny, Reason::CameraLost)
     );
     assert_eq!(msg.aggregate, None);
-    fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
@@ -190,7 +190,8 @@ fn program_that_ignores_stdin_is_fine() {
 
 #[test]
 fn timeout_kills_the_whole_process_group() {
-    let d = scratch("timeout");
+    let d_dir = scratch("timeout");
+    let d = d_dir.path();
     let late = d.join("late");
     // The script's own child would create `late` after 1 s if it survived the kill.
     let mut act = sh(
@@ -220,7 +221,6 @@ fn timeout_kills_the_whole_process_group() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!late.exists(), "a grandchild survived the timeout");
-    fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
@@ -241,7 +241,8 @@ fn missing_program_is_a_spawn_error() {
 
 #[test]
 fn built_from_config() {
-    let d = scratch("config");
+    let d_dir = scratch("config");
+    let d = d_dir.path();
     let file = d.join("msg.json");
     let cfg: ActuatorConfig = serde_json::from_value(serde_json::json!({
         "kind": "command",
@@ -259,5 +260,4 @@ fn built_from_config() {
             .unlocked
     );
     assert!(file.exists());
-    fs::remove_dir_all(d).unwrap();
 }

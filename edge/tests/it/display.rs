@@ -2,7 +2,6 @@
 //! framebuffer file and a PNG snapshot.
 
 use std::fs;
-use std::path::PathBuf;
 
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
@@ -360,11 +359,12 @@ fn status_and_fps_are_written_and_the_frame_elsewhere_kept() {
     assert_eq!(frame.pixel(5, 5), [5, 5, 90], "camera frame untouched");
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fas-edge-display-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory, removed when the returned guard drops.
+fn scratch(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fas-edge-display-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn deny_frame() -> (RgbImage, OverlayLayout) {
@@ -385,7 +385,8 @@ fn deny_frame() -> (RgbImage, OverlayLayout) {
 /// written to a plain file: letterboxed to 400×300 at x = 40.
 #[test]
 fn framebuffer_file_rgb565_letterboxed() {
-    let d = scratch("fb565");
+    let d_dir = scratch("fb565");
+    let d = d_dir.path();
     let path = d.join("fb0");
     let geometry = FbGeometry {
         line_length: 480 * 2 + 64,
@@ -437,7 +438,6 @@ fn framebuffer_file_rgb565_letterboxed() {
         assert_ne!(at(40, y), 0);
     }
     assert!(bytes[..3 * (480 * 2 + 64)].iter().all(|&b| b == 0));
-    fs::remove_dir_all(d).unwrap();
 }
 
 /// The same frame on a 32 bpp BGRA-style screen with an x offset, rendered in memory.
@@ -503,9 +503,10 @@ fn framebuffer_handles_empty_frames() {
 
 #[test]
 fn decision_snapshot_png_shows_the_banner() {
-    let d = scratch("png");
+    let d_dir = scratch("png");
+    let d = d_dir.path();
     let mut s = Snapshots::new(SnapshotConfig {
-        dir: d.clone(),
+        dir: d.to_path_buf(),
         every_n_frames: 0,
         on_decision: true,
         keep: 0,
@@ -525,5 +526,4 @@ fn decision_snapshot_png_shows_the_banner() {
         Decision::Deny,
         Verdict::from_reason(Reason::BelowThreshold).decision
     );
-    fs::remove_dir_all(d).unwrap();
 }

@@ -295,11 +295,12 @@ mod tests {
         (sk, pk)
     }
 
-    fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("fas-keys-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh directory, removed when the returned guard drops.
+    fn tempdir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("fas-keys-{tag}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
@@ -362,13 +363,14 @@ mod tests {
 
     #[test]
     fn trusted_keys_from_file_and_directory() {
-        let d = tempdir("dir");
+        let d_dir = tempdir("dir");
+        let d = d_dir.path();
         let (_, a) = pair(6);
         let (_, b) = pair(7);
         std::fs::write(d.join("a.pub"), a.to_text()).unwrap();
         std::fs::write(d.join("b.pub"), b.to_text()).unwrap();
         std::fs::write(d.join("notes.txt"), "not a key").unwrap();
-        let t = TrustedKeys::load(&d).unwrap();
+        let t = TrustedKeys::load(d).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t.get(a.id()), Some(&a));
         assert_eq!(t.get(b.id()), Some(&b));
@@ -380,15 +382,14 @@ mod tests {
         let one = TrustedKeys::load(&d.join("b.pub")).unwrap();
         assert_eq!(one.ids().collect::<Vec<_>>(), [b.id()]);
 
-        let empty = tempdir("empty");
-        let e = TrustedKeys::load(&empty).unwrap_err();
+        let empty_dir = tempdir("empty");
+        let empty = empty_dir.path();
+        let e = TrustedKeys::load(empty).unwrap_err();
         assert!(matches!(e, KeyError::NoKeys { .. }), "{e}");
         let e = TrustedKeys::load(&d.join("missing.pub")).unwrap_err();
         assert!(matches!(e, KeyError::Io { .. }), "{e}");
         std::fs::write(d.join("c.pub"), "garbage").unwrap();
-        let e = TrustedKeys::load(&d).unwrap_err();
+        let e = TrustedKeys::load(d).unwrap_err();
         assert!(e.to_string().contains("c.pub"), "{e}");
-        std::fs::remove_dir_all(d).unwrap();
-        std::fs::remove_dir_all(empty).unwrap();
     }
 }

@@ -223,11 +223,12 @@ fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeygenErro
 mod tests {
     use super::*;
 
-    fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("fas-qkeys-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh directory, removed when the returned guard drops.
+    fn tempdir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("fas-qkeys-{tag}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
@@ -246,7 +247,8 @@ mod tests {
 
     #[test]
     fn keygen_writes_private_key_and_refuses_to_overwrite() {
-        let d = tempdir("gen");
+        let d_dir = tempdir("gen");
+        let d = d_dir.path();
         let out = d.join("sub/release");
         let files = keygen(&out).unwrap();
         assert_eq!(files.secret, d.join("sub/release.key"));
@@ -281,14 +283,14 @@ mod tests {
             .filter(|n| n.contains(".tmp."))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[cfg(unix)]
     #[test]
     fn load_refuses_a_world_readable_key() {
         use std::os::unix::fs::PermissionsExt;
-        let d = tempdir("mode");
+        let d_dir = tempdir("mode");
+        let d = d_dir.path();
         let p = d.join("k.key");
         std::fs::write(&p, SecretKey::from_seed([1; 32]).to_text()).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -303,7 +305,6 @@ mod tests {
         std::fs::write(&p, SecretKey::from_seed([1; 32]).public().to_text()).unwrap();
         let e = SecretKey::load(&p).unwrap_err();
         assert!(e.to_string().contains("first line"), "{e}");
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! never load with changed content and never panic the reader.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ed25519_dalek::{Signer, SigningKey};
 use fas_core::bundle::{
@@ -159,11 +159,12 @@ fn load_err(bytes: &[u8], keys: &TrustedKeys) -> LoadErrorKind {
     e.kind
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fas-bundle-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory, removed when the returned guard drops.
+fn tempdir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fas-bundle-test-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
@@ -204,7 +205,8 @@ fn valid_bundle_loads_with_signer_and_files() {
 
 #[test]
 fn open_reads_files_and_trusted_key_directories() {
-    let d = tempdir("open");
+    let d_dir = tempdir("open");
+    let d = d_dir.path();
     let sk = signing_key(2);
     let path = d.join("door.fasb");
     std::fs::write(&path, signed_bundle(&sk, false)).unwrap();
@@ -230,7 +232,6 @@ fn open_reads_files_and_trusted_key_directories() {
         matches!(e.kind, LoadErrorKind::Oversized { name: None, .. }),
         "{e}"
     );
-    std::fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
@@ -277,7 +278,8 @@ fn bad_signature() {
 
 #[test]
 fn unknown_key_names_the_key_and_where_keys_were_looked_for() {
-    let d = tempdir("unknown");
+    let d_dir = tempdir("unknown");
+    let d = d_dir.path();
     let signer = signing_key(5);
     let other = signing_key(6);
     let pub_path = d.join("site.pub");
@@ -301,7 +303,6 @@ fn unknown_key_names_the_key_and_where_keys_were_looked_for() {
         load_err(&signed_bundle(&signer, false), &TrustedKeys::new()),
         LoadErrorKind::UnknownKey { .. }
     ));
-    std::fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
@@ -703,7 +704,8 @@ proptest! {
 
 #[test]
 fn open_unverified_reads_a_file() {
-    let d = tempdir("unverified");
+    let d_dir = tempdir("unverified");
+    let d = d_dir.path();
     let p = d.join("dev.fasb");
     let sk = signing_key(22);
     let e: Vec<_> = signed_entries(&sk, false)
@@ -721,5 +723,4 @@ fn open_unverified_reads_a_file() {
     );
     assert!(e.to_string().contains(&p.display().to_string()));
     assert!(Path::new(&e.origin).ends_with("dev.fasb"));
-    std::fs::remove_dir_all(d).unwrap();
 }
