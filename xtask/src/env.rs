@@ -100,12 +100,19 @@ impl TestEnv {
     /// Runs a built binary (`target/debug/<name>`) with this environment.
     pub fn run_bin(&self, name: &str, args: &[&str]) -> Result<()> {
         let (mut cmd, bin) = self.bin_command(name, args);
+        let started = std::time::Instant::now();
         let status = cmd
             .status()
             .with_context(|| format!("could not start {}", bin.display()))?;
         if !status.success() {
             bail!("`{name} {}` failed ({status})", args.join(" "));
         }
+        // Each step of the demo pipeline is a program run: its time, for the CI log.
+        let sub = args.first().copied().unwrap_or_default();
+        println!(
+            "xtask: {name} {sub}: {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(())
     }
 

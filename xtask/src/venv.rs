@@ -11,24 +11,90 @@ pub fn python(root: &Path) -> PathBuf {
 }
 
 /// Creates the venv if needed (without torch). Returns its python.
+///
+/// A new `.venv` is a link to a venv shared by every clone on this machine, one per
+/// (Python, torch, test packages) — `~/.cache/fas/venv/<key>`, outside the clone like the
+/// build cache — so a fresh clone does not download and install torch again. With
+/// `FAS_VENV_LOCAL=1`, or without a home directory, the venv is made inside the clone.
 pub fn bootstrap_python(root: &Path) -> Result<PathBuf> {
     let py = python(root);
-    if !py.exists() {
-        let venv = root.join(".venv");
-        println!("xtask: creating venv {}", venv.display());
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .context("could not run python3; install Debian's python3 and python3-venv")?;
-        if !status.success() {
-            bail!(
-                "`python3 -m venv {}` failed; install Debian's python3-venv and run again",
-                venv.display()
+    if py.exists() {
+        return Ok(py);
+    }
+    let venv = root.join(".venv");
+    // A link whose shared venv was deleted: make it again.
+    if std::fs::symlink_metadata(&venv).is_ok_and(|m| m.file_type().is_symlink()) {
+        std::fs::remove_file(&venv).with_context(|| format!("removing {}", venv.display()))?;
+    }
+    let shared = match shared_venv(root)? {
+        Some(dir) if !dir.join("bin/python").exists() => create_venv(&dir).map(|()| Some(dir))?,
+        other => other,
+    };
+    match shared {
+        Some(dir) => {
+            println!(
+                "xtask: .venv → {} (shared by this machine's clones)",
+                dir.display()
             );
+            std::os::unix::fs::symlink(&dir, &venv)
+                .with_context(|| format!("linking {} to {}", venv.display(), dir.display()))?;
         }
+        None => create_venv(&venv)?,
     }
     Ok(py)
+}
+
+fn create_venv(dir: &Path) -> Result<()> {
+    println!("xtask: creating venv {}", dir.display());
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(dir)
+        .status()
+        .context("could not run python3; install Debian's python3 and python3-venv")?;
+    if !status.success() {
+        bail!(
+            "`python3 -m venv {}` failed; install Debian's python3-venv and run again",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The shared venv for this clone's pins, or `None` when the venv stays in the clone.
+fn shared_venv(root: &Path) -> Result<Option<PathBuf>> {
+    let local = std::env::var_os("FAS_VENV_LOCAL").is_some_and(|v| v == "1");
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty() && !local) else {
+        return Ok(None);
+    };
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .context("could not run python3; install Debian's python3 and python3-venv")?;
+    let python = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let key = venv_key(&python, &expected_torch_version(root)?, TEST_PACKAGES);
+    Ok(Some(PathBuf::from(home).join(".cache/fas/venv").join(key)))
+}
+
+/// `py3.11-torch2.13.0-libosdp3.2.9`: every pin that decides the venv's contents.
+fn venv_key(python: &str, torch: &str, packages: &[&str]) -> String {
+    let mut key = format!("py{python}-torch{torch}");
+    for p in packages {
+        key.push('-');
+        key.push_str(&p.replace("==", ""));
+    }
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// `torch-sys` version pinned in Cargo.lock.
@@ -248,6 +314,19 @@ mod tests {
         let src = "use x;\nconst TORCH_VERSION: &str = \"2.13.0\";\nfn main(){}";
         assert_eq!(parse_torch_version(src).as_deref(), Some("2.13.0"));
         assert_eq!(parse_torch_version("fn main(){}"), None);
+    }
+
+    #[test]
+    fn the_shared_venv_is_keyed_by_every_pin() {
+        let k = venv_key("3.11", "2.13.0", &["libosdp==3.2.9"]);
+        assert_eq!(k, "py3.11-torch2.13.0-libosdp3.2.9");
+        assert_ne!(k, venv_key("3.12", "2.13.0", &["libosdp==3.2.9"]));
+        assert_ne!(k, venv_key("3.11", "2.13.1", &["libosdp==3.2.9"]));
+        assert_ne!(k, venv_key("3.11", "2.13.0", &["libosdp==3.3.0"]));
+        assert_eq!(
+            venv_key("3.11", "2.13.0", &["a/b==1"]),
+            "py3.11-torch2.13.0-a_b1"
+        );
     }
 
     #[test]
