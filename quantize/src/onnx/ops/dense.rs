@@ -13,9 +13,11 @@ pub(super) fn linear(
     bias: bool,
 ) {
     let wt = cx.w(n, "weight");
-    let b = bias
-        .then(|| cx.w(n, "bias").data.clone())
-        .unwrap_or_else(|| vec![0.0; out_features]);
+    let b = if bias {
+        cx.w(n, "bias").data.clone()
+    } else {
+        vec![0.0; out_features]
+    };
     let rank = cx.shapes[&n.ir.inputs[0]].len();
     let g = &mut cx.g;
     let wn = g.init_f32(&n.param("weight"), &[out_features, in_features], &wt.data);
