@@ -544,6 +544,7 @@ fn inspect(a: InspectArgs) -> Result<()> {
 }
 
 /// The text `inspect` prints.
+// Long but flat: one `line(..)` per row of the printed table, in print order.
 fn summary(path: &Path, size: u64, b: &Bundle, claimed_key: Option<&str>) -> String {
     use std::fmt::Write;
     let m: &BundleManifest = &b.manifest;

@@ -127,9 +127,33 @@ pub fn decided_on_frames_since(text: &str, since_ms: u64) -> bool {
         })
 }
 
-/// Judges one run. `relay_line` is the GPIO offset of the relay (active high).
+/// Judges one run. `relay_line` is the GPIO offset of the relay (active high). The checks
+/// run in this order, each adding its failures: the guest's own reports, the audit log,
+/// Grants outside every session, each session's decisions, Grants before any face, Grants
+/// while the camera was unplugged, the relay, the framebuffer, fas-edge's end.
 pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
     let mut failures = Vec::new();
+    let done = guest_reports(log, &mut failures);
+    let records = audit_records(log, &mut failures);
+    let windows = Windows::new(plan, log, done, &mut failures);
+    grants_outside_sessions(&windows, &records, &mut failures);
+    let sessions = session_reports(plan, &windows, &records, &mut failures);
+    grants_before_any_face(&windows, &records, &mut failures);
+    grants_while_unplugged(plan, log, &records, &mut failures);
+    let relay_pulses = relay_follows_grants(log, &records, relay_line, &mut failures);
+    let framebuffer_nonzero = framebuffer_written(log, &mut failures);
+    edge_still_running(log, &mut failures);
+    Verdict {
+        sessions,
+        decisions: records.len(),
+        relay_pulses,
+        framebuffer_nonzero,
+        failures,
+    }
+}
+
+/// Garbled event lines, the guest's errors, and its `done` (returned).
+fn guest_reports(log: &SerialLog, failures: &mut Vec<String>) -> Option<u64> {
     for g in &log.garbled {
         failures.push(format!("unparsable event line: {g}"));
     }
@@ -145,7 +169,11 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
     if done.is_none() {
         failures.push("the guest never reported `done` (hang, crash or timeout)".into());
     }
-    // The audit log: chain first, then records.
+    done
+}
+
+/// The audit log's records, its hash chain verified first.
+fn audit_records(log: &SerialLog, failures: &mut Vec<String>) -> Vec<AuditRecord> {
     let joined: String = log.audit_lines.iter().map(|l| format!("{l}\n")).collect();
     if let Err(e) = verify_chain(joined.as_bytes()) {
         failures.push(format!(
@@ -164,63 +192,111 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
             log.audit_lines.len()
         ));
     }
-    // Session windows.
-    let starts: Vec<(usize, u64)> = log
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::SessionStart { index, t_ms, .. } => Some((*index, *t_ms)),
-            _ => None,
-        })
-        .collect();
-    if starts.len() != plan.sessions.len() {
-        failures.push(format!(
-            "the feeder started {} of the plan's {} sessions",
-            starts.len(),
-            plan.sessions.len()
-        ));
+    records
+}
+
+/// The sessions the feeder played, and which of them each decision belongs to.
+struct Windows<'a> {
+    /// `(plan index, start)` of each session started, in order.
+    starts: Vec<(usize, u64)>,
+    done: Option<u64>,
+    events: &'a [Event],
+}
+
+impl<'a> Windows<'a> {
+    fn new(
+        plan: &Plan,
+        log: &'a SerialLog,
+        done: Option<u64>,
+        failures: &mut Vec<String>,
+    ) -> Windows<'a> {
+        let starts: Vec<(usize, u64)> = log
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SessionStart { index, t_ms, .. } => Some((*index, *t_ms)),
+                _ => None,
+            })
+            .collect();
+        if starts.len() != plan.sessions.len() {
+            failures.push(format!(
+                "the feeder started {} of the plan's {} sessions",
+                starts.len(),
+                plan.sessions.len()
+            ));
+        }
+        Windows {
+            starts,
+            done,
+            events: &log.events,
+        }
     }
-    let window_end =
-        |k: usize| -> u64 { starts.get(k + 1).map(|s| s.1).or(done).unwrap_or(u64::MAX) };
-    let shown_end = |k: usize| -> u64 {
-        let index = starts[k].0;
-        log.events
+
+    /// Session `k`'s window ends where the next starts (or the run is done).
+    fn window_end(&self, k: usize) -> u64 {
+        self.starts
+            .get(k + 1)
+            .map(|s| s.1)
+            .or(self.done)
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The last moment a frame of session `k` can have been captured.
+    fn shown_end(&self, k: usize) -> u64 {
+        let index = self.starts[k].0;
+        self.events
             .iter()
             .find_map(|e| match e {
                 Event::SessionEnd { index: i, t_ms, .. } if *i == index => Some(*t_ms),
                 _ => None,
             })
-            .unwrap_or_else(|| window_end(k))
+            .unwrap_or_else(|| self.window_end(k))
             .saturating_add(CAPTURE_SLACK_MS)
-    };
-    // Which entry of `starts` each record belongs to.
-    let owner = |r: &AuditRecord| -> Option<usize> {
+    }
+
+    /// Which entry of `starts` the record belongs to.
+    fn owner(&self, r: &AuditRecord) -> Option<usize> {
+        let n = self.starts.len();
         match r.captured_ms {
-            Some([first, last]) => (0..starts.len())
-                .find(|&k| first >= starts[k].1 && last <= shown_end(k).min(window_end(k))),
+            Some([first, last]) => (0..n).find(|&k| {
+                first >= self.starts[k].1 && last <= self.shown_end(k).min(self.window_end(k))
+            }),
             None => {
-                (0..starts.len()).find(|&k| r.time_ms >= starts[k].1 && r.time_ms < window_end(k))
+                (0..n).find(|&k| r.time_ms >= self.starts[k].1 && r.time_ms < self.window_end(k))
             }
         }
-    };
-    for r in &records {
-        if r.decision == Decision::Grant && r.captured_ms.is_some() && owner(r).is_none() {
+    }
+}
+
+/// A Grant on frames that span two sessions, or a gap, belongs to none.
+fn grants_outside_sessions(w: &Windows, records: &[AuditRecord], failures: &mut Vec<String>) {
+    for r in records {
+        if r.decision == Decision::Grant && r.captured_ms.is_some() && w.owner(r).is_none() {
             failures.push(format!(
                 "Grant (seq {}) on frames captured {:?}, not within one session",
                 r.seq, r.captured_ms
             ));
         }
     }
-    let first_start = starts.first().map_or(u64::MAX, |s| s.1);
+}
+
+/// Each session's decisions: a live face granted (unless its camera is unplugged), an
+/// attack never granted and denied on its score at least once.
+fn session_reports(
+    plan: &Plan,
+    w: &Windows,
+    records: &[AuditRecord],
+    failures: &mut Vec<String>,
+) -> Vec<SessionReport> {
     let mut sessions = Vec::new();
-    for (k, &(index, start)) in starts.iter().enumerate() {
+    for (k, &(index, start)) in w.starts.iter().enumerate() {
         let Some(planned) = plan.sessions.get(index) else {
             failures.push(format!(
                 "the feeder played session {index}, not in the plan"
             ));
             continue;
         };
-        let mine: Vec<&AuditRecord> = records.iter().filter(|r| owner(r) == Some(k)).collect();
+        let mine: Vec<&AuditRecord> = records.iter().filter(|r| w.owner(r) == Some(k)).collect();
         let count = |d: Decision| mine.iter().filter(|r| r.decision == d).count();
         let report = SessionReport {
             index,
@@ -258,7 +334,13 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
         }
         sessions.push(report);
     }
-    for r in &records {
+    sessions
+}
+
+/// No Grant on frames seen before the first session started.
+fn grants_before_any_face(w: &Windows, records: &[AuditRecord], failures: &mut Vec<String>) {
+    let first_start = w.starts.first().map_or(u64::MAX, |s| s.1);
+    for r in records {
         let seen = r.captured_ms.map_or(r.time_ms, |c| c[0]);
         if r.decision == Decision::Grant && seen < first_start {
             failures.push(format!(
@@ -267,10 +349,18 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
             ));
         }
     }
-    // No Grant on the camera's absence: none judged on frames captured while it was gone
-    // (or, for a record without capture times, decided while it was gone). A Grant decided
-    // just after the unplug on frames captured before it is the live face that was there
-    // (under TCG a decision lands seconds after its frames).
+}
+
+/// No Grant on the camera's absence: none judged on frames captured while it was gone
+/// (or, for a record without capture times, decided while it was gone). A Grant decided
+/// just after the unplug on frames captured before it is the live face that was there
+/// (under TCG a decision lands seconds after its frames).
+fn grants_while_unplugged(
+    plan: &Plan,
+    log: &SerialLog,
+    records: &[AuditRecord],
+    failures: &mut Vec<String>,
+) {
     let unplug = log.events.iter().find_map(|e| match e {
         Event::Unplug { t_ms } => Some(*t_ms),
         _ => None,
@@ -300,7 +390,16 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
             "the plan unplugs the camera but the guest never reported unplug and replug".into(),
         ),
     }
-    // The relay: every rising edge follows a Grant, every Grant drives the line.
+}
+
+/// The relay: every rising edge follows a Grant, every Grant drives the line. Returns the
+/// number of rising edges.
+fn relay_follows_grants(
+    log: &SerialLog,
+    records: &[AuditRecord],
+    relay_line: u32,
+    failures: &mut Vec<String>,
+) -> usize {
     let rises: Vec<u64> = log
         .events
         .iter()
@@ -338,6 +437,11 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
             ));
         }
     }
+    rises.len()
+}
+
+/// The framebuffer's non-zero bytes (the display was drawn on).
+fn framebuffer_written(log: &SerialLog, failures: &mut Vec<String>) -> u64 {
     let framebuffer_nonzero = log
         .events
         .iter()
@@ -349,6 +453,11 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
     if framebuffer_nonzero == 0 {
         failures.push("the framebuffer was never written (all zero or not reported)".into());
     }
+    framebuffer_nonzero
+}
+
+/// fas-edge was still running when the test ended.
+fn edge_still_running(log: &SerialLog, failures: &mut Vec<String>) {
     match log.events.iter().find_map(|e| match e {
         Event::EdgeExit {
             running, status, ..
@@ -360,13 +469,6 @@ pub fn judge(plan: &Plan, log: &SerialLog, relay_line: u32) -> Verdict {
             "fas-edge exited on its own during the test (status {status})"
         )),
         None => failures.push("the guest never reported fas-edge's end".into()),
-    }
-    Verdict {
-        sessions,
-        decisions: records.len(),
-        relay_pulses: rises.len(),
-        framebuffer_nonzero,
-        failures,
     }
 }
 

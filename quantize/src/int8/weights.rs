@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use tract_onnx::pb::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, NodeProto,
+    TensorProto,
 };
 
 use crate::onnx::proto::{f32_data, tensor_f32, tensor_i8};
@@ -120,6 +121,45 @@ pub fn quantize_weights_with(
     graph: &mut GraphProto,
     chunk_bytes: Option<usize>,
 ) -> Vec<QuantizedWeight> {
+    let mut dq_nodes = vec![];
+    let mut report = vec![];
+    for (w, op, axis) in plan(graph) {
+        let i = graph
+            .initializer
+            .iter()
+            .position(|t| t.name == w)
+            .expect("planned from the initializers");
+        let t = graph.initializer.remove(i);
+        let (q, max_rel_error) = quantize_checked(&t, axis);
+        let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+        let channels = shape[axis];
+        // Channels per DequantizeLinear: all of them, or as many as keep its f32 output
+        // within `chunk_bytes`.
+        let len = q.data.len();
+        let per_chunk = match chunk_bytes {
+            Some(b) if len * 4 > b => (b / (4 * len / channels)).max(1),
+            _ => channels,
+        };
+        let chunks = channels.div_ceil(per_chunk);
+        dequantize_in_chunks(graph, &mut dq_nodes, &w, &q, &shape, per_chunk);
+        report.push(QuantizedWeight {
+            name: w,
+            op,
+            axis,
+            channels,
+            chunks,
+            max_rel_error,
+        });
+    }
+    // They read initializers only, so they go first (topological order holds).
+    graph.node.splice(0..0, dq_nodes);
+    report
+}
+
+/// The weights to quantise, `(initializer, op type, channel axis)` in node order: input 1
+/// of each Conv / Gemm / MatMul that is an f32 initializer, unless its readers disagree on
+/// the axis.
+fn plan(graph: &GraphProto) -> Vec<(String, String, usize)> {
     let inits: HashMap<String, usize> = graph
         .initializer
         .iter()
@@ -144,95 +184,89 @@ pub fn quantize_weights_with(
         }
     }
     plan.retain(|(w, _, _)| !conflicting.contains(w));
-    let mut dq_nodes = vec![];
-    let mut report = vec![];
-    for (w, op, axis) in plan {
-        let i = graph
-            .initializer
-            .iter()
-            .position(|t| t.name == w)
-            .expect("planned from the initializers");
-        let t = graph.initializer.remove(i);
-        let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-        let data = f32_data(&t);
-        let q = quantize_per_channel(&data, &shape, axis);
-        let back = q.dequantize(&shape);
-        let inner: usize = shape[axis + 1..].iter().product();
-        let max_rel_error = data
-            .iter()
-            .zip(&back)
-            .enumerate()
-            .map(|(k, (a, b))| (a - b).abs() / (q.scales[(k / inner) % shape[axis]] * 127.0))
-            .fold(0f32, f32::max);
-        let channels = shape[axis];
-        // Channels per DequantizeLinear: all of them, or as many as keep its f32 output
-        // within `chunk_bytes`.
-        let per_chunk = match chunk_bytes {
-            Some(b) if data.len() * 4 > b => (b / (4 * data.len() / channels)).max(1),
-            _ => channels,
+    plan
+}
+
+/// The f32 initializer `t` quantised per slice along `axis`, and the largest error of its
+/// dequantised values relative to their channel's range (`127·scale`).
+fn quantize_checked(t: &TensorProto, axis: usize) -> (ChannelQuant, f32) {
+    let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    let data = f32_data(t);
+    let q = quantize_per_channel(&data, &shape, axis);
+    let back = q.dequantize(&shape);
+    let inner: usize = shape[axis + 1..].iter().product();
+    let max_rel_error = data
+        .iter()
+        .zip(&back)
+        .enumerate()
+        .map(|(k, (a, b))| (a - b).abs() / (q.scales[(k / inner) % shape[axis]] * 127.0))
+        .fold(0f32, f32::max);
+    (q, max_rel_error)
+}
+
+/// The int8 weight `w` back to f32: one `DequantizeLinear` per `per_chunk` channels (its
+/// initializers `<w>_quantized`, `<w>_scale`, `<w>_zero_point`, suffixed `_<k>` when there
+/// are several), joined by a `Concat` into `w` when there are several.
+fn dequantize_in_chunks(
+    graph: &mut GraphProto,
+    dq_nodes: &mut Vec<NodeProto>,
+    w: &str,
+    q: &ChannelQuant,
+    shape: &[usize],
+    per_chunk: usize,
+) {
+    let axis = q.axis;
+    let channels = shape[axis];
+    let chunks = channels.div_ceil(per_chunk);
+    let mut parts = vec![];
+    for k in 0..chunks {
+        let (c0, c1) = (k * per_chunk, ((k + 1) * per_chunk).min(channels));
+        let suffix = if chunks == 1 {
+            String::new()
+        } else {
+            format!("_{k}")
         };
-        let chunks = channels.div_ceil(per_chunk);
-        let mut parts = vec![];
-        for k in 0..chunks {
-            let (c0, c1) = (k * per_chunk, ((k + 1) * per_chunk).min(channels));
-            let suffix = if chunks == 1 {
-                String::new()
-            } else {
-                format!("_{k}")
-            };
-            let (qn, sn, zn) = (
-                format!("{w}_quantized{suffix}"),
-                format!("{w}_scale{suffix}"),
-                format!("{w}_zero_point{suffix}"),
-            );
-            let mut part_shape = shape.clone();
-            part_shape[axis] = c1 - c0;
-            graph.initializer.push(tensor_i8(
-                &qn,
-                &part_shape,
-                &slice_axis(&q.data, &shape, axis, c0, c1),
-            ));
-            graph
-                .initializer
-                .push(tensor_f32(&sn, &[c1 - c0], &q.scales[c0..c1]));
-            graph
-                .initializer
-                .push(tensor_i8(&zn, &[c1 - c0], &vec![0; c1 - c0]));
-            let out = if chunks == 1 {
-                w.clone()
-            } else {
-                format!("{w}_part{k}")
-            };
-            dq_nodes.push(super::qdq::dequantize_node(&qn, &sn, &zn, &out, Some(axis)));
-            parts.push(out);
-        }
-        if chunks > 1 {
-            dq_nodes.push(NodeProto {
-                name: format!("{w}_Concat"),
-                op_type: "Concat".into(),
-                input: parts,
-                output: vec![w.clone()],
-                attribute: vec![AttributeProto {
-                    name: "axis".into(),
-                    r#type: AttributeType::Int as i32,
-                    i: axis as i64,
-                    ..Default::default()
-                }],
+        let (qn, sn, zn) = (
+            format!("{w}_quantized{suffix}"),
+            format!("{w}_scale{suffix}"),
+            format!("{w}_zero_point{suffix}"),
+        );
+        let mut part_shape = shape.to_vec();
+        part_shape[axis] = c1 - c0;
+        graph.initializer.push(tensor_i8(
+            &qn,
+            &part_shape,
+            &slice_axis(&q.data, shape, axis, c0, c1),
+        ));
+        graph
+            .initializer
+            .push(tensor_f32(&sn, &[c1 - c0], &q.scales[c0..c1]));
+        graph
+            .initializer
+            .push(tensor_i8(&zn, &[c1 - c0], &vec![0; c1 - c0]));
+        let out = if chunks == 1 {
+            w.to_string()
+        } else {
+            format!("{w}_part{k}")
+        };
+        dq_nodes.push(super::qdq::dequantize_node(&qn, &sn, &zn, &out, Some(axis)));
+        parts.push(out);
+    }
+    if chunks > 1 {
+        dq_nodes.push(NodeProto {
+            name: format!("{w}_Concat"),
+            op_type: "Concat".into(),
+            input: parts,
+            output: vec![w.to_string()],
+            attribute: vec![AttributeProto {
+                name: "axis".into(),
+                r#type: AttributeType::Int as i32,
+                i: axis as i64,
                 ..Default::default()
-            });
-        }
-        report.push(QuantizedWeight {
-            name: w,
-            op,
-            axis,
-            channels,
-            chunks,
-            max_rel_error,
+            }],
+            ..Default::default()
         });
     }
-    // They read initializers only, so they go first (topological order holds).
-    graph.node.splice(0..0, dq_nodes);
-    report
 }
 
 #[cfg(test)]

@@ -4,3 +4,4 @@
 
 mod cli;
 mod int8;
+mod onnx_kat;
