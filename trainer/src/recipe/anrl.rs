@@ -692,5 +692,7 @@ impl Recipe for Anrl {
     }
 }
 
+pub mod setup;
+
 #[cfg(test)]
 mod tests;

@@ -319,6 +319,8 @@ impl Recipe for Baseline {
     }
 }
 
+pub mod setup;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,8 +77,8 @@ use super::{cluster, losses, meta, mmd, Deployable, Recipe, Sampling, StepInfo, 
 use crate::data::sampler::MetaSplit;
 use crate::nn::{Forward, IrModule};
 use crate::train::optim::{Adam, AdamConfig};
-use crate::train::state::{StateReader, StateWriter};
 use crate::train::run::BatchSource;
+use crate::train::state::{StateReader, StateWriter};
 
 /// Everything that defines a D²AM model and its optimisation (stored in the run dir).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1187,6 +1187,8 @@ impl Recipe for D2am {
         r.adam("opt", &mut self.opt)
     }
 }
+
+pub mod setup;
 
 #[cfg(test)]
 mod tests;

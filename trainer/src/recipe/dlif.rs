@@ -778,5 +778,7 @@ impl Recipe for Dlif {
     }
 }
 
+pub mod setup;
+
 #[cfg(test)]
 mod tests;

@@ -756,5 +756,7 @@ impl Recipe for DualStage {
     }
 }
 
+pub mod setup;
+
 #[cfg(test)]
 mod tests;

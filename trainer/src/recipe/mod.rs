@@ -14,6 +14,7 @@ pub mod dualstage;
 pub mod losses;
 pub mod meta;
 pub mod mmd;
+pub mod registry;
 
 use std::collections::BTreeMap;
 
