@@ -16,6 +16,9 @@ pub mod meta;
 pub mod mmd;
 pub mod registry;
 
+#[cfg(test)]
+mod conformance;
+
 use std::collections::BTreeMap;
 
 use anyhow::Result;
