@@ -9,6 +9,7 @@ pub mod anrl;
 pub mod baseline;
 pub mod cluster;
 pub mod d2am;
+pub mod depthnet;
 pub mod dlif;
 pub mod dualstage;
 pub mod losses;

@@ -15,6 +15,7 @@ use crate::train::optim::AdamConfig;
 /// The registered recipes, in `--help` order.
 pub const RECIPES: &[Entry] = &[
     super::baseline::setup::ENTRY,
+    super::depthnet::ENTRY,
     super::anrl::setup::ENTRY,
     super::d2am::setup::ENTRY,
     super::dlif::setup::ENTRY,
