@@ -5,17 +5,16 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use fas_core::dataset::{Manifest, Sample, Split};
-use fas_core::ir::backbones::BackboneKind;
 use fas_core::preprocess::{ColorSpace, CropSpec, Normalize, PreprocessSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{
-    DlifAblation, EvalArgs, ImportArgs, InputKind, LossName, OptimizerName, PrepareArgs,
-    RecipeName, ScheduleName, StyleFlow, StyleLevel, TasksArgs, TrainArgs, TranslateArgs,
+    EvalArgs, ImportArgs, InputKind, OptimizerName, PrepareArgs, ScheduleName, TasksArgs,
+    TrainArgs, TranslateArgs,
 };
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Dataset, Loader, LoaderConfig};
-use crate::data::protocol::{Protocol, Task};
+use crate::data::protocol::{Protocol, Task, TaskSplit};
 use crate::data::sampler::{
     BatchSampler, ClassBalanced, ClassBalancedConfig, DomainLabels, EpochLength, IdentityConfig,
     IdentitySampler, PerDomain, PerDomainConfig,
@@ -23,13 +22,9 @@ use crate::data::sampler::{
 use crate::device;
 use crate::eval::{self, EvalReport, Scored};
 use crate::prepare::PrepareConfig;
-use crate::recipe::anrl::{Anrl, AnrlConfig, AnrlNorm};
-use crate::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
-use crate::recipe::d2am::{D2am, D2amConfig, DomainSource};
-use crate::recipe::dlif::{Dlif, DlifConfig, Flow, Level};
-use crate::recipe::dualstage::{DualStage, DualStageConfig, DEFAULT_STAGE1_FRACTION};
-use crate::recipe::losses::AmSoftmax;
-use crate::recipe::Recipe;
+use crate::recipe::dualstage::{DualStage, DualStageConfig};
+use crate::recipe::registry::{self, Built, Defaults, Entry, Setup};
+use crate::recipe::{Recipe, Sampling};
 use crate::train::data::{
     read_scores, score_indices, write_parity, write_scores, DeployedModel, SampledSource,
     SplitValidator, PARITY_FILE,
@@ -46,7 +41,7 @@ pub struct RunConfig {
     pub protocol: Protocol,
     pub task: Task,
     pub preprocess: PreprocessSpec,
-    /// The recipe's model configuration ([`BaselineConfig`], [`AnrlConfig`], [`D2amConfig`]).
+    /// The recipe's model configuration (what its registry entry built, e.g. `BaselineConfig`).
     pub model: serde_json::Value,
     pub training: LoopConfig,
     pub loader: LoaderConfig,
@@ -256,6 +251,8 @@ fn load_dataset(path: &Path) -> Result<(Arc<Dataset>, Manifest)> {
     Ok((Arc::new(dataset), manifest))
 }
 
+/// `fas-train train`: the shared stages around the recipe the registry builds (data and
+/// task → recipe → loader and sampler → loop → evaluation of the exported model).
 pub fn train(a: &TrainArgs) -> Result<()> {
     let device = device::resolve(a.device)?;
     if a.threads > 0 {
@@ -266,369 +263,35 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     let task = find_task(a.protocol, &a.task, &manifest)?;
     // Non-empty train / val / test with both classes where needed: `Task::apply` checks.
     let split = task.apply(&manifest)?;
-
-    let (input, size, depth_weight) = match a.recipe {
-        RecipeName::Baseline => (InputKind::Rgb, 224, 0.0),
-        RecipeName::Anrl | RecipeName::D2am => (InputKind::RgbHsv, 256, 1.0),
-        RecipeName::Dlif => (InputKind::Rgb, 224, 0.0),
-        RecipeName::Dualstage => (InputKind::Rgb, 256, 0.0),
-    };
-    let dlif = a.recipe == RecipeName::Dlif;
-    let dualstage = a.recipe == RecipeName::Dualstage;
-    if !dlif && (!a.style_cross_levels.is_empty() || a.style_cross_flow.is_some()) {
-        bail!("--style-cross-* are DLIF settings; use them with --recipe dlif");
-    }
-    if let Some(x) = a.ablate.iter().find(|x| x.recipe() != a.recipe) {
-        let name = clap::ValueEnum::to_possible_value(x)
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default();
-        let owner = clap::ValueEnum::to_possible_value(&x.recipe())
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default();
-        bail!("--ablate {name} is a --recipe {owner} setting; drop it or use --recipe {owner}");
-    }
-    if a.recipe != RecipeName::D2am && a.clusters.is_some() {
-        bail!(
-            "--clusters is a --recipe d2am setting (its number of pseudo-domains); drop it or \
-             use --recipe d2am"
-        );
-    }
-    if a.first_order && !matches!(a.recipe, RecipeName::Anrl | RecipeName::D2am) {
-        bail!("--first-order is a meta-learning setting; use it with --recipe anrl or d2am");
-    }
-    if a.ablate.contains(&DlifAblation::Bn) && a.ablate.contains(&DlifAblation::In) {
-        bail!("--ablate bn and in both replace ANRL's AFNM; give one of them");
-    }
-    if !dualstage && a.stage1_fraction.is_some() {
-        bail!("--stage1-fraction is a dual-stage setting; use it with --recipe dualstage");
-    }
-    let input = a.input.unwrap_or(input);
-    let size = a.size.unwrap_or(size);
-    let depth_weight = a.depth_weight.unwrap_or(depth_weight);
-    let in_channels = match input {
-        InputKind::Rgb => 3,
-        InputKind::RgbHsv => 6,
-    };
-    let adam = AdamConfig {
-        weight_decay: a.weight_decay,
-        decoupled: a.optimizer.unwrap_or(if dlif || dualstage {
-            OptimizerName::Adam
-        } else {
-            OptimizerName::Adamw
-        }) == OptimizerName::Adamw,
-        ..AdamConfig::default()
-    };
-    let spec = preprocess_spec(input, size, manifest_crop(&a.manifest)?);
-    let (mut recipe, model, depth_size): (Box<dyn Recipe>, serde_json::Value, Option<u32>) =
-        match a.recipe {
-            RecipeName::Baseline => {
-                let backbone: BackboneKind = a
-                    .backbone
-                    .as_deref()
-                    .unwrap_or("resnet18")
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                let model = BaselineConfig {
-                    backbone,
-                    in_channels,
-                    input_size: size as usize,
-                    width: a.width,
-                    loss: match a.loss.unwrap_or(LossName::Bce) {
-                        LossName::Bce => ClsLoss::Bce,
-                        LossName::AmSoftmax => ClsLoss::AmSoftmax(AmSoftmax::default()),
-                    },
-                    depth_weight,
-                    adam,
-                    grad_clip: a.clip,
-                    amp: !a.no_amp,
-                };
-                let mut r = Baseline::new(model.clone(), device, a.seed)?;
-                if let Some(w) = &a.init_weights {
-                    r.load_backbone_weights(w)?;
-                }
-                let depth_size = if depth_weight > 0.0 {
-                    let g = r.network().graph();
-                    let shapes = g.infer_shapes()?;
-                    let d = g.outputs.get(1).context("depth output")?;
-                    Some(shapes[d][2] as u32)
-                } else {
-                    None
-                };
-                (Box::new(r), serde_json::to_value(&model)?, depth_size)
-            }
-            RecipeName::Anrl => {
-                if let Some(b) = a.backbone.as_deref() {
-                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
-                        bail!("--recipe anrl uses the DepthNet backbone; drop --backbone {b}");
-                    }
-                }
-                if a.loss.is_some_and(|l| l != LossName::Bce) {
-                    bail!("--recipe anrl trains its classifier with bce; drop --loss");
-                }
-                // The AFNM gate reduction must fit DepthNet's narrowest layer at this width.
-                let narrowest = ((64.0 * a.width).round() as usize).max(1);
-                let model = AnrlConfig {
-                    in_channels,
-                    input_size: size as usize,
-                    width: a.width,
-                    afnm_reduction: AnrlConfig::default().afnm_reduction.min(narrowest),
-                    depth_weight,
-                    second_order: !a.first_order,
-                    norm: if a.ablate.contains(&DlifAblation::Bn) {
-                        AnrlNorm::Batch
-                    } else if a.ablate.contains(&DlifAblation::In) {
-                        AnrlNorm::Instance
-                    } else {
-                        AnrlNorm::Afnm
-                    },
-                    no_meta: a.ablate.contains(&DlifAblation::NoMeta),
-                    no_idc: a.ablate.contains(&DlifAblation::NoIdc),
-                    no_ics: a.ablate.contains(&DlifAblation::NoIcs),
-                    adam,
-                    grad_clip: a.clip,
-                    ..AnrlConfig::default()
-                };
-                let domains = dataset.domain_names().len();
-                let mut r = Anrl::new(model.clone(), domains, device, a.seed)?;
-                if let Some(w) = &a.init_weights {
-                    r.load_backbone_weights(w)?;
-                }
-                let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
-                (Box::new(r), serde_json::to_value(&model)?, depth_size)
-            }
-            RecipeName::D2am => {
-                if let Some(b) = a.backbone.as_deref() {
-                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::DepthNet) {
-                        bail!("--recipe d2am uses the DepthNet backbone; drop --backbone {b}");
-                    }
-                }
-                if a.loss.is_some_and(|l| l != LossName::Bce) {
-                    bail!("--recipe d2am trains its classifier with bce; drop --loss");
-                }
-                let model = d2am_config(a, in_channels, size, depth_weight, adam)?;
-                let mut r = D2am::new(model.clone(), device, a.seed)?;
-                if let Some(w) = &a.init_weights {
-                    r.load_backbone_weights(w)?;
-                }
-                let depth_size = (depth_weight > 0.0).then(|| r.depth_size()).transpose()?;
-                (Box::new(r), serde_json::to_value(&model)?, depth_size)
-            }
-            RecipeName::Dlif => {
-                if let Some(b) = a.backbone.as_deref() {
-                    if b.parse::<BackboneKind>().ok() != Some(BackboneKind::Resnet18) {
-                        bail!("--recipe dlif uses ResNet-18 encoders; drop --backbone {b}");
-                    }
-                }
-                if a.loss == Some(LossName::Bce) {
-                    bail!(
-                    "--recipe dlif trains its classifier with asymmetric AM-softmax; drop --loss"
-                );
-                }
-                if depth_weight > 0.0 {
-                    bail!("--recipe dlif has no depth head; drop --depth-weight");
-                }
-                let d = DlifConfig::default();
-                // k identities per source domain × (n live + n spoof), as close to
-                // --batch-size as that allows (at least one identity per domain).
-                let sources: std::collections::BTreeSet<&str> = split
-                    .train
-                    .iter()
-                    .map(|&i| dataset.samples()[i].domain.as_str())
-                    .collect();
-                let per_domain = sources.len().max(1) * 2 * d.samples_per_class;
-                let mut style_cross = d.style_cross.clone();
-                if !a.style_cross_levels.is_empty() {
-                    style_cross.levels = a
-                        .style_cross_levels
-                        .iter()
-                        .map(|l| match l {
-                            StyleLevel::Low => Level::Low,
-                            StyleLevel::Mid => Level::Mid,
-                            StyleLevel::High => Level::High,
-                        })
-                        .collect();
-                }
-                if let Some(f) = a.style_cross_flow {
-                    style_cross.flow = match f {
-                        StyleFlow::Cascade => Flow::Cascade,
-                        StyleFlow::Parallel => Flow::Parallel,
-                    };
-                }
-                let model = DlifConfig {
-                    in_channels,
-                    input_size: size as usize,
-                    width: a.width,
-                    style_cross,
-                    no_style_cross: a.ablate.contains(&DlifAblation::NoStyleCross),
-                    no_cwsa: a.ablate.contains(&DlifAblation::NoCwsa),
-                    no_v: a.ablate.contains(&DlifAblation::NoV),
-                    identities_per_domain: (a.batch_size / per_domain).max(1),
-                    adam,
-                    grad_clip: a.clip,
-                    ..d
-                };
-                let identities: std::collections::BTreeSet<usize> = split
-                    .train
-                    .iter()
-                    .map(|&i| dataset.identity_index(i))
-                    .collect();
-                let identities: Vec<usize> = identities.into_iter().collect();
-                let mut r = Dlif::new(model.clone(), &identities, device, a.seed)?;
-                if let Some(w) = &a.init_weights {
-                    r.load_backbone_weights(w)?;
-                }
-                (Box::new(r), serde_json::to_value(&model)?, None)
-            }
-            RecipeName::Dualstage => {
-                let model = dualstage_config(
-                    a,
-                    &dataset,
-                    &split.train,
-                    in_channels,
-                    size,
-                    depth_weight,
-                    adam,
-                )?;
-                let r = DualStage::new(model.clone(), device, a.seed)?;
-                (Box::new(r), serde_json::to_value(&model)?, None)
-            }
-        };
-
-    let augment = match a.augment.as_str() {
-        "default" => AugmentConfig::default(),
-        "none" => AugmentConfig::none(),
-        other => bail!("--augment {other}: use default or none"),
-    };
-    let nworkers = workers(a.workers);
-    let loader_cfg = LoaderConfig {
-        batch_size: a.batch_size,
-        workers: nworkers,
-        queue_depth: 2 * nworkers,
-        augment,
-        spec: spec.clone(),
+    let entry = registry::find(&a.recipe)?;
+    registry::check_flags(a, entry)?;
+    let defaults = (entry.defaults)();
+    let (spec, built) = build_recipe(a, entry, &defaults, &dataset, &split.train, device)?;
+    let Built {
+        mut recipe,
+        model,
         depth_size,
-        seed: a.seed,
-        drop_last: true,
-        shuffle: true,
-    };
+    } = built;
+
+    let loader_cfg = loader_config(a, spec.clone(), depth_size)?;
     let loader = Loader::new(dataset.clone(), loader_cfg.clone())?;
-    let sampler: Box<dyn BatchSampler> = match recipe.sampling() {
-        crate::recipe::Sampling::PerDomain => {
-            let sources: std::collections::BTreeSet<&str> = split
-                .train
-                .iter()
-                .map(|&i| dataset.samples()[i].domain.as_str())
-                .collect();
-            // Half live, half spoof per domain, as close to --batch-size as that allows.
-            let per_domain = (a.batch_size / sources.len().max(1) / 2 * 2).max(2);
-            Box::new(PerDomain::new(
-                dataset.samples(),
-                &split.train,
-                DomainLabels::Manifest,
-                PerDomainConfig {
-                    per_domain,
-                    class_balanced: true,
-                    length: EpochLength::Largest,
-                    seed: a.seed,
-                },
-            )?)
-        }
-        crate::recipe::Sampling::Identity {
-            identities,
-            per_class,
-        } => Box::new(
-            IdentitySampler::new(
-                dataset.samples(),
-                &split.train,
-                IdentityConfig {
-                    identities_per_domain: identities,
-                    samples_per_class: per_class,
-                    length: EpochLength::Largest,
-                    seed: a.seed,
-                },
-            )
-            .with_context(|| {
-                format!(
-                "--recipe dlif draws {identities} identities per source domain × ({per_class} live \
-                 + {per_class} spoof) per batch, from --batch-size {} — lower --batch-size",
-                a.batch_size
-            )
-            })?,
-        ),
-        crate::recipe::Sampling::ClassBalanced => Box::new(ClassBalanced::new(
-            dataset.samples(),
-            &split.train,
-            ClassBalancedConfig {
-                batch_size: a.batch_size,
-                length: EpochLength::Largest,
-                seed: a.seed,
-            },
-        )?),
-    };
+    let sampler = sampler(a, &dataset, &split.train, recipe.sampling())?;
     let sampler_desc = sampler.describe();
     let source = SampledSource::new(loader, sampler, device).with_pool(split.train.clone());
     let bpe = run::BatchSource::batches_per_epoch(&source);
-    let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
-    let steps = a.max_steps.map_or(total, |m| m.min(total));
-    // DLIF's defaults are the paper's: lr 5e-4, halved every 50 epochs.
-    let paper = DlifConfig::default();
-    let lr = a.lr.unwrap_or(match a.recipe {
-        RecipeName::Dlif => paper.lr,
-        RecipeName::Dualstage => DualStageConfig::default().lr,
-        RecipeName::D2am => crate::recipe::d2am::DEFAULT_LR,
-        _ => 1e-3,
-    });
-    let schedule = a.schedule.unwrap_or(if dlif {
-        ScheduleName::Step
-    } else if dualstage {
-        ScheduleName::Constant
-    } else {
-        ScheduleName::Cosine
-    });
-    let step_every = a.step_every.unwrap_or(if dlif {
-        paper.lr_halve_every_epochs * bpe
-    } else {
-        1000
-    });
-    let schedule = match schedule {
-        ScheduleName::Constant => Schedule::Constant,
-        ScheduleName::Step => Schedule::Step {
-            every: step_every,
-            gamma: a.gamma,
-        },
-        ScheduleName::Cosine => Schedule::Cosine {
-            total,
-            min_lr: lr * 0.01,
-        },
-    };
-    let loop_cfg = LoopConfig {
-        steps,
-        lr,
-        schedule,
-        val_every: a.val_every,
-        checkpoint_every: a.checkpoint_every,
-        log_every: a.log_every,
-        seed: a.seed,
-        progress: !a.quiet,
-    };
+    let loop_cfg = loop_config(a, &defaults, bpe);
 
     let dir = RunDir::create(&a.out)?;
-    if !a.resume && dir.checkpoint().exists() {
-        bail!(
-            "{} already holds a run — continue it with --resume, or choose another --out",
-            a.out.display()
-        );
-    }
     let config = RunConfig {
         fas_version: env!("CARGO_PKG_VERSION").into(),
-        recipe: recipe.name().into(),
+        recipe: entry.name.into(),
         manifest: a.manifest.clone(),
         protocol: a.protocol,
         task: task.clone(),
         preprocess: spec.clone(),
         model,
         training: loop_cfg.clone(),
-        loader: loader_cfg.clone(),
+        loader: loader_cfg,
         batch_size: a.batch_size,
         sampler: sampler_desc,
         device: format!("{device:?}"),
@@ -636,15 +299,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         init_weights: a.init_weights.clone(),
         torch_threads: usize::try_from(tch::get_num_threads()).ok(),
     };
-    if a.resume {
-        check_same_run(&dir, &config)?;
-    } else {
-        fas_core::atomic::write_atomic(
-            &dir.config(),
-            serde_json::to_string_pretty(&config)?.as_bytes(),
-        )
-        .with_context(|| format!("writing {}", dir.config().display()))?;
-    }
+    start_run(a, &dir, &config)?;
     eprintln!(
         "task {} ({}): train {} / source-val {} / test {} samples; {} steps ({} per epoch) on {:?}",
         task.name,
@@ -652,7 +307,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         split.train.len(),
         split.val.len(),
         split.test.len(),
-        steps,
+        loop_cfg.steps,
         bpe,
         device
     );
@@ -661,7 +316,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         dataset.clone(),
         LoaderConfig {
             depth_size: None,
-            ..LoaderConfig::eval(spec.clone())
+            ..LoaderConfig::eval(spec)
         },
     )?;
     let validator = SplitValidator {
@@ -678,194 +333,261 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         &dir,
         a.resume,
     )?;
-
-    // Evaluate the exported best model (exactly what quantize/edge get) on the test split.
-    let best = DeployedModel::load(&dir.root, device)?;
-    let score = |idx: &[usize]| {
-        score_indices(&eval_loader, idx, a.batch_size.max(32), device, &|x| {
-            best.score(x)
-        })
-    };
-    let val_scores = score(&split.val)?;
-    let test_scores = score(&split.test)?;
-    let samples = dataset.samples();
-    write_parity(
-        &dir.root.join(PARITY_FILE),
-        &eval_loader,
-        samples,
-        &split.val,
-        4,
+    let run = Finished {
+        dir: &dir,
+        task: &task,
+        split: &split,
+        samples: dataset.samples(),
+        eval_loader: &eval_loader,
         device,
-        &best,
-    )?;
-    let val_samples: Vec<&Sample> = split.val.iter().map(|&i| &samples[i]).collect();
-    write_scores(
-        &dir.root.join("val_scores.jsonl"),
-        &val_samples,
-        &val_scores,
-    )?;
-    let test_samples: Vec<&Sample> = split.test.iter().map(|&i| &samples[i]).collect();
-    write_scores(
-        &dir.root.join("test_scores.jsonl"),
-        &test_samples,
-        &test_scores,
-    )?;
-    let val: Vec<Scored> = val_samples
-        .iter()
-        .zip(&val_scores)
-        .map(|(s, &score)| Scored { sample: s, score })
-        .collect();
-    let test: Vec<Scored> = test_samples
-        .iter()
-        .zip(&test_scores)
-        .map(|(s, &score)| Scored { sample: s, score })
-        .collect();
-    let report = eval::evaluate(&val, &test)?;
-    eval::write_plots(&dir.plots(), &task.name, &test, &report)?;
-    // The curves are a view of the log; failing to draw them must not cost the run its
-    // metrics.
-    if let Err(e) = crate::train::curves::write_curves(&dir.log(), &dir.plots(), &task.name) {
-        eprintln!("warning: no training curves: {e:#}");
-    }
-    let metrics = RunMetrics {
-        protocol: a.protocol,
-        task: task.name.clone(),
-        training: summary,
-        test: report.clone(),
-        samples: SplitCounts {
-            train: split.train.len(),
-            val: split.val.len(),
-            test: split.test.len(),
-        },
     };
-    fas_core::atomic::write_atomic(
-        &dir.metrics(),
-        serde_json::to_string_pretty(&metrics)?.as_bytes(),
-    )
-    .with_context(|| format!("writing {}", dir.metrics().display()))?;
-    println!("{}", report.table());
-    println!("run dir: {}", dir.root.display());
-    Ok(())
+    run.evaluate(a, summary)
 }
 
-/// The `--recipe dualstage` model configuration from the arguments: refuses what does not
-/// apply and turns `--stage1-fraction` into a step count (the same total the loop uses: the
-/// class-balanced sampler's epoch length × `--epochs`, or `--steps`).
-fn dualstage_config(
+/// The recipe `entry` builds from the arguments over its `defaults`, and the preprocessing
+/// its input kind and size give.
+fn build_recipe(
+    a: &TrainArgs,
+    entry: &Entry,
+    defaults: &Defaults,
+    dataset: &Dataset,
+    train: &[usize],
+    device: tch::Device,
+) -> Result<(PreprocessSpec, Built)> {
+    let input = a.input.unwrap_or(defaults.input);
+    let size = a.size.unwrap_or(defaults.size);
+    let spec = preprocess_spec(input, size, manifest_crop(&a.manifest)?);
+    let setup = Setup {
+        args: a,
+        dataset,
+        train,
+        in_channels: match input {
+            InputKind::Rgb => 3,
+            InputKind::RgbHsv => 6,
+        },
+        size,
+        depth_weight: a.depth_weight.unwrap_or(defaults.depth_weight),
+        adam: AdamConfig {
+            weight_decay: a.weight_decay,
+            decoupled: a.optimizer.unwrap_or(defaults.optimizer) == OptimizerName::Adamw,
+            ..AdamConfig::default()
+        },
+        device,
+    };
+    Ok((spec, (entry.build)(&setup)?))
+}
+
+/// Refuses to overwrite a run unless resuming it; writes `run.json`, or checks that
+/// `--resume` continues the run it records.
+fn start_run(a: &TrainArgs, dir: &RunDir, config: &RunConfig) -> Result<()> {
+    if !a.resume && dir.checkpoint().exists() {
+        bail!(
+            "{} already holds a run — continue it with --resume, or choose another --out",
+            a.out.display()
+        );
+    }
+    if a.resume {
+        return check_same_run(dir, config);
+    }
+    fas_core::atomic::write_atomic(
+        &dir.config(),
+        serde_json::to_string_pretty(config)?.as_bytes(),
+    )
+    .with_context(|| format!("writing {}", dir.config().display()))
+}
+
+/// The training loader's configuration.
+fn loader_config(
+    a: &TrainArgs,
+    spec: PreprocessSpec,
+    depth_size: Option<u32>,
+) -> Result<LoaderConfig> {
+    let augment = match a.augment.as_str() {
+        "default" => AugmentConfig::default(),
+        "none" => AugmentConfig::none(),
+        other => bail!("--augment {other}: use default or none"),
+    };
+    let nworkers = workers(a.workers);
+    Ok(LoaderConfig {
+        batch_size: a.batch_size,
+        workers: nworkers,
+        queue_depth: 2 * nworkers,
+        augment,
+        spec,
+        depth_size,
+        seed: a.seed,
+        drop_last: true,
+        shuffle: true,
+    })
+}
+
+/// The batch sampler the recipe's [`Sampling`] asks for.
+fn sampler(
     a: &TrainArgs,
     dataset: &Dataset,
     train: &[usize],
-    in_channels: usize,
-    size: u32,
-    depth_weight: f64,
-    adam: AdamConfig,
-) -> Result<DualStageConfig> {
-    if let Some(b) = a.backbone.as_deref() {
-        bail!(
-            "--recipe dualstage uses its own conv encoders/decoders (--width scales \
-             them); drop --backbone {b}"
-        );
-    }
-    if a.loss.is_some() {
-        bail!(
-            "--recipe dualstage scores with its spoof map (no classifier loss to \
-             choose); drop --loss"
-        );
-    }
-    if depth_weight > 0.0 {
-        bail!("--recipe dualstage has no depth head; drop --depth-weight");
-    }
-    if a.init_weights.is_some() {
-        bail!("--recipe dualstage has no pretrained backbone to load; drop --init-weights");
-    }
-    let fraction = a.stage1_fraction.unwrap_or(DEFAULT_STAGE1_FRACTION);
-    if !(0.0..1.0).contains(&fraction) {
-        bail!("--stage1-fraction {fraction}: must be in [0, 1) (default 0.3)");
-    }
-    let bpe = ClassBalanced::new(
-        dataset.samples(),
-        train,
-        ClassBalancedConfig {
-            batch_size: a.batch_size,
-            length: EpochLength::Largest,
-            seed: a.seed,
-        },
-    )?
-    .epoch(0)
-    .len();
-    let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
-    let d = DualStageConfig::default();
-    let model = DualStageConfig {
-        in_channels,
-        input_size: size as usize,
-        channels: ((d.channels as f32 * a.width).round() as usize).max(1),
-        stage1_steps: (fraction * total as f64).round() as usize,
-        single_stage: a.ablate.contains(&DlifAblation::SingleStage),
-        no_triplet: a.ablate.contains(&DlifAblation::NoTriplet),
-        no_aux: a.ablate.contains(&DlifAblation::NoAux),
-        adam,
-        grad_clip: a.clip,
-        ..d
-    };
-    Ok(model)
+    sampling: Sampling,
+) -> Result<Box<dyn BatchSampler>> {
+    let samples = dataset.samples();
+    Ok(match sampling {
+        Sampling::PerDomain => {
+            let sources: std::collections::BTreeSet<&str> =
+                train.iter().map(|&i| samples[i].domain.as_str()).collect();
+            // Half live, half spoof per domain, as close to --batch-size as that allows.
+            let per_domain = (a.batch_size / sources.len().max(1) / 2 * 2).max(2);
+            let cfg = PerDomainConfig {
+                per_domain,
+                class_balanced: true,
+                length: EpochLength::Largest,
+                seed: a.seed,
+            };
+            Box::new(PerDomain::new(samples, train, DomainLabels::Manifest, cfg)?)
+        }
+        Sampling::Identity {
+            identities,
+            per_class,
+        } => {
+            let cfg = IdentityConfig {
+                identities_per_domain: identities,
+                samples_per_class: per_class,
+                length: EpochLength::Largest,
+                seed: a.seed,
+            };
+            Box::new(IdentitySampler::new(samples, train, cfg).with_context(|| {
+                format!(
+                    "--recipe dlif draws {identities} identities per source domain × \
+                     ({per_class} live + {per_class} spoof) per batch, from --batch-size {} \
+                     — lower --batch-size",
+                    a.batch_size
+                )
+            })?)
+        }
+        Sampling::ClassBalanced => Box::new(ClassBalanced::new(
+            samples,
+            train,
+            ClassBalancedConfig {
+                batch_size: a.batch_size,
+                length: EpochLength::Largest,
+                seed: a.seed,
+            },
+        )?),
+    })
 }
 
-/// The `--recipe d2am` model configuration from the arguments: the ablation switches
-/// (`--ablate true-domains|random-domains|no-selection|no-entropy|no-mmd`) and
-/// `--clusters`, refusing combinations that contradict each other.
-fn d2am_config(
-    a: &TrainArgs,
-    in_channels: usize,
-    size: u32,
-    depth_weight: f64,
-    adam: AdamConfig,
-) -> Result<D2amConfig> {
-    let has = |x| a.ablate.contains(&x);
-    let domains = match (
-        has(DlifAblation::TrueDomains),
-        has(DlifAblation::RandomDomains),
-    ) {
-        (true, true) => bail!(
-            "--ablate true-domains and random-domains both replace the clustering; choose one"
-        ),
-        (true, false) => DomainSource::True,
-        (false, true) => DomainSource::Random,
-        (false, false) => DomainSource::Clusters,
+/// The loop's configuration: `--steps`/`--epochs` over `bpe` batches per epoch, the
+/// recipe's rate and schedule unless given.
+fn loop_config(a: &TrainArgs, defaults: &Defaults, bpe: usize) -> LoopConfig {
+    let total = a.steps.unwrap_or(a.epochs * bpe).max(1);
+    let lr = a.lr.unwrap_or(defaults.lr);
+    let step_every = a
+        .step_every
+        .unwrap_or(defaults.step_every_epochs.map_or(1000, |e| e * bpe));
+    let schedule = match a.schedule.unwrap_or(defaults.schedule) {
+        ScheduleName::Constant => Schedule::Constant,
+        ScheduleName::Step => Schedule::Step {
+            every: step_every,
+            gamma: a.gamma,
+        },
+        ScheduleName::Cosine => Schedule::Cosine {
+            total,
+            min_lr: lr * 0.01,
+        },
     };
-    if has(DlifAblation::NoSelection) && domains != DomainSource::Clusters {
-        bail!(
-            "--ablate no-selection changes which features are clustered; with true-domains or \
-             random-domains nothing is clustered — drop one of them"
-        );
+    LoopConfig {
+        steps: a.max_steps.map_or(total, |m| m.min(total)),
+        lr,
+        schedule,
+        val_every: a.val_every,
+        checkpoint_every: a.checkpoint_every,
+        log_every: a.log_every,
+        seed: a.seed,
+        progress: !a.quiet,
     }
-    let d = D2amConfig::default();
-    let clusters = match a.clusters {
-        None => d.clusters,
-        Some(_) if domains == DomainSource::True => bail!(
-            "--clusters sets the number of pseudo-domains; with --ablate true-domains the \
-             manifest's source domains are the domains — drop --clusters"
-        ),
-        Some(k) if (2..=8).contains(&k) => k,
-        Some(k) => bail!(
-            "--clusters {k}: must be 2 to 8 (one meta-test and at least one meta-train \
-             pseudo-domain; the paper uses 3)"
-        ),
-    };
-    Ok(D2amConfig {
-        in_channels,
-        input_size: size as usize,
-        width: a.width,
-        depth_weight,
-        clusters,
-        domains,
-        no_selection: has(DlifAblation::NoSelection),
-        no_entropy: has(DlifAblation::NoEntropy),
-        no_mmd: has(DlifAblation::NoMmd),
-        second_order: !a.first_order,
-        adam,
-        grad_clip: a.clip,
-        ..d
-    })
+}
+
+/// A trained run, to evaluate.
+struct Finished<'a> {
+    dir: &'a RunDir,
+    task: &'a Task,
+    split: &'a TaskSplit,
+    samples: &'a [Sample],
+    eval_loader: &'a Loader,
+    device: tch::Device,
+}
+
+impl Finished<'_> {
+    /// Evaluates the exported best model (exactly what quantize/edge get) on the test
+    /// split: scores, parity samples, plots, curves and `metrics.json`.
+    fn evaluate(&self, a: &TrainArgs, summary: TrainSummary) -> Result<()> {
+        let (dir, split, samples) = (self.dir, self.split, self.samples);
+        let best = DeployedModel::load(&dir.root, self.device)?;
+        let score = |idx: &[usize]| {
+            score_indices(
+                self.eval_loader,
+                idx,
+                a.batch_size.max(32),
+                self.device,
+                &|x| best.score(x),
+            )
+        };
+        let val_scores = score(&split.val)?;
+        let test_scores = score(&split.test)?;
+        write_parity(
+            &dir.root.join(PARITY_FILE),
+            self.eval_loader,
+            samples,
+            &split.val,
+            4,
+            self.device,
+            &best,
+        )?;
+        let val = self.write_scores("val_scores.jsonl", &split.val, &val_scores)?;
+        let test = self.write_scores("test_scores.jsonl", &split.test, &test_scores)?;
+        let report = eval::evaluate(&val, &test)?;
+        eval::write_plots(&dir.plots(), &self.task.name, &test, &report)?;
+        // The curves are a view of the log; failing to draw them must not cost the run its
+        // metrics.
+        if let Err(e) =
+            crate::train::curves::write_curves(&dir.log(), &dir.plots(), &self.task.name)
+        {
+            eprintln!("warning: no training curves: {e:#}");
+        }
+        let metrics = RunMetrics {
+            protocol: a.protocol,
+            task: self.task.name.clone(),
+            training: summary,
+            test: report.clone(),
+            samples: SplitCounts {
+                train: split.train.len(),
+                val: split.val.len(),
+                test: split.test.len(),
+            },
+        };
+        fas_core::atomic::write_atomic(
+            &dir.metrics(),
+            serde_json::to_string_pretty(&metrics)?.as_bytes(),
+        )
+        .with_context(|| format!("writing {}", dir.metrics().display()))?;
+        println!("{}", report.table());
+        println!("run dir: {}", dir.root.display());
+        Ok(())
+    }
+
+    /// Writes the scores of the samples `indices` to `file` in the run dir.
+    fn write_scores(
+        &self,
+        file: &str,
+        indices: &[usize],
+        scores: &[f64],
+    ) -> Result<Vec<Scored<'_>>> {
+        let rows: Vec<&Sample> = indices.iter().map(|&i| &self.samples[i]).collect();
+        write_scores(&self.dir.root.join(file), &rows, scores)?;
+        Ok(rows
+            .into_iter()
+            .zip(scores)
+            .map(|(s, &score)| Scored { sample: s, score })
+            .collect())
+    }
 }
 
 /// `--resume` must continue the same run: the settings that change what is computed must
@@ -878,12 +600,9 @@ fn check_same_run(dir: &RunDir, now: &RunConfig) -> Result<()> {
     let same = |a: &serde_json::Value, b: &serde_json::Value| a == b;
     // Through the recipe's config type, so fields added since (with their defaults) compare
     // equal to a run.json written without them.
-    let model = |m: &serde_json::Value| -> Result<serde_json::Value> {
-        Ok(match before.recipe.as_str() {
-            "anrl" => serde_json::to_value(serde_json::from_value::<AnrlConfig>(m.clone())?)?,
-            _ => m.clone(),
-        })
-    };
+    let model = registry::find(&before.recipe)
+        .map(|e| e.canonical_model)
+        .unwrap_or(registry::as_written);
     let fields: [(&str, serde_json::Value, serde_json::Value); 6] = [
         (
             "model",

@@ -93,30 +93,9 @@ pub struct TasksArgs {
     pub protocol: Protocol,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RecipeName {
-    /// One backbone + binary head (optionally depth-supervised).
-    Baseline,
-    /// ANRL (Liu et al., ACM MM 2021): DepthNet with adaptive BN/IN (AFNM), depth +
-    /// classifier, dual calibration losses, meta-learning over the source domains.
-    Anrl,
-    /// D²AM (Chen et al., AAAI 2021): DepthNet with domain representation learning modules,
-    /// pseudo-domains by clustering every epoch (no domain labels), meta-learning with an
-    /// MMD-regularised meta-learner, depth supervision.
-    D2am,
-    /// DLIF (arXiv 2407.08243): identities as domains, liveness and identity ResNet-18
-    /// encoders disentangled (orthogonality, ambiguity), Style Cross, channel-wise style
-    /// attention, AAIC contrastive loss, asymmetric AM-softmax.
-    Dlif,
-    /// Dual-stage disentanglement (Wang et al., WACV 2022): a live autoencoder (stage 1),
-    /// then a frozen live encoder + spoof encoder, LSGAN reconstruction, spoof-map decoder
-    /// with triplet, live-map and auxiliary-classifier losses; deploys E_S + D_map.
-    Dualstage,
-}
-
 /// An ablation switch (each belongs to one recipe: DLIF, dual-stage, D²AM or ANRL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DlifAblation {
+pub enum Ablation {
     /// No Style Cross (LISC / IISC).
     NoStyleCross,
     /// No channel-wise style attention.
@@ -152,30 +131,6 @@ pub enum DlifAblation {
     NoIdc,
     /// ANRL: no Inter-Class Separable loss.
     NoIcs,
-}
-
-impl DlifAblation {
-    /// The recipe the switch belongs to.
-    pub fn recipe(self) -> RecipeName {
-        match self {
-            DlifAblation::NoStyleCross | DlifAblation::NoCwsa | DlifAblation::NoV => {
-                RecipeName::Dlif
-            }
-            DlifAblation::SingleStage | DlifAblation::NoTriplet | DlifAblation::NoAux => {
-                RecipeName::Dualstage
-            }
-            DlifAblation::TrueDomains
-            | DlifAblation::RandomDomains
-            | DlifAblation::NoSelection
-            | DlifAblation::NoEntropy
-            | DlifAblation::NoMmd => RecipeName::D2am,
-            DlifAblation::Bn
-            | DlifAblation::In
-            | DlifAblation::NoMeta
-            | DlifAblation::NoIdc
-            | DlifAblation::NoIcs => RecipeName::Anrl,
-        }
-    }
 }
 
 /// A DLIF Style Cross level (after ResNet-18's layer1, layer2, layer3).
@@ -232,8 +187,9 @@ pub struct TrainArgs {
     /// Task of the protocol by name (see `fas-train tasks`), e.g. OCI-M.
     #[arg(long)]
     pub task: String,
-    #[arg(long, value_enum, default_value = "baseline")]
-    pub recipe: RecipeName,
+    /// The training method (`recipe::registry`).
+    #[arg(long, default_value = "baseline", value_parser = crate::recipe::registry::value_parser())]
+    pub recipe: String,
     /// resnet18 | depthnet | edgenet [default: resnet18; anrl, d2am: depthnet, the only choice;
     /// dlif: resnet18, the only choice; dualstage: its own conv encoders, no choice]
     #[arg(long)]
@@ -288,7 +244,7 @@ pub struct TrainArgs {
     /// single-stage, no-triplet, no-aux; d2am: true-domains, random-domains, no-selection,
     /// no-entropy, no-mmd; anrl: bn or in, no-meta, no-idc, no-ics).
     #[arg(long, value_enum, value_delimiter = ',')]
-    pub ablate: Vec<DlifAblation>,
+    pub ablate: Vec<Ablation>,
     /// D²AM: K, the number of pseudo-domains, 2 to 8 [default: 3, the paper's].
     #[arg(long)]
     pub clusters: Option<usize>,
@@ -350,6 +306,21 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+impl TrainArgs {
+    /// The recipe-specific flags given on the command line (each recipe's registry entry
+    /// names those it takes; `recipe::registry::check_flags` refuses the others).
+    pub fn recipe_flags(&self) -> Vec<&'static str> {
+        let given = [
+            ("--style-cross-levels", !self.style_cross_levels.is_empty()),
+            ("--style-cross-flow", self.style_cross_flow.is_some()),
+            ("--clusters", self.clusters.is_some()),
+            ("--first-order", self.first_order),
+            ("--stage1-fraction", self.stage1_fraction.is_some()),
+        ];
+        given.into_iter().filter(|g| g.1).map(|g| g.0).collect()
+    }
 }
 
 #[derive(Debug, Args)]

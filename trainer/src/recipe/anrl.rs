@@ -65,6 +65,7 @@ use super::{meta, Deployable, Recipe, Sampling, StepInfo, TrainBatch};
 use crate::data::sampler::MetaSplit;
 use crate::nn::{is_buffer, Forward, IrModule};
 use crate::train::optim::{Adam, AdamConfig};
+use crate::train::state::{StateReader, StateWriter};
 
 /// What fills every normalisation slot of the feature extractor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -675,42 +676,23 @@ impl Recipe for Anrl {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self
-            .net
-            .named_tensors()
-            .into_iter()
-            .map(|(k, t)| (format!("net.{k}"), t))
-            .collect();
-        v.extend(
-            self.centroids
-                .state()
-                .into_iter()
-                .map(|(k, t)| (format!("anrl.{k}"), t)),
-        );
-        v.extend(
-            self.opt
-                .state()
-                .into_iter()
-                .map(|(k, t)| (format!("opt.{k}"), t)),
-        );
-        v
+        StateWriter::new()
+            .module("net", &self.net)
+            .part("anrl", self.centroids.state())
+            .adam("opt", &self.opt)
+            .finish()
     }
 
     fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
-        let strip = |prefix: &str| -> BTreeMap<String, Tensor> {
-            state
-                .iter()
-                .filter_map(|(k, t)| {
-                    k.strip_prefix(prefix)
-                        .map(|s| (s.to_string(), t.shallow_clone()))
-                })
-                .collect()
-        };
-        self.net.load_tensors(&strip("net."), true)?;
-        self.centroids.load_state(&strip("anrl."))?;
-        self.opt.load_state(&strip("opt."))
+        let r = StateReader::new("anrl", state);
+        r.module("net", &mut self.net)?;
+        r.copy("anrl.centroids", self.centroids.centroids())?;
+        r.copy("anrl.centroid_seen", self.centroids.seen())?;
+        r.adam("opt", &mut self.opt)
     }
 }
+
+pub mod setup;
 
 #[cfg(test)]
 mod tests;

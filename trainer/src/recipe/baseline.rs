@@ -15,6 +15,7 @@ use super::losses::{self, AmSoftmax};
 use super::{Deployable, Recipe, Sampling, StepInfo, TrainBatch};
 use crate::nn::{Forward, IrModule};
 use crate::train::optim::{Adam, AdamConfig};
+use crate::train::state::{StateReader, StateWriter};
 
 /// The classification loss of the head.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -290,61 +291,35 @@ impl Recipe for Baseline {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self
-            .net
-            .named_tensors()
-            .into_iter()
-            .map(|(k, t)| (format!("net.{k}"), t))
-            .collect();
-        v.push((format!("net.{HEAD}.weight"), self.head_w.shallow_clone()));
+        let mut w = StateWriter::new();
+        w.module("net", &self.net)
+            .tensor(&format!("net.{HEAD}.weight"), &self.head_w);
         if let Some(b) = &self.head_b {
-            v.push((format!("net.{HEAD}.bias"), b.shallow_clone()));
+            w.tensor(&format!("net.{HEAD}.bias"), b);
         }
-        v.extend(
-            self.opt
-                .state()
-                .into_iter()
-                .map(|(k, t)| (format!("opt.{k}"), t)),
-        );
-        v
+        w.adam("opt", &self.opt).finish()
     }
 
     fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
-        let strip = |prefix: &str| -> BTreeMap<String, Tensor> {
-            state
-                .iter()
-                .filter_map(|(k, t)| {
-                    k.strip_prefix(prefix)
-                        .map(|s| (s.to_string(), t.shallow_clone()))
-                })
-                .collect()
-        };
-        let mut net = strip("net.");
-        let head_w = net
-            .remove(&format!("{HEAD}.weight"))
-            .context("checkpoint has no head weight")?;
-        let head_b = net.remove(&format!("{HEAD}.bias"));
-        self.net.load_tensors(&net, true)?;
-        tch::no_grad(|| -> Result<()> {
-            if head_w.size() != self.head_w.size() {
-                bail!(
-                    "checkpoint head weight has shape {:?}, this model needs {:?} — it was \
-                     trained with a different loss",
-                    head_w.size(),
-                    self.head_w.size()
-                );
-            }
-            self.head_w.copy_(&head_w);
-            match (&mut self.head_b, head_b) {
-                (Some(dst), Some(src)) => dst.copy_(&src),
-                (None, None) => {}
-                _ => bail!("checkpoint head bias does not match the configured loss"),
-            }
-            Ok(())
-        })?;
-        self.opt.load_state(&strip("opt."))
+        let r = StateReader::new("baseline", state);
+        let (weight, bias) = (format!("net.{HEAD}.weight"), format!("net.{HEAD}.bias"));
+        let mut net = r.part("net");
+        net.retain(|k, _| *k != format!("{HEAD}.weight") && *k != format!("{HEAD}.bias"));
+        r.module_from("net", net, &mut self.net)?;
+        r.copy(&weight, &self.head_w)?;
+        match (&self.head_b, r.get(&bias)) {
+            (Some(dst), _) => r.copy(&bias, dst)?,
+            (None, None) => {}
+            (None, Some(_)) => bail!(
+                "the checkpoint's head has a bias, this model's (--loss am-softmax) has none \
+                 — resume with the original --loss"
+            ),
+        }
+        r.adam("opt", &mut self.opt)
     }
 }
+
+pub mod setup;
 
 #[cfg(test)]
 mod tests {

@@ -78,6 +78,7 @@ use crate::data::sampler::MetaSplit;
 use crate::nn::{Forward, IrModule};
 use crate::train::optim::{Adam, AdamConfig};
 use crate::train::run::BatchSource;
+use crate::train::state::{StateReader, StateWriter};
 
 /// Everything that defines a D²AM model and its optimisation (stored in the run dir).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1151,52 +1152,27 @@ impl Recipe for D2am {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self
-            .net
-            .named_tensors()
-            .into_iter()
-            .map(|(k, t)| (format!("net.{k}"), t))
-            .collect();
-        for (k, (w, b)) in self.predictors.iter().enumerate() {
-            v.push((format!("d2am.p.{k}.weight"), w.shallow_clone()));
-            v.push((format!("d2am.p.{k}.bias"), b.shallow_clone()));
+        let mut w = StateWriter::new();
+        w.module("net", &self.net);
+        for (k, (pw, pb)) in self.predictors.iter().enumerate() {
+            w.tensor(&format!("d2am.p.{k}.weight"), pw)
+                .tensor(&format!("d2am.p.{k}.bias"), pb);
         }
         if let Some(cl) = &self.clustering {
             let json = serde_json::to_vec(cl).expect("clustering serialises");
-            v.push(("d2am.clustering".to_string(), Tensor::from_slice(&json)));
+            w.tensor("d2am.clustering", &Tensor::from_slice(&json));
         }
-        v.extend(
-            self.opt
-                .state()
-                .into_iter()
-                .map(|(k, t)| (format!("opt.{k}"), t)),
-        );
-        v
+        w.adam("opt", &self.opt).finish()
     }
 
     fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
-        let strip = |prefix: &str| -> BTreeMap<String, Tensor> {
-            state
-                .iter()
-                .filter_map(|(k, t)| {
-                    k.strip_prefix(prefix)
-                        .map(|s| (s.to_string(), t.shallow_clone()))
-                })
-                .collect()
-        };
-        self.net.load_tensors(&strip("net."), true)?;
-        for (k, (w, b)) in self.predictors.iter_mut().enumerate() {
-            for (name, dst) in [("weight", w), ("bias", b)] {
-                let key = format!("d2am.p.{k}.{name}");
-                let src = state
-                    .get(&key)
-                    .with_context(|| format!("the checkpoint lacks \"{key}\" — not a D²AM run"))?;
-                tch::no_grad(|| {
-                    dst.copy_(&src.to_kind(Kind::Float).to_device(dst.device()));
-                });
-            }
+        let r = StateReader::new("d2am", state);
+        r.module("net", &mut self.net)?;
+        for (k, (w, b)) in self.predictors.iter().enumerate() {
+            r.copy(&format!("d2am.p.{k}.weight"), w)?;
+            r.copy(&format!("d2am.p.{k}.bias"), b)?;
         }
-        match state.get("d2am.clustering") {
+        match r.get("d2am.clustering") {
             Some(t) => {
                 let bytes = Vec::<u8>::try_from(&t.to_kind(Kind::Uint8).to_device(Device::Cpu))?;
                 let cl: Clustering = serde_json::from_slice(&bytes)
@@ -1208,9 +1184,11 @@ impl Recipe for D2am {
                 self.lookup.clear();
             }
         }
-        self.opt.load_state(&strip("opt."))
+        r.adam("opt", &mut self.opt)
     }
 }
+
+pub mod setup;
 
 #[cfg(test)]
 mod tests;

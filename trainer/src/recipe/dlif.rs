@@ -60,6 +60,7 @@ use super::losses::{self, AmSoftmax};
 use super::{Deployable, Recipe, Sampling, StepInfo, TrainBatch};
 use crate::nn::{Forward, IrModule};
 use crate::train::optim::{Adam, AdamConfig};
+use crate::train::state::{StateReader, StateWriter};
 
 /// A Style Cross level: after ResNet-18's `layer1` (low), `layer2` (mid), `layer3` (high).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -749,80 +750,35 @@ impl Recipe for Dlif {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self
-            .u
-            .net
-            .named_tensors()
-            .into_iter()
-            .map(|(k, t)| (format!("u.{k}"), t))
-            .collect();
-        v.push(("c.weight".to_string(), self.c_w.shallow_clone()));
-        v.extend(
-            self.opt_u
-                .state()
-                .into_iter()
-                .map(|(k, t)| (format!("opt_u.{k}"), t)),
-        );
+        let mut w = StateWriter::new();
+        w.module("u", &self.u.net)
+            .tensor("c.weight", &self.c_w)
+            .adam("opt_u", &self.opt_u);
         if let Some(br) = &self.v {
-            v.extend(
-                br.enc
-                    .net
-                    .named_tensors()
-                    .into_iter()
-                    .map(|(k, t)| (format!("v.{k}"), t)),
-            );
-            v.push(("d.weight".to_string(), br.d_w.shallow_clone()));
-            v.push(("d.bias".to_string(), br.d_b.shallow_clone()));
-            v.extend(
-                br.opt
-                    .state()
-                    .into_iter()
-                    .map(|(k, t)| (format!("opt_v.{k}"), t)),
-            );
+            w.module("v", &br.enc.net)
+                .tensor("d.weight", &br.d_w)
+                .tensor("d.bias", &br.d_b)
+                .adam("opt_v", &br.opt);
         }
-        v
+        w.finish()
     }
 
     fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
-        let strip = |prefix: &str| -> BTreeMap<String, Tensor> {
-            state
-                .iter()
-                .filter_map(|(k, t)| {
-                    k.strip_prefix(prefix)
-                        .map(|s| (s.to_string(), t.shallow_clone()))
-                })
-                .collect()
-        };
-        let copy = |name: &str, dst: &Tensor| -> Result<()> {
-            let src = state.get(name).with_context(|| {
-                format!("checkpoint has no \"{name}\" — it is not a DLIF run with these settings")
-            })?;
-            if src.size() != dst.size() {
-                bail!(
-                    "checkpoint \"{name}\" has shape {:?}, this DLIF model needs {:?} — the \
-                     training identities or the width changed; resume with the original settings",
-                    src.size(),
-                    dst.size()
-                );
-            }
-            tch::no_grad(|| {
-                let mut d = dst.shallow_clone();
-                d.copy_(&src.to_device(dst.device()));
-            });
-            Ok(())
-        };
-        self.u.net.load_tensors(&strip("u."), true)?;
-        copy("c.weight", &self.c_w)?;
-        self.opt_u.load_state(&strip("opt_u."))?;
+        let r = StateReader::new("dlif", state);
+        r.module("u", &mut self.u.net)?;
+        r.copy("c.weight", &self.c_w)?;
+        r.adam("opt_u", &mut self.opt_u)?;
         if let Some(br) = &mut self.v {
-            br.enc.net.load_tensors(&strip("v."), true)?;
-            copy("d.weight", &br.d_w)?;
-            copy("d.bias", &br.d_b)?;
-            br.opt.load_state(&strip("opt_v."))?;
+            r.module("v", &mut br.enc.net)?;
+            r.copy("d.weight", &br.d_w)?;
+            r.copy("d.bias", &br.d_b)?;
+            r.adam("opt_v", &mut br.opt)?;
         }
         Ok(())
     }
 }
+
+pub mod setup;
 
 #[cfg(test)]
 mod tests;

@@ -53,6 +53,7 @@ use super::losses;
 use super::{Deployable, Recipe, Sampling, StepInfo, TrainBatch};
 use crate::nn::{Forward, IrModule};
 use crate::train::optim::{Adam, AdamConfig};
+use crate::train::state::{StateReader, StateWriter};
 
 /// Everything that defines a dual-stage model and its optimisation (stored in the run dir).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -729,61 +730,33 @@ impl Recipe for DualStage {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = Vec::new();
+        let mut w = StateWriter::new();
         for (p, net) in self.nets() {
-            v.extend(
-                net.named_tensors()
-                    .into_iter()
-                    .map(|(k, t)| (format!("{p}.{k}"), t)),
-            );
+            w.module(p, net);
         }
-        for (p, opt) in [
-            ("opt_live", &self.opt_live),
-            ("opt_gen", &self.opt_gen),
-            ("opt_disc", &self.opt_disc),
-        ] {
-            v.extend(
-                opt.state()
-                    .into_iter()
-                    .map(|(k, t)| (format!("{p}.{k}"), t)),
-            );
-        }
-        v
+        w.adam("opt_live", &self.opt_live)
+            .adam("opt_gen", &self.opt_gen)
+            .adam("opt_disc", &self.opt_disc)
+            .finish()
     }
 
     fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
-        let strip = |prefix: &str| -> BTreeMap<String, Tensor> {
-            let prefix = format!("{prefix}.");
-            state
-                .iter()
-                .filter_map(|(k, t)| {
-                    k.strip_prefix(&prefix)
-                        .map(|s| (s.to_string(), t.shallow_clone()))
-                })
-                .collect()
-        };
-        let load = |net: &mut IrModule, p: &str| -> Result<()> {
-            net.load_tensors(&strip(p), true).with_context(|| {
-                format!(
-                    "checkpoint part \"{p}\" does not fit this dual-stage model — resume with \
-                     the original settings (size, width, ablations)"
-                )
-            })
-        };
-        load(&mut self.el, "el")?;
-        load(&mut self.dl, "dl")?;
-        load(&mut self.spoof, "spoof")?;
-        load(&mut self.dsyn, "dsyn")?;
-        load(&mut self.disc, "disc")?;
+        let r = StateReader::new("dualstage", state);
+        r.module("el", &mut self.el)?;
+        r.module("dl", &mut self.dl)?;
+        r.module("spoof", &mut self.spoof)?;
+        r.module("dsyn", &mut self.dsyn)?;
+        r.module("disc", &mut self.disc)?;
         if let Some(a) = &mut self.aux {
-            load(a, "aux")?;
+            r.module("aux", a)?;
         }
-        self.opt_live.load_state(&strip("opt_live"))?;
-        self.opt_gen.load_state(&strip("opt_gen"))?;
-        self.opt_disc.load_state(&strip("opt_disc"))?;
-        Ok(())
+        r.adam("opt_live", &mut self.opt_live)?;
+        r.adam("opt_gen", &mut self.opt_gen)?;
+        r.adam("opt_disc", &mut self.opt_disc)
     }
 }
+
+pub mod setup;
 
 #[cfg(test)]
 mod tests;

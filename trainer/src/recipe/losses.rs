@@ -181,31 +181,6 @@ impl DomainCentroids {
             ("centroid_seen".to_string(), self.seen.shallow_clone()),
         ]
     }
-
-    pub fn load_state(
-        &mut self,
-        state: &std::collections::BTreeMap<String, Tensor>,
-    ) -> anyhow::Result<()> {
-        for (name, dst) in [
-            ("centroids", &mut self.centroids),
-            ("centroid_seen", &mut self.seen),
-        ] {
-            let src = state.get(name).ok_or_else(|| {
-                anyhow::anyhow!("checkpoint has no ANRL \"{name}\" — it is not an ANRL run")
-            })?;
-            if src.size() != dst.size() {
-                anyhow::bail!(
-                    "checkpoint ANRL \"{name}\" has shape {:?}, this model needs {:?} — the \
-                     manifest's domains or the feature width changed; resume with the original \
-                     settings",
-                    src.size(),
-                    dst.size()
-                );
-            }
-            tch::no_grad(|| dst.copy_(&src.to_device(dst.device())));
-        }
-        Ok(())
-    }
 }
 
 /// The Inter-Class Separable loss (ANRL Eq. 9–11) on `features [N, F]`: compactness of the

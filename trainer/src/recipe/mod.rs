@@ -9,11 +9,16 @@ pub mod anrl;
 pub mod baseline;
 pub mod cluster;
 pub mod d2am;
+pub mod depthnet;
 pub mod dlif;
 pub mod dualstage;
 pub mod losses;
 pub mod meta;
 pub mod mmd;
+pub mod registry;
+
+#[cfg(test)]
+mod conformance;
 
 use std::collections::BTreeMap;
 
@@ -89,22 +94,15 @@ pub trait Recipe {
 
     fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()>;
 
-    /// Called by the loop at the start of every epoch (pseudo-domain re-clustering etc.).
-    fn start_epoch(&mut self, _epoch: usize) -> Result<()> {
-        Ok(())
-    }
-
-    /// What the loop actually calls at the start of every epoch: like
-    /// [`Recipe::start_epoch`] (the default just calls it), but with the training data, for
-    /// recipes that look at the training set between epochs (D²AM clusters it,
+    /// Called by the loop at the start of every epoch, with the training data, for recipes
+    /// that look at the training set between epochs (D²AM clusters it,
     /// [`crate::train::run::BatchSource::survey`]). Returns epoch-level terms for the log
     /// (written as one `log.jsonl` line with `"epoch_start": true`; nothing if empty).
     fn start_epoch_with_data(
         &mut self,
-        epoch: usize,
+        _epoch: usize,
         _data: &dyn crate::train::run::BatchSource,
     ) -> Result<Vec<(String, f64)>> {
-        self.start_epoch(epoch)?;
         Ok(Vec::new())
     }
 }

@@ -5,3 +5,4 @@ pub mod curves;
 pub mod data;
 pub mod optim;
 pub mod run;
+pub mod state;
