@@ -86,6 +86,50 @@ where
     result
 }
 
+/// Like [`write_atomic`], for a writer that insists on a path of its own (e.g. libtorch's
+/// safetensors writer): `fill` writes the complete file at the temporary path it is given;
+/// then the file is fsynced, renamed over `path` and the directory fsynced. On any error
+/// the temporary file is removed and `path` is untouched.
+pub fn write_atomic_via<E, F>(path: &Path, fill: F) -> Result<(), E>
+where
+    E: From<io::Error>,
+    F: FnOnce(&Path) -> Result<(), E>,
+{
+    let tmp = temp_path(path)?;
+    let result = fill(&tmp).and_then(|()| {
+        (|| {
+            File::open(&tmp)?.sync_all()?;
+            fs::rename(&tmp, path)?;
+            sync_dir(parent_dir(path))
+        })()
+        .map_err(E::from)
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Replaces `path` with `bytes` so that a reader sees the old or the new file, never a
+/// torn one (temp file + rename), without fsync: for small files rewritten every few
+/// seconds whose loss in a power cut is harmless (a status file), where an fsync each time
+/// would stall the writer on slow storage. Durable files use [`write_atomic`].
+pub fn replace_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = temp_path(path)?;
+    let result = (|| {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// fsync a directory so a rename inside it is durable (no-op where unsupported).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
@@ -139,6 +183,42 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"secret");
         let mode = fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn write_via_a_path_replaces_and_cleans_up_on_error() {
+        let d = tempdir("via");
+        let p = d.join("t.bin");
+        write_atomic_via::<io::Error, _>(&p, |tmp| {
+            assert_ne!(tmp, p.as_path());
+            assert_eq!(tmp.parent(), p.parent());
+            fs::write(tmp, b"first")
+        })
+        .unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"first");
+        let err = write_atomic_via::<io::Error, _>(&p, |tmp| {
+            fs::write(tmp, b"half")?;
+            Err(io::Error::other("writer failed"))
+        });
+        assert!(err.is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"first");
+        // A writer that reports success without writing: the rename has nothing to move.
+        assert!(write_atomic_via::<io::Error, _>(&p, |_| Ok(())).is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"first");
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn replace_leaves_the_new_content_and_no_temp() {
+        let d = tempdir("replace-nosync");
+        let p = d.join("status.json");
+        replace_atomic(&p, b"one").unwrap();
+        replace_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        assert!(replace_atomic(&d.join("missing/status.json"), b"x").is_err());
         fs::remove_dir_all(d).unwrap();
     }
 

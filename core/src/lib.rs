@@ -3,6 +3,7 @@
 //! generator. No tch, no tract: this crate builds anywhere.
 
 pub mod access;
+pub mod assets;
 pub mod atomic;
 pub mod audit;
 pub mod bundle;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod plot;
 pub mod preprocess;
 pub mod report;
+pub mod rundir;
 pub mod synthfas;
 
 /// MTCNN's three networks (P-, R-, O-Net): the file names fas-infer loads from a

@@ -57,18 +57,13 @@ pub struct Common {
 }
 
 /// The first of `$FAS_ASSETS` and `/usr/share/fas` (where boards install the detectors)
-/// that holds all of `files`.
-fn packaged(files: &[&str]) -> Option<PathBuf> {
-    let mut dirs = vec![PathBuf::from("/usr/share/fas")];
-    if let Some(a) = std::env::var_os("FAS_ASSETS") {
-        dirs.insert(0, PathBuf::from(a));
-    }
-    dirs.into_iter()
-        .find(|d| files.iter().all(|f| d.join(f).exists()))
+/// that holds all of `files` ([`fas_core::assets::find`]).
+fn packaged(files: &[&str]) -> Result<PathBuf, fas_core::assets::AssetsError> {
+    fas_core::assets::find(files, &[Path::new(fas_core::assets::PACKAGED_DIR)])
 }
 
 /// The packaged RetinaFace model.
-fn default_detector() -> Option<PathBuf> {
+fn default_detector() -> Result<PathBuf, fas_core::assets::AssetsError> {
     packaged(&["retinaface_mnet025.onnx"]).map(|d| d.join("retinaface_mnet025.onnx"))
 }
 
@@ -289,17 +284,15 @@ pub(crate) fn detector(
     model: &LoadedModel,
 ) -> Result<Box<dyn FaceDetector + Send>> {
     if cfg.detector.kind == DetectorKind::Mtcnn {
-        let dir = cfg
-            .detector
-            .mtcnn_dir
-            .clone()
-            .or_else(|| packaged(&fas_core::MTCNN_FILES))
-            .with_context(|| {
+        let dir = match &cfg.detector.mtcnn_dir {
+            Some(d) => d.clone(),
+            None => packaged(&fas_core::MTCNN_FILES).with_context(|| {
                 format!(
                     "no MTCNN models: set detector.mtcnn_dir to the directory holding {}",
                     fas_core::MTCNN_FILES.join(", ")
                 )
-            })?;
+            })?,
+        };
         // Checked, then loaded by path: swapping a file in between needs write access to
         // the (root-owned) detector directory.
         for f in fas_core::MTCNN_FILES {
@@ -334,12 +327,10 @@ pub(crate) fn detector(
             rc,
         )?));
     }
-    match default_detector() {
-        Some(p) => external(&p),
-        None => bail!(
-            "no face detector: set detector.model, ship detector.onnx in the bundle, or install /usr/share/fas/retinaface_mnet025.onnx"
-        ),
-    }
+    let p = default_detector().context(
+        "no face detector: set detector.model, ship detector.onnx in the bundle, or install /usr/share/fas/retinaface_mnet025.onnx",
+    )?;
+    external(&p)
 }
 
 /// Revocation and anti-rollback for the bundle about to run (reads only).

@@ -7,7 +7,6 @@
 //! and syncing an SD card every second would wear it out. A status write that fails is
 //! reported once and retried; it never stops or opens the door.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -156,21 +155,12 @@ impl StatusFile {
     }
 }
 
-/// Temp file in the same directory + rename: readers see the old or the new file.
+/// Readers see the old or the new file, never a torn one
+/// ([`fas_core::atomic::replace_atomic`]: no fsync, the file is rewritten every few seconds).
 fn write_replace(path: &Path, status: &Status) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("the path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mut f = std::fs::File::create(&tmp)?;
     let mut bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    f.write_all(&bytes)?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    fas_core::atomic::replace_atomic(path, &bytes)
 }
 
 /// How the door reports events on stdout.

@@ -103,7 +103,7 @@ pub struct ExportArgs {
 }
 
 fn export(a: ExportArgs) -> Result<()> {
-    let run = fas_quantize::export::RunDir::load(&a.run)?;
+    let run = fas_quantize::export::ExportSource::load(&a.run)?;
     let ex = fas_quantize::export::export_run(&run)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let onnx = a.out.join(fas_core::bundle::LIVENESS_FILE);

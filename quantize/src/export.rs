@@ -1,8 +1,9 @@
 //! A trainer run dir → `liveness.onnx` + a draft bundle manifest, parity-checked.
 //!
-//! `Checkpoint → OnnxModel`: reads `model.json` (IR), `weights.safetensors`, `run.json`
-//! (recipe, preprocessing, protocol/task), `metrics.json` (test metrics) and
-//! `val_scores.jsonl` (source-validation scores → recommended thresholds), exports ONNX and
+//! `Checkpoint → OnnxModel`: [`ExportSource::load`] reads, through [`fas_core::rundir`],
+//! `model.json` (IR), `weights.safetensors`, `run.json`'s header (recipe, preprocessing,
+//! protocol/task), `metrics.json` (test metrics) and `val_scores.jsonl`
+//! (source-validation scores → recommended thresholds); [`export_run`] exports ONNX and
 //! checks it in tract against `parity.safetensors` — real validation crops with the
 //! trainer's tch outputs — to max |Δ| ≤ [`PARITY_TOLERANCE`] (contract 2).
 
@@ -17,30 +18,20 @@ use fas_core::dataset::Label;
 use fas_core::ir::Graph;
 use fas_core::metrics::Threshold;
 use fas_core::preprocess::PreprocessSpec;
+use fas_core::rundir::{self, RunDir, RunDirError};
 use fas_infer::liveness::LivenessModel;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::onnx::{export, ExportError, ExportOptions, OnnxModel, Weights};
 
 /// fp32 parity bound between the trainer (tch) and the exported ONNX in tract.
 pub const PARITY_TOLERANCE: f32 = 1e-4;
-pub const PARITY_FILE: &str = "parity.safetensors";
 
 #[derive(Debug, thiserror::Error)]
-pub enum RunDirError {
-    #[error("{file}: cannot read it — is {dir} a fas-train run dir (model.json, weights.safetensors, run.json)?")]
-    Io {
-        dir: PathBuf,
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{file}: field \"{field}\": {problem} — the run dir was not written by this fas-train; re-run training or fix the file")]
-    Field {
-        file: PathBuf,
-        field: &'static str,
-        problem: String,
-    },
+pub enum ExportSourceError {
+    /// A run dir file is missing or malformed (names the file, field and fix).
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
     #[error(transparent)]
     Export(#[from] ExportError),
     #[error("{file}: {problem}")]
@@ -49,10 +40,10 @@ pub enum RunDirError {
     Liveness(#[from] fas_infer::liveness::LivenessError),
 }
 
-/// Everything of a run dir the exporter needs.
+/// Everything of a trainer run dir ([`RunDir`]) the exporter needs, read and checked.
 #[derive(Debug, Clone)]
-pub struct RunDir {
-    pub root: PathBuf,
+pub struct ExportSource {
+    pub dir: RunDir,
     pub graph: Graph,
     pub weights: Weights,
     pub recipe: String,
@@ -65,76 +56,32 @@ pub struct RunDir {
     pub thresholds: Vec<BundleThreshold>,
 }
 
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>, RunDirError> {
-    let file = dir.join(name);
-    std::fs::read(&file).map_err(|source| RunDirError::Io {
-        dir: dir.to_path_buf(),
-        file,
-        source,
-    })
-}
-
-fn field(file: &Path, field: &'static str, problem: impl Into<String>) -> RunDirError {
-    RunDirError::Field {
-        file: file.to_path_buf(),
-        field,
-        problem: problem.into(),
-    }
-}
-
-#[derive(Deserialize)]
-struct ScoreLine {
-    label: Label,
-    domain: String,
-    score: f64,
-}
-
-impl RunDir {
-    pub fn load(root: impl AsRef<Path>) -> Result<RunDir, RunDirError> {
-        let root = root.as_ref().to_path_buf();
-        let graph_text = String::from_utf8_lossy(&read(&root, "model.json")?).into_owned();
+impl ExportSource {
+    /// Reads the run dir at `root`.
+    pub fn load(root: impl AsRef<Path>) -> Result<ExportSource, ExportSourceError> {
+        let dir = RunDir::new(root.as_ref());
+        let graph_text = String::from_utf8_lossy(&dir.read(rundir::MODEL_FILE)?).into_owned();
         let graph = Graph::from_json(&graph_text).map_err(ExportError::Graph)?;
-        let weights_path = root.join("weights.safetensors");
-        let weights =
-            Weights::from_safetensors(&read(&root, "weights.safetensors")?, &weights_path)
-                .map_err(ExportError::Weights)?;
+        let weights = Weights::from_safetensors(&dir.read(rundir::WEIGHTS_FILE)?, &dir.weights())
+            .map_err(ExportError::Weights)?;
 
-        let run_path = root.join("run.json");
-        let run: serde_json::Value = serde_json::from_slice(&read(&root, "run.json")?)
-            .map_err(|e| field(&run_path, "(root)", format!("not JSON: {e}")))?;
-        let recipe = run["recipe"]
-            .as_str()
-            .ok_or_else(|| field(&run_path, "recipe", "missing or not a string"))?
-            .to_string();
-        let preprocess: PreprocessSpec = serde_json::from_value(run["preprocess"].clone())
-            .map_err(|e| field(&run_path, "preprocess", e.to_string()))?;
-        let protocol = run["protocol"].as_str().unwrap_or("custom").to_string();
-        let task = run["task"]["name"].as_str().unwrap_or("").to_string();
-        let protocol = format!("{protocol} {task}").trim().to_string();
+        let header = dir.header()?;
+        let protocol = header.protocol_label();
 
         // Source-validation scores → thresholds (never the target's scores).
-        let val_path = root.join("val_scores.jsonl");
-        let text = String::from_utf8_lossy(&read(&root, "val_scores.jsonl")?).into_owned();
-        let mut scores = Vec::new();
-        let mut labels = Vec::new();
-        let mut demo = true;
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let l: ScoreLine = serde_json::from_str(line)
-                .map_err(|e| field(&val_path, "(line)", format!("line {}: {e}", i + 1)))?;
-            demo &= l.domain.starts_with("synth-");
-            scores.push(l.score);
-            labels.push(l.label);
-        }
+        let val_path = dir.val_scores();
+        let rows = rundir::read_scores(&val_path)?;
+        let demo = rows.iter().all(|r| r.sample.domain.starts_with("synth-"));
+        let scores: Vec<f64> = rows.iter().map(|r| r.score).collect();
+        let labels: Vec<Label> = rows.iter().map(|r| r.sample.label).collect();
         let thresholds = recommended_thresholds(&scores, &labels, &protocol)
-            .map_err(|e| field(&val_path, "score", e))?;
+            .map_err(|e| RunDirError::field(&val_path, "score", e))?;
 
-        let metrics_path = root.join("metrics.json");
-        let metrics_json: serde_json::Value = serde_json::from_slice(&read(&root, "metrics.json")?)
-            .map_err(|e| field(&metrics_path, "(root)", format!("not JSON: {e}")))?;
+        let metrics_path = dir.metrics();
+        let metrics_json: serde_json::Value =
+            serde_json::from_slice(&dir.read(rundir::METRICS_FILE)?).map_err(|e| {
+                RunDirError::field(&metrics_path, "(root)", format!("not JSON: {e}"))
+            })?;
         let mut metrics = Vec::new();
         for level in ["frame", "video"] {
             let r = &metrics_json["test"][level]["deployable"];
@@ -156,18 +103,19 @@ impl RunDir {
             }
         }
         if metrics.is_empty() {
-            return Err(field(
+            return Err(RunDirError::field(
                 &metrics_path,
                 "test.frame.deployable",
                 "holds no metrics",
-            ));
+            )
+            .into());
         }
-        Ok(RunDir {
-            root,
+        Ok(ExportSource {
+            dir,
             graph,
             weights,
-            recipe,
-            preprocess,
+            recipe: header.recipe,
+            preprocess: header.preprocess,
             protocol,
             demo,
             metrics,
@@ -219,14 +167,14 @@ pub struct ParityReport {
 }
 
 /// Exports the run dir's model and checks it against `parity.safetensors`.
-pub fn export_run(run: &RunDir) -> Result<Exported, RunDirError> {
-    let sha = |name: &str| -> Result<String, RunDirError> {
-        Ok(fas_core::bundle::sha256_hex(&read(&run.root, name)?))
+pub fn export_run(run: &ExportSource) -> Result<Exported, ExportSourceError> {
+    let sha = |name: &str| -> Result<String, ExportSourceError> {
+        Ok(fas_core::bundle::sha256_hex(&run.dir.read(name)?))
     };
     let opts = ExportOptions {
         metadata: vec![
-            ("fas.model_json_sha256".into(), sha("model.json")?),
-            ("fas.weights_sha256".into(), sha("weights.safetensors")?),
+            ("fas.model_json_sha256".into(), sha(rundir::MODEL_FILE)?),
+            ("fas.weights_sha256".into(), sha(rundir::WEIGHTS_FILE)?),
             ("fas.recipe".into(), run.recipe.clone()),
             ("fas.demo".into(), run.demo.to_string()),
             (
@@ -238,7 +186,7 @@ pub fn export_run(run: &RunDir) -> Result<Exported, RunDirError> {
     };
     let onnx = export(&run.graph, &run.weights, &opts)?;
     let bytes = onnx.to_bytes();
-    let parity = check_parity(&run.root.join(PARITY_FILE), &bytes, &onnx.input_shape)?;
+    let parity = check_parity(&run.dir.parity(), &bytes, &onnx.input_shape)?;
     let draft = BundleManifest {
         format_version: BUNDLE_FORMAT_VERSION,
         model: ModelInfo {
@@ -279,14 +227,14 @@ pub fn check_parity(
     file: &Path,
     onnx: &[u8],
     shape: &[usize],
-) -> Result<ParityReport, RunDirError> {
-    let bytes = std::fs::read(file).map_err(|source| RunDirError::Io {
+) -> Result<ParityReport, ExportSourceError> {
+    let bytes = std::fs::read(file).map_err(|source| RunDirError::Read {
         dir: file.parent().unwrap_or(Path::new(".")).to_path_buf(),
         file: file.to_path_buf(),
         source,
     })?;
     let w = Weights::from_safetensors(&bytes, file).map_err(ExportError::Weights)?;
-    let bad = |problem: String| RunDirError::Parity {
+    let bad = |problem: String| ExportSourceError::Parity {
         file: file.to_path_buf(),
         problem,
     };

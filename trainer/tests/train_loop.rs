@@ -12,7 +12,7 @@ use fas_train::recipe::baseline::{Baseline, BaselineConfig, ClsLoss};
 use fas_train::recipe::{Recipe, TrainBatch};
 use fas_train::train::checkpoint::read_tensors;
 use fas_train::train::optim::Schedule;
-use fas_train::train::run::{train, BatchSource, LoopConfig, RunDir, Validator};
+use fas_train::train::run::{train, BatchSource, LoopConfig, RunDir, RunDirExt, Validator};
 use tch::{Device, Kind, Tensor};
 
 /// Live images are brighter in the red channel: learnable in a few steps.

@@ -91,7 +91,6 @@ use image::{GrayImage, RgbImage};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// What is in front of the camera.
@@ -507,17 +506,11 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same directory + rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+/// Writes an image: readers see the old or the complete new file
+/// ([`crate::atomic::replace_atomic`]; images are not fsynced one by one, the manifest
+/// written after them is).
+fn write_image(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
+    crate::atomic::replace_atomic(path, bytes).map_err(io_err(path))
 }
 
 fn encode_png_rgb(img: &RgbImage) -> Result<Vec<u8>, SynthError> {
@@ -579,12 +572,12 @@ pub fn write_dataset(cfg: &SynthConfig, out_dir: &Path) -> Result<Stats, SynthEr
                             }
                         };
                         bytes += buf.len() as u64;
-                        write_atomic(&path, &buf)?;
+                        write_image(&path, &buf)?;
                         if let Some(dm) = &r.depth {
                             let dpath = depth_path(&path);
                             let b = encode_png_gray(dm)?;
                             bytes += b.len() as u64;
-                            write_atomic(&dpath, &b)?;
+                            write_image(&dpath, &b)?;
                         }
                     }
                     Ok(bytes)
@@ -621,7 +614,9 @@ pub fn write_dataset(cfg: &SynthConfig, out_dir: &Path) -> Result<Stats, SynthEr
     stats.videos = videos.len();
     stats.subjects = cfg.domains.len() * cfg.subjects_per_domain as usize;
     stats.bytes += manifest.len() as u64;
-    write_atomic(&out_dir.join("manifest.jsonl"), manifest.as_bytes())?;
+    let manifest_path = out_dir.join("manifest.jsonl");
+    crate::atomic::write_atomic(&manifest_path, manifest.as_bytes())
+        .map_err(io_err(&manifest_path))?;
     Ok(stats)
 }
 

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use clap::Parser;
 use fas_core::synthfas::{write_dataset, SynthConfig};
-use fas_quantize::export::{export_run, RunDir, PARITY_TOLERANCE};
+use fas_quantize::export::{export_run, ExportSource, PARITY_TOLERANCE};
 use fas_train::cli::{Cli, Command};
 
 fn tmp(tag: &str) -> PathBuf {
@@ -90,7 +90,25 @@ fn run_copy(tag: &str) -> PathBuf {
 fn train_export_parity_on_synthfas() {
     let run_dir = run_copy("export");
     let root = run_dir.parent().unwrap().to_path_buf();
-    let run = RunDir::load(&run_dir).unwrap();
+    let run = ExportSource::load(&run_dir).unwrap();
+    // The trainer's run.json (its full RunConfig) carries core's RunHeader, the one type
+    // both the trainer and the exporter parse.
+    let header = fas_core::rundir::RunDir::new(&run_dir).header().unwrap();
+    let config: fas_train::app::RunConfig =
+        serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(header.fas_version, config.fas_version);
+    assert_eq!(header.recipe, config.recipe);
+    assert_eq!(header.protocol.as_deref(), Some(config.protocol.as_str()));
+    assert_eq!(
+        header.task.as_ref().map(|t| t.name.as_str()),
+        Some(config.task.name.as_str())
+    );
+    assert_eq!(header.preprocess, config.preprocess);
+    assert_eq!(header.model, config.model);
+    assert_eq!(
+        run.protocol,
+        format!("{} {}", config.protocol.as_str(), config.task.name)
+    );
     let ex = export_run(&run).unwrap();
     assert_eq!(ex.parity.samples, 8);
     assert!(ex.parity.max_abs <= PARITY_TOLERANCE, "{:?}", ex.parity);
@@ -144,7 +162,7 @@ fn bundle_drives_the_door_and_every_decision_is_audited() {
 
     let run_dir = run_copy("door");
     let root = run_dir.parent().unwrap().to_path_buf();
-    let ex = export_run(&RunDir::load(&run_dir).unwrap()).unwrap();
+    let ex = export_run(&ExportSource::load(&run_dir).unwrap()).unwrap();
     let key = SecretKey::from_seed([7; 32]);
     let keys = root.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
@@ -273,7 +291,7 @@ fn calibrate_on_the_device_then_the_door_uses_it() {
 
     let run_dir = run_copy("calibrate");
     let root = run_dir.parent().unwrap().to_path_buf();
-    let ex = export_run(&RunDir::load(&run_dir).unwrap()).unwrap();
+    let ex = export_run(&ExportSource::load(&run_dir).unwrap()).unwrap();
     let bundle = root.join("model.fasb");
     write_bundle(
         &bundle,

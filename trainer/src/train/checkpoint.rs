@@ -22,20 +22,14 @@ pub struct LoopState {
 
 pub const CHECKPOINT_FORMAT: u32 = 1;
 
-/// Writes `tensors` as safetensors to `path` atomically.
+/// Writes `tensors` as safetensors to `path` atomically: libtorch writes the file at a
+/// temporary path, [`fas_core::atomic::write_atomic_via`] fsyncs and renames it.
 pub fn write_tensors_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("tensors"),
-        std::process::id()
-    ));
     let cpu: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(k, t)| {
@@ -45,13 +39,11 @@ pub fn write_tensors_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result
             )
         })
         .collect();
-    Tensor::write_safetensors(&cpu, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("syncing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    fas_core::atomic::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
-    Ok(())
+    fas_core::atomic::write_atomic_via(path, |tmp| -> Result<()> {
+        Tensor::write_safetensors(&cpu, tmp)?;
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Reads a safetensors file into a name → tensor map.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use fas_core::dataset::{Label, Sample};
 use fas_core::ir::Graph;
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::run::{BatchSource, Validator};
@@ -194,10 +193,10 @@ pub struct DeployedModel {
 
 impl DeployedModel {
     pub fn load(run: &std::path::Path, device: Device) -> Result<DeployedModel> {
-        let g = Graph::load(run.join("model.json"))
-            .with_context(|| format!("run dir {}", run.display()))?;
+        let dir = fas_core::rundir::RunDir::new(run);
+        let g = Graph::load(dir.model()).with_context(|| format!("run dir {}", run.display()))?;
         let mut module = IrModule::new(g, device, 0)?;
-        module.load_safetensors(&run.join("weights.safetensors"), true)?;
+        module.load_safetensors(&dir.weights(), true)?;
         Ok(DeployedModel { module })
     }
 
@@ -207,8 +206,8 @@ impl DeployedModel {
     }
 }
 
-/// File name of the parity reference in a run dir.
-pub const PARITY_FILE: &str = "parity.safetensors";
+/// The run dir's scored-sample lines and parity file name ([`fas_core::rundir`] owns them).
+pub use fas_core::rundir::{read_scores, write_scores, ScoredSample, PARITY_FILE};
 
 /// Writes `parity.safetensors`: up to `per_class` bona fide and `per_class` attack inputs
 /// of the source validation split (real preprocessed crops, `inputs [K, C, H, W]`) and the
@@ -247,46 +246,6 @@ pub fn write_parity(
         path,
         &[("inputs".to_string(), images), ("p_live".to_string(), p)],
     )
-}
-
-/// One scored sample, as stored in a run dir's `val_scores.jsonl` (the source-validation
-/// scores that fix the deployable threshold for any later evaluation).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScoredSample {
-    #[serde(flatten)]
-    pub sample: Sample,
-    pub score: f64,
-}
-
-pub fn write_scores(path: &std::path::Path, samples: &[&Sample], scores: &[f64]) -> Result<()> {
-    let mut text = String::new();
-    for (s, &score) in samples.iter().zip(scores) {
-        let line = ScoredSample {
-            sample: (*s).clone(),
-            score,
-        };
-        text.push_str(&serde_json::to_string(&line)?);
-        text.push('\n');
-    }
-    fas_core::atomic::write_atomic(path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-pub fn read_scores(path: &std::path::Path) -> Result<Vec<ScoredSample>> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading {} — the run dir lacks its source-validation scores; re-run training",
-            path.display()
-        )
-    })?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{}: line {}: not a scored sample", path.display(), i + 1))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! The training loop: schedules, source-validation model selection, checkpoints that resume
 //! bit-identically, JSONL logs, progress, and the run dir.
 //!
-//! Run dir layout (ARCHITECTURE.md): `model.json` (IR of the deployable part, output
-//! `p_live`), `weights.safetensors` (its weights, best step on the source validation split),
-//! `metrics.json`, `run.json` (the full configuration incl. preprocessing), `log.jsonl`,
-//! `checkpoint/last.{safetensors,json}` and `plots/`.
+//! Run dir layout: [`fas_core::rundir`] (`model.json`, the IR of the deployable part,
+//! output `p_live`; `weights.safetensors`, its weights at the best step on the source
+//! validation split; `metrics.json`, `run.json`, `log.jsonl`,
+//! `checkpoint/last.{safetensors,json}` and `plots/`).
 //!
 //! Bit-identical resume: batch order and augmentation are pure functions of (seed, epoch,
 //! position), libtorch's RNG is re-seeded from (seed, step) before every step, and the
@@ -13,7 +13,7 @@
 //! uninterrupted run computed.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -89,42 +89,18 @@ pub struct TrainSummary {
     pub resumed_from: Option<usize>,
 }
 
-/// The files of a run dir.
-#[derive(Debug, Clone)]
-pub struct RunDir {
-    pub root: PathBuf,
+/// The run dir; its layout is [`fas_core::rundir`]'s.
+pub use fas_core::rundir::RunDir;
+
+/// The trainer's view of a [`RunDir`]: its checkpoint, read and written with libtorch.
+pub trait RunDirExt {
+    /// `checkpoint/last.{safetensors,json}`.
+    fn checkpoint(&self) -> CheckpointPaths;
 }
 
-impl RunDir {
-    pub fn create(root: &Path) -> Result<RunDir> {
-        std::fs::create_dir_all(root.join("checkpoint"))
-            .with_context(|| format!("creating run dir {}", root.display()))?;
-        std::fs::create_dir_all(root.join("plots"))
-            .with_context(|| format!("creating {}", root.join("plots").display()))?;
-        Ok(RunDir {
-            root: root.to_path_buf(),
-        })
-    }
-    pub fn model(&self) -> PathBuf {
-        self.root.join("model.json")
-    }
-    pub fn weights(&self) -> PathBuf {
-        self.root.join("weights.safetensors")
-    }
-    pub fn metrics(&self) -> PathBuf {
-        self.root.join("metrics.json")
-    }
-    pub fn config(&self) -> PathBuf {
-        self.root.join("run.json")
-    }
-    pub fn log(&self) -> PathBuf {
-        self.root.join("log.jsonl")
-    }
-    pub fn plots(&self) -> PathBuf {
-        self.root.join("plots")
-    }
-    pub fn checkpoint(&self) -> CheckpointPaths {
-        CheckpointPaths::in_dir(&self.root.join("checkpoint"), "last")
+impl RunDirExt for RunDir {
+    fn checkpoint(&self) -> CheckpointPaths {
+        CheckpointPaths::in_dir(&self.checkpoint_dir(), fas_core::rundir::CHECKPOINT_NAME)
     }
 }
 
@@ -231,7 +207,7 @@ pub fn train(
         if !ckpt.exists() {
             bail!(
                 "--resume: no checkpoint in {} — start without --resume",
-                dir.root.join("checkpoint").display()
+                dir.checkpoint_dir().display()
             );
         }
         let (tensors, s) = ckpt.load()?;
@@ -245,7 +221,7 @@ pub fn train(
         }
         resumed_from = Some(s.step);
         state = s;
-        if let Ok(text) = std::fs::read_to_string(dir.root.join("checkpoint/validations.json")) {
+        if let Ok(text) = std::fs::read_to_string(dir.validations()) {
             validations = serde_json::from_str(&text).unwrap_or_default();
             validations.retain(|v| v.step <= state.step);
         }
@@ -341,7 +317,7 @@ pub fn train(
                 state.step = step;
                 ckpt.save(&recipe.state(), &state)?;
                 fas_core::atomic::write_atomic(
-                    &dir.root.join("checkpoint/validations.json"),
+                    &dir.validations(),
                     serde_json::to_string(&validations)?.as_bytes(),
                 )
                 .context("writing checkpoint/validations.json")?;
