@@ -27,7 +27,7 @@ use crate::recipe::registry::{self, Built, Defaults, Entry, Setup};
 use crate::recipe::{Recipe, Sampling};
 use crate::train::data::{
     read_scores, score_indices, write_parity, write_scores, DeployedModel, SampledSource,
-    SplitValidator, PARITY_FILE,
+    SplitValidator,
 };
 use crate::train::optim::{AdamConfig, Schedule};
 use crate::train::run::{self, LoopConfig, RunDir, RunDirExt, TrainSummary};
@@ -523,7 +523,7 @@ impl Finished<'_> {
         let val_scores = score(&split.val)?;
         let test_scores = score(&split.test)?;
         write_parity(
-            &dir.root.join(PARITY_FILE),
+            &dir.parity(),
             self.eval_loader,
             samples,
             &split.val,
@@ -531,8 +531,8 @@ impl Finished<'_> {
             self.device,
             &best,
         )?;
-        let val = self.write_scores("val_scores.jsonl", &split.val, &val_scores)?;
-        let test = self.write_scores("test_scores.jsonl", &split.test, &test_scores)?;
+        let val = self.write_scores(&dir.val_scores(), &split.val, &val_scores)?;
+        let test = self.write_scores(&dir.test_scores(), &split.test, &test_scores)?;
         let report = eval::evaluate(&val, &test)?;
         eval::write_plots(&dir.plots(), &self.task.name, &test, &report)?;
         // The curves are a view of the log; failing to draw them must not cost the run its
@@ -566,12 +566,12 @@ impl Finished<'_> {
     /// Writes the scores of the samples `indices` to `file` in the run dir.
     fn write_scores(
         &self,
-        file: &str,
+        path: &Path,
         indices: &[usize],
         scores: &[f64],
     ) -> Result<Vec<Scored<'_>>> {
         let rows: Vec<&Sample> = indices.iter().map(|&i| &self.samples[i]).collect();
-        write_scores(&self.dir.root.join(file), &rows, scores)?;
+        write_scores(path, &rows, scores)?;
         Ok(rows
             .into_iter()
             .zip(scores)
@@ -670,7 +670,7 @@ fn load_run_config(path: &Path) -> Result<RunConfig> {
 /// ([`DualStage::translation_grid`]) from a run's last checkpoint.
 pub fn translate(a: &TranslateArgs) -> Result<()> {
     let device = device::resolve(a.device)?;
-    let cfg_path = a.run.join("run.json");
+    let cfg_path = RunDir::new(&a.run).config();
     let cfg = load_run_config(&cfg_path)?;
     if cfg.recipe != "dualstage" {
         bail!(
@@ -739,7 +739,7 @@ pub fn translate(a: &TranslateArgs) -> Result<()> {
 
 pub fn evaluate(a: &EvalArgs) -> Result<()> {
     let device = device::resolve(a.device)?;
-    let cfg_path = a.run.join("run.json");
+    let cfg_path = RunDir::new(&a.run).config();
     let cfg = load_run_config(&cfg_path)?;
     let model = DeployedModel::load(&a.run, device)?;
     let (dataset, manifest) = load_dataset(&a.manifest)?;
@@ -772,7 +772,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<()> {
         },
     )?;
     let scores = score_indices(&loader, &indices, a.batch_size, device, &|x| model.score(x))?;
-    let val_rows = read_scores(&a.run.join("val_scores.jsonl"))?;
+    let val_rows = read_scores(&RunDir::new(&a.run).val_scores())?;
     let val: Vec<Scored> = val_rows
         .iter()
         .map(|r| Scored {
