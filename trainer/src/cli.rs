@@ -51,7 +51,8 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct PrepareArgs {
-    /// Source manifest written by `fas-train import`.
+    /// Source manifest (JSONL, one source media file a line): written by `fas-train import`,
+    /// or by hand in the same format (docs/ARCHITECTURE.md, contract 5).
     #[arg(long)]
     pub sources: PathBuf,
     /// Dataset root the source paths are relative to.

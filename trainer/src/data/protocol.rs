@@ -334,7 +334,7 @@ pub struct TaskSplit {
 /// missing, what is present, and the fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProtocolError {
-    #[error("protocol {protocol}: the manifest has no samples of domain \"{domain}\" ({role}); domains present: {present} — import that dataset with `fas-train prepare`, or choose a protocol the manifest covers")]
+    #[error("protocol {protocol}: the manifest has no samples of domain \"{domain}\" ({role}); domains present: {present} — import that dataset (`fas-train import`, then `fas-train prepare`) and merge its manifest, or choose a protocol the manifest covers")]
     MissingDomain {
         protocol: Protocol,
         domain: String,

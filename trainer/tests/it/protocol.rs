@@ -296,6 +296,11 @@ fn a_missing_domain_is_named_with_those_present() {
     let msg = err.to_string();
     assert!(matches!(err, ProtocolError::MissingDomain { ref domain, .. } if domain == "msu"));
     assert!(msg.contains("no samples of domain \"msu\""), "{msg}");
+    // The fix names the command that imports a dataset, then the one that crops it.
+    assert!(
+        msg.contains("`fas-train import`, then `fas-train prepare`"),
+        "{msg}"
+    );
     assert!(
         msg.contains("domains present: casia, oulu, replay"),
         "{msg}"
