@@ -7,6 +7,7 @@
 
 pub mod backbones;
 mod builder;
+pub mod fixtures;
 mod op;
 
 pub use builder::GraphBuilder;

@@ -8,7 +8,7 @@
 
 use fas_core::bundle::sha256_hex;
 use fas_core::ir::backbones::{live_prob, LiveProbKind};
-use fas_core::ir::{Graph, GraphBuilder, Op, UpsampleMode};
+use fas_core::ir::{Graph, GraphBuilder};
 use fas_quantize::int8::quantize_weights_with;
 use fas_quantize::onnx::{export, ExportOptions, Tensor, Weights};
 
@@ -36,57 +36,6 @@ fn weights(graph: &Graph) -> Weights {
         w.tensors.insert(name, Tensor::new(shape, data));
     }
     w
-}
-
-/// Every IR op: the parity test's all-ops graph (tests/tests/it/export_parity.rs).
-fn all_ops() -> Graph {
-    let mut b = GraphBuilder::new("all-ops");
-    let x = b.input("input", &[1, 6, 24, 24]);
-    let c1 = b.conv_full("c1", &x, 16, 3, 1, 1, 1, true);
-    let c1 = b.bn("c1_bn", &c1);
-    let c1 = b.prelu("c1_act", &c1);
-    let dw = b.node(
-        "dw",
-        Op::Conv2d {
-            in_channels: 16,
-            out_channels: 16,
-            kernel: [3, 3],
-            stride: [2, 2],
-            padding: [2, 2],
-            dilation: [2, 2],
-            groups: 16,
-            bias: false,
-        },
-        &[&c1],
-    );
-    let dw = b.adaptive_bn_in("dw_afnm", &dw, 4);
-    let dw = b.relu("dw_act", &dw);
-    let inn = b.instance_norm("in_affine", &dw, true);
-    let inn2 = b.instance_norm("in_plain", &dw, false);
-    let sa = b.style_attention("sa", &inn, 4);
-    let se = b.se("se", &inn2, 4);
-    let sum = b.add("sum3", &[&sa, &se, &dw]);
-    let sum = b.bn("sum_bn", &sum);
-    let mp = b.max_pool("mp", &sum, 3, 2, 1);
-    let ap = b.avg_pool("ap", &sum, 3, 2, 1);
-    let cat = b.concat("cat", &[&mp, &ap], 1);
-    let up_n = b.upsample("up_nearest", &cat, 2, UpsampleMode::Nearest);
-    let up_b = b.upsample("up_bilinear", &cat, 2, UpsampleMode::Bilinear);
-    let both = b.add("ups", &[&up_n, &up_b]);
-    let dm = b.conv_full("depth", &both, 1, 3, 1, 1, 1, true);
-    let dm = b.sigmoid("depth_sig", &dm);
-    let dmean = b.mean_of_map("depth_mean", &dm);
-    let g = b.global_avg_pool("gap", &both);
-    let f = b.flatten("flat", &g);
-    let f = b.dropout("drop", &f, 0.5);
-    let h = b.linear("fc", &f, 8, true);
-    let h = b.relu("fc_act", &h);
-    let joined = b.concat("joined", &[&h, &dmean], 1);
-    let n = b.l2_normalize("norm", &joined);
-    let logits = b.linear("cls", &n, 3, false);
-    let p = live_prob(&mut b, &logits, LiveProbKind::Softmax).unwrap();
-    b.output(&p);
-    b.finish().unwrap()
 }
 
 /// A conv without bias folded with its BN, a Linear without bias, and an output that is
@@ -128,7 +77,7 @@ fn hash(graph: &Graph, opts: &ExportOptions) -> String {
 /// sha256 of the all-ops model with int8 weights (`quantize_weights_with`), in chunks of
 /// at most `chunk_bytes`.
 fn hash_int8_weights(chunk_bytes: Option<usize>) -> String {
-    let g = all_ops();
+    let g = fas_core::ir::fixtures::all_ops();
     let mut m = export(&g, &weights(&g), &ExportOptions::default()).unwrap();
     m.proto.producer_version.clear();
     let graph = m.proto.graph.as_mut().unwrap();
@@ -151,8 +100,14 @@ fn onnx_export_bytes_are_the_known_answers() {
         ..ExportOptions::default()
     };
     let got = [
-        ("all-ops", hash(&all_ops(), &with_metadata())),
-        ("all-ops unfolded", hash(&all_ops(), &unfolded)),
+        (
+            "all-ops",
+            hash(&fas_core::ir::fixtures::all_ops(), &with_metadata()),
+        ),
+        (
+            "all-ops unfolded",
+            hash(&fas_core::ir::fixtures::all_ops(), &unfolded),
+        ),
         (
             "renamed",
             hash(&renamed_output(), &ExportOptions::default()),
@@ -207,7 +162,11 @@ fn onnx_export_bytes_are_the_known_answers() {
 #[test]
 fn the_known_answer_graphs_cover_every_ir_op() {
     let mut seen = std::collections::HashSet::new();
-    for g in [all_ops(), renamed_output(), depth_head()] {
+    for g in [
+        fas_core::ir::fixtures::all_ops(),
+        renamed_output(),
+        depth_head(),
+    ] {
         for n in &g.nodes {
             seen.insert(std::mem::discriminant(&n.op));
         }
